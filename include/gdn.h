@@ -1,0 +1,293 @@
+/*
+ * gdn.h - the public C API of libgdn: Gated DeltaNet and its hybrid blocks on
+ * any OpenCL device, for training (forward and backward) and inference.
+ *
+ * If a function, type or macro is not declared in this file (or in gdn_cl.h
+ * for OpenCL interop), it is not part of the API.
+ *
+ * Conventions
+ *   - Every fallible function returns gdn_status: 0 is success, < 0 is an
+ *     error. The detailed message of the most recent failure on a context is
+ *     gdn_context_last_error(ctx).
+ *   - Objects are opaque handles; each *_create has exactly one *_destroy.
+ *     *_destroy(NULL) is a no-op. Create functions set *out = NULL on failure,
+ *     so no half-built object is ever returned.
+ *   - Ownership words in the comments: "copied" (the library copies what you
+ *     pass before the call returns), "borrowed" (you keep ownership and must
+ *     keep it alive as stated), "owned" (the returned object is yours to
+ *     destroy, or, for strings, owned by the library).
+ *   - Destruction order: objects created from a context should be destroyed
+ *     before it. If the context is destroyed first, it is logged as a warning
+ *     and its OpenCL resources are released when the last child goes; nothing
+ *     crashes and nothing leaks.
+ *   - Threading: a context and everything created from it is used by one
+ *     thread at a time. Different contexts are independent. The only global
+ *     state is read-only after first use (the device list).
+ *   - Asynchrony: compute calls enqueue work on the context's in-order queue
+ *     and return. gdn_tensor_write and gdn_tensor_read block until the copy is
+ *     done; gdn_context_finish waits for everything enqueued.
+ *   - Failure atomicity: on error, output tensors are unspecified but every
+ *     object stays valid and destroyable; input tensors are never modified.
+ *
+ * Layout of every tensor: dense, row-major (the last dimension varies
+ * fastest), no padding, in the tensor's dtype. Dimension names used in the
+ * shape comments: T tokens, N sequences, H query/key heads, HV value heads,
+ * K key head dim, V value head dim. Packed variable-length batches put all
+ * sequences one after another along T and describe them by offsets (the
+ * FlashAttention cu_seqlens convention: N + 1 int32 entries, offsets[0] = 0,
+ * offsets[N] = T, non-decreasing).
+ *
+ * Environment variables read at context creation: GDN_DEVICE, GDN_CL_DIR,
+ * GDN_CACHE, GDN_CACHE_DIR, XDG_CACHE_HOME, GDN_LOG (see README.md).
+ */
+#ifndef GDN_H
+#define GDN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GDN_VERSION_MAJOR 0
+#define GDN_VERSION_MINOR 1
+#define GDN_VERSION_PATCH 0
+#define GDN_VERSION_HEX                                                                            \
+    ((GDN_VERSION_MAJOR << 16) | (GDN_VERSION_MINOR << 8) | (GDN_VERSION_PATCH))
+
+#ifndef GDN_API
+#    if defined(_WIN32) && defined(GDN_BUILDING_DLL)
+#        define GDN_API __declspec(dllexport)
+#    elif defined(_WIN32) && defined(GDN_USING_DLL)
+#        define GDN_API __declspec(dllimport)
+#    elif defined(__GNUC__) && __GNUC__ >= 4
+#        define GDN_API __attribute__((visibility("default")))
+#    else
+#        define GDN_API
+#    endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* X-macro: name, value, message. Append only; never renumber. */
+// clang-format off
+#define GDN_STATUS_MAP(XX)                                                     \
+    XX(OK,                    0, "success")                                    \
+    XX(INVALID_ARGUMENT,     -1, "invalid argument")                           \
+    XX(SHAPE_MISMATCH,       -2, "tensor shape or dtype does not match")       \
+    XX(OUT_OF_HOST_MEMORY,   -3, "out of host memory")                         \
+    XX(OUT_OF_DEVICE_MEMORY, -4, "out of device memory")                       \
+    XX(NO_DEVICE,            -5, "no usable OpenCL device")                    \
+    XX(UNSUPPORTED,          -6, "not supported on this device or build")      \
+    XX(BUILD_FAILED,         -7, "OpenCL program build failed")                \
+    XX(OPENCL,               -8, "OpenCL runtime error")                       \
+    XX(TUNE_DB,              -9, "tuning database is missing or corrupt")      \
+    XX(IO,                  -10, "file I/O error")                             \
+    XX(ABORTED,             -11, "aborted by callback")                        \
+    XX(INTERNAL,            -12, "internal error (please report)")
+// clang-format on
+
+/** Status of every fallible call; 0 is success, negative is an error. */
+typedef enum gdn_status {
+#define GDN_STATUS_ENUM_(name, value, msg) GDN_STATUS_##name = value,
+    GDN_STATUS_MAP(GDN_STATUS_ENUM_)
+#undef GDN_STATUS_ENUM_
+} gdn_status;
+
+/** Static English text for a status ("success", "invalid argument", ...).
+ *  Unknown values give "unknown status". Never NULL, never to be freed. */
+GDN_API const char *gdn_status_string(gdn_status status);
+
+/** Static name of a status ("GDN_STATUS_OK", ...); "GDN_STATUS_UNKNOWN" for
+ *  values not in the list. Never NULL. */
+GDN_API const char *gdn_status_name(gdn_status status);
+
+/** GDN_VERSION_HEX of the library that is linked, for checking that the
+ *  header and the library agree at run time. */
+GDN_API uint32_t gdn_version(void);
+
+/** "MAJOR.MINOR.PATCH" of the linked library; static, never NULL. */
+GDN_API const char *gdn_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Opaque objects                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gdn_context gdn_context; /**< one device + queue + caches   */
+typedef struct gdn_tensor  gdn_tensor;  /**< device buffer + shape + dtype */
+
+/* ------------------------------------------------------------------------ */
+/* Scalars and enums                                                        */
+/* ------------------------------------------------------------------------ */
+
+/** Element types. Ops state which they accept; F32 is accepted everywhere. */
+typedef enum gdn_dtype {
+    GDN_DTYPE_F32  = 0, /**< IEEE binary32, 4 bytes */
+    GDN_DTYPE_F16  = 1, /**< IEEE binary16, 2 bytes (storage only) */
+    GDN_DTYPE_BF16 = 2, /**< bfloat16, 2 bytes (storage only) */
+    GDN_DTYPE_I32  = 3  /**< int32, 4 bytes (indices, token ids) */
+} gdn_dtype;
+
+/** Maximum number of tensor dimensions. */
+#define GDN_MAX_DIMS 4
+
+/** Bytes per element of a dtype; 0 for values that are not a gdn_dtype. */
+GDN_API size_t gdn_dtype_size(gdn_dtype dtype);
+
+typedef enum gdn_log_level {
+    GDN_LOG_LEVEL_ERROR = 0,
+    GDN_LOG_LEVEL_WARN  = 1,
+    GDN_LOG_LEVEL_INFO  = 2,
+    GDN_LOG_LEVEL_DEBUG = 3
+} gdn_log_level;
+
+/** Log callback. msg is a NUL-terminated line without the trailing newline,
+ *  borrowed for the duration of the call. Called from the thread that made
+ *  the library call. */
+typedef void (*gdn_log_fn)(void *user, gdn_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Capability flags in gdn_device_info.flags. */
+#define GDN_DEVICE_FLAG_GPU       (1u << 0) /**< CL_DEVICE_TYPE_GPU            */
+#define GDN_DEVICE_FLAG_CPU       (1u << 1) /**< CL_DEVICE_TYPE_CPU            */
+#define GDN_DEVICE_FLAG_FP16      (1u << 2) /**< cl_khr_fp16                   */
+#define GDN_DEVICE_FLAG_FP64      (1u << 3) /**< cl_khr_fp64 / double support  */
+#define GDN_DEVICE_FLAG_SUBGROUPS (1u << 4) /**< cl_khr_subgroups or Intel's   */
+#define GDN_DEVICE_FLAG_NV_ATTR   (1u << 5) /**< cl_nv_device_attribute_query */
+#define GDN_DEVICE_FLAG_INLINE_PTX (1u << 6) /**< NVIDIA, compute cap >= 8.0:
+                                                  inline PTX fast paths usable */
+
+/** What libgdn sees of one OpenCL device. Plain data; filled by
+ *  gdn_device_get_info. Strings are NUL-terminated (truncated if longer). */
+typedef struct gdn_device_info {
+    char     name[128];           /**< CL_DEVICE_NAME                         */
+    char     vendor[64];          /**< CL_DEVICE_VENDOR                       */
+    char     driver_version[64];  /**< CL_DRIVER_VERSION                      */
+    char     platform_name[64];   /**< CL_PLATFORM_NAME                       */
+    char     device_version[64];  /**< CL_DEVICE_VERSION                      */
+    char     opencl_c_version[64];/**< CL_DEVICE_OPENCL_C_VERSION             */
+    int32_t  platform_index;      /**< index of the platform (GDN_DEVICE p:d) */
+    int32_t  device_index;        /**< index within the platform              */
+    uint32_t vendor_id;           /**< CL_DEVICE_VENDOR_ID                    */
+    uint32_t compute_units;       /**< CL_DEVICE_MAX_COMPUTE_UNITS            */
+    uint32_t clock_mhz;           /**< CL_DEVICE_MAX_CLOCK_FREQUENCY          */
+    uint32_t max_work_group_size; /**< CL_DEVICE_MAX_WORK_GROUP_SIZE          */
+    uint64_t global_mem_bytes;    /**< CL_DEVICE_GLOBAL_MEM_SIZE              */
+    uint64_t max_alloc_bytes;     /**< CL_DEVICE_MAX_MEM_ALLOC_SIZE           */
+    uint64_t local_mem_bytes;     /**< CL_DEVICE_LOCAL_MEM_SIZE               */
+    uint32_t flags;               /**< GDN_DEVICE_FLAG_*                      */
+    uint32_t subgroup_size;       /**< warp/wavefront/sub-group width, 0 unknown */
+    uint32_t nv_compute_capability; /**< major*10+minor, 0 when not NVIDIA    */
+    uint32_t reserved[9];         /**< zero                                   */
+} gdn_device_info;
+
+/** Number of OpenCL devices over all platforms (0 when there is no OpenCL
+ *  platform; that is not an error). @return OK, INVALID_ARGUMENT (NULL). */
+GDN_API gdn_status gdn_device_count(int32_t *count);
+
+/** Info of device `index` in [0, gdn_device_count). Blocks briefly.
+ *  @return OK, INVALID_ARGUMENT (NULL info or index out of range), OPENCL. */
+GDN_API gdn_status gdn_device_get_info(int32_t index, gdn_device_info *info);
+
+/** The device index a context would use by default: GDN_DEVICE when set (a
+ *  `platform:device` pair of indices, a flat index, or a case-insensitive
+ *  substring of the device name), else the first GPU, else the first device.
+ *  @return OK, NO_DEVICE (no device, or GDN_DEVICE matches none),
+ *  INVALID_ARGUMENT (NULL). */
+GDN_API gdn_status gdn_device_default(int32_t *index);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Context settings. Fill with gdn_context_params_init, then change fields. */
+typedef struct gdn_context_params {
+    int32_t     device_index;  /**< -1 (default): gdn_device_default()        */
+    const char *kernel_dir;    /**< NULL: embedded kernels; else load cl/ from
+                                    this folder (GDN_CL_DIR wins). Copied.    */
+    const char *build_options; /**< appended to every clBuildProgram; NULL ok.
+                                    Copied.                                    */
+    const char *cache_dir;     /**< NULL: $GDN_CACHE_DIR, else
+                                    $XDG_CACHE_HOME/gdn, else ~/.cache/gdn.
+                                    Copied.                                    */
+    int32_t     disk_cache;    /**< 1 (default): on-disk program cache unless
+                                    GDN_CACHE=0; 0: off                        */
+    gdn_log_fn  log_fn;        /**< NULL: write to stderr                     */
+    void       *log_user;      /**< passed to log_fn, borrowed                */
+    int32_t     log_level;     /**< -1 (default): GDN_LOG or WARN; else a
+                                    gdn_log_level: messages above it dropped  */
+    uint32_t    reserved[16];  /**< must be zero                              */
+} gdn_context_params;
+
+/** Fill *params with defaults. Always call this before setting fields. */
+GDN_API void gdn_context_params_init(gdn_context_params *params);
+
+/** Create a context on one device with its own OpenCL context and in-order,
+ *  profiling-enabled queue. params may be NULL (defaults).
+ *  @return OK; INVALID_ARGUMENT (NULL out, non-zero reserved, bad index);
+ *  NO_DEVICE; OPENCL; OUT_OF_HOST_MEMORY. On failure *out = NULL and, where
+ *  no context exists to hold it, the message goes to the log. */
+GDN_API gdn_status gdn_context_create(const gdn_context_params *params, gdn_context **out);
+
+/** Destroy a context (NULL: no-op). Waits for queued work. */
+GDN_API void gdn_context_destroy(gdn_context *ctx);
+
+/** Wait until everything enqueued on ctx is done. @return OK, OPENCL. */
+GDN_API gdn_status gdn_context_finish(gdn_context *ctx);
+
+/** Detailed message of the most recent failure on ctx, including the OpenCL
+ *  build log after GDN_STATUS_BUILD_FAILED. Owned by ctx; valid until the
+ *  next call on ctx. "" when there is none or ctx is NULL. */
+GDN_API const char *gdn_context_last_error(const gdn_context *ctx);
+
+/** Info of the context's device. @return OK, INVALID_ARGUMENT. */
+GDN_API gdn_status gdn_context_device_info(const gdn_context *ctx, gdn_device_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Create a device tensor of `ndim` (1..GDN_MAX_DIMS) dimensions, each >= 1
+ *  except that a zero-sized dimension is allowed (an empty tensor). shape is
+ *  copied. Contents are uninitialised.
+ *  @return OK; INVALID_ARGUMENT (NULL, bad ndim, negative dim, bad dtype);
+ *  OUT_OF_DEVICE_MEMORY (size overflows, exceeds the device's largest
+ *  allocation, or allocation failed); OPENCL. */
+GDN_API gdn_status gdn_tensor_create(gdn_context *ctx, gdn_dtype dtype, int32_t ndim,
+                                     const int64_t *shape, gdn_tensor **out);
+
+/** Destroy a tensor (NULL: no-op). Releases the library's reference to its
+ *  buffer; a wrapped cl_mem stays valid for its owner. */
+GDN_API void gdn_tensor_destroy(gdn_tensor *t);
+
+/** Copy nbytes from host memory src (borrowed) into the tensor at byte
+ *  offset; blocks until done. @return OK; INVALID_ARGUMENT (NULL, or the range
+ *  [offset, offset + nbytes) is not inside the tensor); OPENCL. */
+GDN_API gdn_status gdn_tensor_write(gdn_tensor *t, const void *src, size_t offset, size_t nbytes);
+
+/** Copy nbytes at byte offset into host memory dst; waits for queued work
+ *  that writes the tensor, then blocks until done. @return as _write. */
+GDN_API gdn_status gdn_tensor_read(const gdn_tensor *t, void *dst, size_t offset, size_t nbytes);
+
+/** Set every element of an F32 tensor to value (enqueued).
+ *  @return OK; SHAPE_MISMATCH (not F32); INVALID_ARGUMENT; BUILD_FAILED; OPENCL. */
+GDN_API gdn_status gdn_tensor_fill(gdn_tensor *t, float value);
+
+GDN_API gdn_dtype   gdn_tensor_dtype(const gdn_tensor *t);   /**< F32 for NULL   */
+GDN_API int32_t     gdn_tensor_ndim(const gdn_tensor *t);    /**< 0 for NULL     */
+GDN_API int64_t     gdn_tensor_dim(const gdn_tensor *t, int32_t axis); /**< 0 if out of range */
+GDN_API int64_t     gdn_tensor_numel(const gdn_tensor *t);   /**< 0 for NULL     */
+GDN_API size_t      gdn_tensor_nbytes(const gdn_tensor *t);  /**< 0 for NULL     */
+GDN_API gdn_context *gdn_tensor_context(const gdn_tensor *t); /**< borrowed     */
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* GDN_H */

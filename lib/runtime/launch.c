@@ -1,0 +1,105 @@
+/*
+ * launch.c - kernel arguments and NDRange launches with error messages that
+ * name the kernel, plus the library's own small utility kernels (fill).
+ */
+#include <string.h>
+
+#include "runtime.h"
+
+static const char *kernel_name(cl_kernel k, char *buf, size_t cap)
+{
+    if (clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, cap, buf, NULL) != CL_SUCCESS)
+        gdn__strlcpy(buf, "?", cap);
+    buf[cap - 1] = '\0';
+    return buf;
+}
+
+static gdn_status set_arg(gdn_context *ctx, cl_kernel k, cl_uint i, size_t size, const void *v)
+{
+    cl_int err = clSetKernelArg(k, i, size, v);
+    if (err != CL_SUCCESS) {
+        char name[128];
+        ctx->last_cl_error = err;
+        return gdn__fail(ctx, gdn__status_from_cl(err), "%s: argument %u: %s (%d)",
+                         kernel_name(k, name, sizeof(name)), (unsigned)i, gdn__cl_error_name(err),
+                         (int)err);
+    }
+    return GDN_STATUS_OK;
+}
+
+gdn_status gdn__arg_mem(gdn_context *ctx, cl_kernel k, cl_uint i, cl_mem m)
+{
+    return set_arg(ctx, k, i, sizeof(m), &m);
+}
+
+gdn_status gdn__arg_int(gdn_context *ctx, cl_kernel k, cl_uint i, int32_t v)
+{
+    cl_int x = v;
+    return set_arg(ctx, k, i, sizeof(x), &x);
+}
+
+gdn_status gdn__arg_float(gdn_context *ctx, cl_kernel k, cl_uint i, float v)
+{
+    cl_float x = v;
+    return set_arg(ctx, k, i, sizeof(x), &x);
+}
+
+gdn_status gdn__arg_local(gdn_context *ctx, cl_kernel k, cl_uint i, size_t nbytes)
+{
+    return set_arg(ctx, k, i, nbytes, NULL);
+}
+
+gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t *global,
+                       const size_t *local, cl_event *event)
+{
+    size_t  g[3] = {1, 1, 1};
+    cl_uint d;
+    cl_int  err;
+
+    if (event)
+        *event = NULL;
+    for (d = 0; d < dims; d++) {
+        if (global[d] == 0)
+            return GDN_STATUS_OK;
+        g[d] = local ? (global[d] + local[d] - 1) / local[d] * local[d] : global[d];
+    }
+    err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, event);
+    if (err != CL_SUCCESS) {
+        char name[128];
+        ctx->last_cl_error = err;
+        return gdn__fail(ctx, gdn__status_from_cl(err),
+                         "%s: clEnqueueNDRangeKernel: %s (%d), global %zu x %zu x %zu, local "
+                         "%zu x %zu x %zu",
+                         kernel_name(k, name, sizeof(name)), gdn__cl_error_name(err), (int)err,
+                         g[0], dims > 1 ? g[1] : 1, dims > 2 ? g[2] : 1, local ? local[0] : 0,
+                         local && dims > 1 ? local[1] : 1, local && dims > 2 ? local[2] : 1);
+    }
+    return GDN_STATUS_OK;
+}
+
+/* Plan of core/fill.cl: a plain grid-stride fill, WG work-items per group. */
+#define FILL_WG 256
+
+gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value)
+{
+    const struct gdn_define defs[] = {{"WG_SIZE", FILL_WG}};
+    char                    opts[64];
+    size_t                  global, local = FILL_WG;
+    cl_kernel               k;
+    gdn_status              st;
+
+    if (n == 0)
+        return GDN_STATUS_OK;
+    if (n > (size_t)INT32_MAX * 64)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "fill: %zu elements is too many", n);
+    gdn__defines_format(defs, GDN_ARRAY_SIZE(defs), opts, sizeof(opts));
+    st = gdn__kernel_get(ctx, "core/fill.cl", opts, "gdn_fill_f32", &k);
+    if (st)
+        return st;
+    global = n < (size_t)FILL_WG * 4096 ? n : (size_t)FILL_WG * 4096;
+    if ((st = gdn__arg_mem(ctx, k, 0, mem)) || (st = gdn__arg_int(ctx, k, 1, (int32_t)(n >> 31))) ||
+        (st = gdn__arg_int(ctx, k, 2, (int32_t)(n & 0x7fffffff))) ||
+        (st = gdn__arg_float(ctx, k, 3, value)))
+        return st;
+    return gdn__launch(ctx, k, 1, &global, &local, NULL);
+}

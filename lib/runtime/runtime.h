@@ -1,0 +1,161 @@
+/*
+ * runtime.h - OpenCL plumbing shared by every op: the context, devices,
+ * tensors, program building and caching, kernel launch. No model knowledge.
+ *
+ * How an op uses it (see lib/ops/gated_delta/ for a full example):
+ *   1. a plan struct per kernel stage produces its -D options with
+ *      gdn__defines_format() and its NDRange;
+ *   2. gdn__kernel_get(ctx, "op/stage.cl", defines, "entry", &k) returns a
+ *      cached cl_kernel, building (or loading from the caches) as needed;
+ *   3. set arguments with gdn__arg_* and enqueue with gdn__launch().
+ * Errors are recorded with gdn__fail() / gdn__fail_cl(), which fill the
+ * context's last-error message and return the status to propagate.
+ */
+#ifndef GDN_RUNTIME_H
+#define GDN_RUNTIME_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#    define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include "core.h"
+#include "gdn.h"
+#include "gdn_cl.h"
+
+/* ---------------------------------------------------------------- devices */
+
+/* Everything the library decides from, read once per device. */
+struct gdn_device {
+    cl_platform_id  platform;
+    cl_device_id    id;
+    gdn_device_info info;
+    char            platform_version[128];
+    uint32_t        mem_base_align_bytes; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN / 8 */
+    bool            is_pocl;              /* PoCL: skip our binary cache       */
+    bool            is_nvidia;
+};
+
+/* Enumerate every device of every platform (cached for the process).
+ * *devs is owned by the runtime; do not free. */
+gdn_status gdn__devices(const struct gdn_device **devs, int32_t *count);
+/* Resolve a GDN_DEVICE-style selector against the device list. */
+gdn_status gdn__device_select(const char *selector, int32_t *index);
+/* Fill a gdn_device from a cl_device_id (used for interop contexts). */
+gdn_status gdn__device_query(cl_platform_id platform, cl_device_id id, struct gdn_device *dev);
+
+/* ---------------------------------------------------------------- context */
+
+struct gdn_program_entry; /* program_cache.c */
+
+struct gdn_context {
+    struct gdn_device dev;
+    cl_context        cl_ctx;
+    cl_command_queue  queue;
+    bool              profiling; /* queue has CL_QUEUE_PROFILING_ENABLE */
+
+    /* errors and logging */
+    struct gdn_strbuf last_error;
+    cl_int            last_cl_error;
+    gdn_log_fn        log_fn;
+    void             *log_user;
+    gdn_log_level     log_level;
+
+    /* kernel sources, build options, caches */
+    char                     *kernel_dir;    /* NULL: embedded */
+    char                     *build_options; /* user's extra options, may be NULL */
+    char                     *cache_dir;     /* NULL: disk cache off */
+    struct gdn_program_entry *programs;      /* in-memory cache (linked list) */
+    struct {
+        int builds_from_source; /* clBuildProgram from source     */
+        int disk_hits;          /* built from a cached binary     */
+        int memory_hits;        /* reused within this context     */
+    } stats;
+
+    /* lifetime: children (tensors, ...) hold references */
+    int  refs;
+    bool destroyed;
+};
+
+/* Record an error on ctx (printf-style message) and return status. Also logs
+ * it at DEBUG level. ctx may be NULL (then only logged to stderr at WARN). */
+gdn_status gdn__fail(gdn_context *ctx, gdn_status status, const char *fmt, ...) GDN_PRINTF(3, 4);
+/* Map an OpenCL error to a status, record "<what>: <CL_NAME> (<code>)". */
+gdn_status gdn__fail_cl(gdn_context *ctx, cl_int err, const char *what);
+gdn_status gdn__status_from_cl(cl_int err);
+const char *gdn__cl_error_name(cl_int err);
+void gdn__clear_error(gdn_context *ctx);
+
+/* Logging through the context's callback. */
+void gdn__log(const gdn_context *ctx, gdn_log_level level, const char *fmt, ...) GDN_PRINTF(3, 4);
+
+/* Child reference counting: a context is freed when destroyed and its last
+ * child is gone. */
+void gdn__context_ref(gdn_context *ctx);
+void gdn__context_unref(gdn_context *ctx);
+
+/* ---------------------------------------------------------------- tensors */
+
+struct gdn_tensor {
+    gdn_context *ctx;
+    cl_mem       mem; /* byte 0 = first element */
+    gdn_dtype    dtype;
+    int32_t      ndim;
+    int64_t      shape[GDN_MAX_DIMS];
+    int64_t      numel;
+    size_t       nbytes;
+    bool         wrapped;
+};
+
+/* Check a tensor argument of an op: non-NULL, same context, dtype and exact
+ * shape (ndim entries). `name` goes into the message. */
+gdn_status gdn__check_tensor(gdn_context *ctx, const gdn_tensor *t, const char *name,
+                             gdn_dtype dtype, int32_t ndim, const int64_t *shape);
+
+/* Internal scratch buffers (device memory not visible to the user). */
+gdn_status gdn__buffer_create(gdn_context *ctx, size_t nbytes, cl_mem *out);
+void       gdn__buffer_release(cl_mem mem);
+
+/* ---------------------------------------------------------------- programs */
+
+/* One -D option; plans produce arrays of these. */
+struct gdn_define {
+    const char *name;
+    int64_t     value;
+};
+/* "-DA=1 -DB=2 ..." sorted by name (deterministic), into buf (cap bytes).
+ * Returns false if it did not fit. */
+bool gdn__defines_format(const struct gdn_define *defs, size_t n, char *buf, size_t cap);
+
+/* Source text of a kernel file (path relative to cl/, e.g. "core/fill.cl"),
+ * with includes expanded and #line markers. From ctx->kernel_dir when set,
+ * else from the embedded table. *text is heap-allocated; free with gdn__free. */
+gdn_status gdn__source_load(gdn_context *ctx, const char *path, char **text, size_t *size);
+
+/* Get a built program for (path, options), from the in-memory cache, the
+ * on-disk cache, or by building it. The program stays owned by ctx. */
+gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *options,
+                            cl_program *out);
+/* Get a kernel (cached per program and name; owned by ctx). */
+gdn_status gdn__kernel_get(gdn_context *ctx, const char *path, const char *options,
+                           const char *name, cl_kernel *out);
+/* Free every cached program and kernel of ctx. */
+void gdn__program_cache_clear(gdn_context *ctx);
+
+/* ---------------------------------------------------------------- launch */
+
+/* Kernel arguments: record the failed index in the message. */
+gdn_status gdn__arg_mem(gdn_context *ctx, cl_kernel k, cl_uint i, cl_mem m);
+gdn_status gdn__arg_int(gdn_context *ctx, cl_kernel k, cl_uint i, int32_t v);
+gdn_status gdn__arg_float(gdn_context *ctx, cl_kernel k, cl_uint i, float v);
+gdn_status gdn__arg_local(gdn_context *ctx, cl_kernel k, cl_uint i, size_t nbytes);
+
+/* Enqueue an NDRange. global is rounded up to a multiple of local (kernels
+ * bound-check). `event` may be NULL. A zero-sized global is a no-op. */
+gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t *global,
+                       const size_t *local, cl_event *event);
+
+/* Enqueue the fill kernel: n floats of mem = value. */
+gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value);
+
+#endif /* GDN_RUNTIME_H */

@@ -1,0 +1,105 @@
+/*
+ * gdn.c - the libgdn command-line program.
+ *
+ *   gdn info        every OpenCL platform and device, and what libgdn uses
+ *   gdn version     library version
+ *
+ * Uses only the public API (gdn.h), as an application would.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gdn.h"
+
+static void print_size(const char *label, uint64_t bytes)
+{
+    if (bytes >= (1ull << 30))
+        printf("    %-22s %.1f GiB\n", label, (double)bytes / (double)(1ull << 30));
+    else if (bytes >= (1ull << 20))
+        printf("    %-22s %.1f MiB\n", label, (double)bytes / (double)(1ull << 20));
+    else
+        printf("    %-22s %.1f KiB\n", label, (double)bytes / 1024.0);
+}
+
+static int cmd_info(void)
+{
+    int32_t    n = 0, def = -1, i;
+    gdn_status st;
+
+    printf("libgdn %s\n", gdn_version_string());
+    st = gdn_device_count(&n);
+    if (st) {
+        fprintf(stderr, "gdn info: %s\n", gdn_status_string(st));
+        return 1;
+    }
+    if (n == 0) {
+        printf("no OpenCL device found (is an ICD installed? see README.md)\n");
+        return 1;
+    }
+    st = gdn_device_default(&def);
+    if (st)
+        printf("GDN_DEVICE='%s' matches no device\n", getenv("GDN_DEVICE") ? getenv("GDN_DEVICE") : "");
+    for (i = 0; i < n; i++) {
+        gdn_device_info d;
+        if (gdn_device_get_info(i, &d) != GDN_STATUS_OK)
+            continue;
+        printf("\n[%d] %d:%d  %s%s\n", (int)i, (int)d.platform_index, (int)d.device_index, d.name,
+               i == def ? "   <- default" : "");
+        printf("    %-22s %s\n", "platform", d.platform_name);
+        printf("    %-22s %s (0x%04x)\n", "vendor", d.vendor, (unsigned)d.vendor_id);
+        printf("    %-22s %s\n", "driver", d.driver_version);
+        printf("    %-22s %s; %s\n", "version", d.device_version, d.opencl_c_version);
+        printf("    %-22s %s\n", "type",
+               (d.flags & GDN_DEVICE_FLAG_GPU) ? "GPU" : (d.flags & GDN_DEVICE_FLAG_CPU) ? "CPU"
+                                                                                         : "other");
+        printf("    %-22s %u @ %u MHz\n", "compute units", (unsigned)d.compute_units,
+               (unsigned)d.clock_mhz);
+        print_size("global memory", d.global_mem_bytes);
+        print_size("max allocation", d.max_alloc_bytes);
+        print_size("local memory", d.local_mem_bytes);
+        printf("    %-22s %u\n", "max work-group size", (unsigned)d.max_work_group_size);
+        printf("    %-22s %s", "sub-groups", (d.flags & GDN_DEVICE_FLAG_SUBGROUPS) ? "yes" : "no");
+        if (d.subgroup_size)
+            printf(" (width %u)", (unsigned)d.subgroup_size);
+        printf("\n");
+        printf("    %-22s %s\n", "fp16", (d.flags & GDN_DEVICE_FLAG_FP16) ? "yes" : "no");
+        printf("    %-22s %s\n", "fp64", (d.flags & GDN_DEVICE_FLAG_FP64) ? "yes" : "no");
+        if (d.nv_compute_capability)
+            printf("    %-22s %u.%u\n", "compute capability", d.nv_compute_capability / 10,
+                   d.nv_compute_capability % 10);
+        printf("    %-22s %s\n", "libgdn fast paths",
+               (d.flags & GDN_DEVICE_FLAG_INLINE_PTX) ? "inline PTX (NVIDIA sm_80+)"
+                                                      : "none (portable OpenCL C 1.2)");
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: gdn <command> [options]\n"
+               "commands:\n"
+               "  info       list OpenCL devices and what libgdn uses from them\n"
+               "  version    print the library version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "info"))
+        return cmd_info();
+    if (!strcmp(argv[1], "version")) {
+        printf("%s\n", gdn_version_string());
+        return 0;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "gdn: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
