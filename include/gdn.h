@@ -286,6 +286,131 @@ GDN_API int64_t     gdn_tensor_numel(const gdn_tensor *t);   /**< 0 for NULL    
 GDN_API size_t      gdn_tensor_nbytes(const gdn_tensor *t);  /**< 0 for NULL     */
 GDN_API gdn_context *gdn_tensor_context(const gdn_tensor *t); /**< borrowed     */
 
+/* ------------------------------------------------------------------------ */
+/* The gated delta rule (Gated DeltaNet's sequence mixer), op level          */
+/* ------------------------------------------------------------------------ */
+/*
+ * Per sequence and value head hv (reading q/k head hv / (HV/H), as fla), with
+ * the state h in R^{K x V} (fla's layout):
+ *
+ *     h_t = exp(g_t) h_{t-1};  u_t = beta_t (v_t - h_t^T k_t);
+ *     h_t = h_t + k_t u_t^T;   o_t = scale * h_t^T q_t
+ *
+ * Tensors (all F32; packed layout, or batched with a leading B):
+ *   q, k      [T, H, K]     or [B, T_b, H, K]
+ *   v         [T, HV, V]    or [B, T_b, HV, V]
+ *   g         [T, HV]       or [B, T_b, HV]   log gate (<= 0), or raw a with
+ *                                              GDN_GATED_DELTA_GATE_IN_OP
+ *   beta      [T, HV]       or [B, T_b, HV]   in (0, 2), or raw b with
+ *                                              GDN_GATED_DELTA_BETA_SIGMOID
+ *   A_log, dt_bias [HV]                        only with GATE_IN_OP
+ *   h0, ht    [N, HV, K, V] initial / final state per sequence, row-major
+ *                           with V fastest: h[n][hv][i][j] = h(i, j)
+ *   o         [T, HV, V]    or [B, T_b, HV, V]
+ * Sequences: with 4-D tensors, N = B sequences of T_b tokens. With 3-D
+ * tensors, seq_offsets (N + 1 entries, host memory, copied) packs N
+ * variable-length sequences along T; NULL means one sequence of T tokens.
+ *
+ * Head dims K and V: multiples of 16 from 16 to 256 (64 and 128 are the
+ * fastest). HV must be a multiple of H.
+ */
+
+/** Options of the gated delta rule (flags). */
+#define GDN_GATED_DELTA_QK_L2NORM     (1u << 0) /**< q, k <- x / sqrt(sum x^2 + eps) inside */
+#define GDN_GATED_DELTA_GATE_IN_OP    (1u << 1) /**< g = -exp(A_log) softplus(a + dt_bias) */
+#define GDN_GATED_DELTA_BETA_SIGMOID  (1u << 2) /**< beta = sigmoid(b) inside the op         */
+#define GDN_GATED_DELTA_NEG_EIGVAL    (1u << 3) /**< with BETA_SIGMOID: 2 sigmoid(b)          */
+
+/** Settings of one gated-delta call. Fill with gdn_gated_delta_params_init. */
+typedef struct gdn_gated_delta_params {
+    float    scale;        /**< output scale; 0 (default): K^-1/2              */
+    float    l2norm_eps;   /**< eps of the in-op L2 norm; 0 (default): 1e-6    */
+    uint32_t flags;        /**< GDN_GATED_DELTA_*; default 0                    */
+    uint32_t reserved[13]; /**< must be zero                                   */
+} gdn_gated_delta_params;
+
+/** Fill *params with defaults (scale K^-1/2, eps 1e-6, no flags). */
+GDN_API void gdn_gated_delta_params_init(gdn_gated_delta_params *params);
+
+/** The inputs of one call. Tensors are borrowed for the duration of the call
+ *  (and, when a tape is recorded, until the tape is destroyed: see below). */
+typedef struct gdn_gated_delta_args {
+    const gdn_tensor *q;           /**< [T, H, K]                              */
+    const gdn_tensor *k;           /**< [T, H, K]                              */
+    const gdn_tensor *v;           /**< [T, HV, V]                             */
+    const gdn_tensor *g;           /**< [T, HV] log gate, or raw a             */
+    const gdn_tensor *beta;        /**< [T, HV] beta, or raw b                 */
+    const gdn_tensor *A_log;       /**< [HV], GATE_IN_OP only, else NULL       */
+    const gdn_tensor *dt_bias;     /**< [HV], GATE_IN_OP only, else NULL       */
+    const gdn_tensor *h0;          /**< [N, HV, K, V] or NULL (zero state)     */
+    const int32_t    *seq_offsets; /**< N + 1 host ints (3-D tensors) or NULL  */
+    int32_t           n_seqs;      /**< N when seq_offsets is set, else 0      */
+    uint32_t          reserved[7]; /**< must be zero                           */
+} gdn_gated_delta_args;
+
+/** What forward saves for backward. Owned by the caller; destroy it with
+ *  gdn_gated_delta_tape_destroy (before the context). It holds, per token and
+ *  value head, the chunk inverse (64 floats), the cumulative gate and beta
+ *  (2 floats) and, with QK_L2NORM, the normalised q and k per q/k head
+ *  (2 K floats + 2 norms): at K = V = 128 that is 264 B per token and value
+ *  head, plus 1032 B per token and q/k head with QK_L2NORM. It borrows the
+ *  input tensors q, k, v, g, beta, A_log, dt_bias and h0: keep them alive and
+ *  unchanged until backward has been enqueued. */
+typedef struct gdn_gated_delta_tape gdn_gated_delta_tape;
+
+GDN_API void gdn_gated_delta_tape_destroy(gdn_gated_delta_tape *tape);
+
+/** Chunked forward (chunk 64, WY representation; the training and prefill
+ *  path). o (required) and ht (optional, [N, HV, K, V]) are written. When
+ *  tape is not NULL, *tape receives a new tape for backward.
+ *  @return OK; INVALID_ARGUMENT (NULL, bad offsets, non-zero reserved);
+ *  SHAPE_MISMATCH; UNSUPPORTED (head dims); OUT_OF_DEVICE_MEMORY;
+ *  BUILD_FAILED; OPENCL. Enqueued; returns before the device is done. */
+GDN_API gdn_status gdn_gated_delta_forward(gdn_context *ctx, const gdn_gated_delta_params *params,
+                                           const gdn_gated_delta_args *args, gdn_tensor *o,
+                                           gdn_tensor *ht, gdn_gated_delta_tape **tape);
+
+/** Gradients written by backward. Every non-NULL tensor is overwritten with
+ *  the gradient of the same shape as its input: dq, dk [T, H, K]; dv [T, HV,
+ *  V]; dg [T, HV] (w.r.t. the log gate, or w.r.t. raw a with GATE_IN_OP);
+ *  dbeta [T, HV] (w.r.t. beta, or raw b with BETA_SIGMOID); dA_log, ddt_bias
+ *  [HV] (GATE_IN_OP); dh0 [N, HV, K, V]. NULL entries are not written. */
+typedef struct gdn_gated_delta_grads {
+    gdn_tensor *dq;
+    gdn_tensor *dk;
+    gdn_tensor *dv;
+    gdn_tensor *dg;
+    gdn_tensor *dbeta;
+    gdn_tensor *dA_log;
+    gdn_tensor *ddt_bias;
+    gdn_tensor *dh0;
+    void       *reserved[4]; /**< must be NULL */
+} gdn_gated_delta_grads;
+
+/** Backward of the chunked forward recorded in tape. do_ is [T, HV, V]; dht
+ *  [N, HV, K, V] or NULL (the final state was not used). The per-chunk states
+ *  are recomputed, not read from the tape. A tape may be used for several
+ *  backward calls. @return as gdn_gated_delta_forward. */
+GDN_API gdn_status gdn_gated_delta_backward(gdn_context *ctx, const gdn_gated_delta_tape *tape,
+                                            const gdn_tensor *do_, const gdn_tensor *dht,
+                                            const gdn_gated_delta_grads *grads);
+
+/** Fused recurrent forward, token by token (short prompts, speculative
+ *  decoding, and a cross-check of the chunked path). Same arguments and
+ *  outputs as gdn_gated_delta_forward, without a tape. */
+GDN_API gdn_status gdn_gated_delta_recurrent(gdn_context *ctx,
+                                             const gdn_gated_delta_params *params,
+                                             const gdn_gated_delta_args *args, gdn_tensor *o,
+                                             gdn_tensor *ht);
+
+/** Decode: one token for each of N sequences, updating state [N, HV, K, V]
+ *  in place. args->q, k are [N, H, K]; v [N, HV, V]; g, beta [N, HV] (with
+ *  the same in-op options); args->h0 and seq_offsets must be NULL. o is
+ *  [N, HV, V]. @return as gdn_gated_delta_forward. */
+GDN_API gdn_status gdn_gated_delta_step(gdn_context *ctx, const gdn_gated_delta_params *params,
+                                        const gdn_gated_delta_args *args, gdn_tensor *state,
+                                        gdn_tensor *o);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -1,0 +1,113 @@
+/*
+ * gated_delta.h - internal interface of the gated delta rule op.
+ *
+ * Module layout (host side of cl/gated_delta/):
+ *   api.c        public entry points: argument checks, index tables, tapes
+ *   chunk_fwd.c  chunked forward stages F0-F5 and their plans
+ *   chunk_bwd.c  chunked backward stages B1-B9 and their plans
+ *   recurrent.c  fused recurrent forward and the decode step
+ * Math and stage split: docs/ALGORITHM.md §1-§2 (fla's chunk.py).
+ *
+ * Conventions shared by every stage:
+ *   - All device data is F32. Token-major layouts as in gdn.h: x[t][head][d].
+ *   - Chunks have GDN_GD_CHUNK = 64 tokens and never straddle sequences; the
+ *     last chunk of a sequence may be partial (length < 64).
+ *   - Gates: G holds the chunk-local inclusive cumulative sum of the log
+ *     gate, multiplied by 1/ln 2 (log2 domain), so kernels use exp2 and every
+ *     exponent they take is <= 0. Masks are applied with select() before exp2.
+ *   - Per-chunk kernels index a global chunk table; per-sequence kernels
+ *     (state scans) index the sequence offsets. Offsets into large buffers
+ *     are computed in 64-bit (ulong) arithmetic.
+ */
+#ifndef GDN_OPS_GATED_DELTA_H
+#define GDN_OPS_GATED_DELTA_H
+
+#include "runtime.h"
+
+#define GDN_GD_CHUNK 64
+
+/* Problem shape of one call. */
+struct gdn_gd_shape {
+    int64_t  T;       /* total tokens over all sequences */
+    int32_t  N;       /* sequences */
+    int32_t  H, HV;   /* q/k heads, value heads (HV % H == 0) */
+    int32_t  K, V;    /* head dims (multiples of 16, <= 256) */
+    int32_t  NT;      /* chunks over all sequences */
+    int32_t  max_len; /* longest sequence */
+    float    scale;   /* output scale */
+    float    eps;     /* L2-norm eps */
+    uint32_t flags;   /* GDN_GATED_DELTA_* */
+};
+
+/* Index tables of one call (device copies are owned by the tape). */
+struct gdn_gd_index {
+    int32_t *offsets;   /* host copy, N + 1 token offsets */
+    cl_mem   seq_off;   /* [N + 1] int: token offsets */
+    cl_mem   chunk_off; /* [N + 1] int: index of each sequence's first chunk */
+    cl_mem   chunks;    /* [NT] int4: (seq, first token, length, chunk index in seq) */
+};
+
+/* Everything one forward call computes for backward, plus the borrowed
+ * inputs. Also used as the state of a forward call without a tape. */
+struct gdn_gated_delta_tape {
+    gdn_context        *ctx;
+    struct gdn_gd_shape s;
+    struct gdn_gd_index idx;
+    /* borrowed inputs (NULL where not given) */
+    const gdn_tensor *q, *k, *v, *g, *beta, *A_log, *dt_bias, *h0;
+    /* owned, written by the forward prep stage */
+    cl_mem qn, kn;         /* [T, H, K] L2-normalised q, k (QK_L2NORM only) */
+    cl_mem rstd_q, rstd_k; /* [T, H] 1 / sqrt(sum x^2 + eps) (QK_L2NORM only) */
+    cl_mem G;              /* [T, HV] chunk-local cumsum of log gate, log2 domain */
+    cl_mem b;              /* [T, HV] beta as used (after the sigmoid) */
+    cl_mem gate;           /* [T, HV] log gate as used (natural log; GATE_IN_OP only) */
+    cl_mem Ai;             /* [T, HV, 64] rows of (I + A)^-1 per chunk */
+};
+
+/* The q and k the chunk kernels read: normalised copies or the inputs. */
+static inline cl_mem gdn__gd_qmem(const struct gdn_gated_delta_tape *tp)
+{
+    return tp->qn ? tp->qn : tp->q->mem;
+}
+static inline cl_mem gdn__gd_kmem(const struct gdn_gated_delta_tape *tp)
+{
+    return tp->kn ? tp->kn : tp->k->mem;
+}
+
+/* ---- chunk_fwd.c ---- */
+/* F0 + F1: L2 norms (QK_L2NORM), gate (GATE_IN_OP), beta (BETA_SIGMOID) and
+ * the chunk-local cumsum into tp->qn/kn/rstd_*, tp->gate, tp->b, tp->G. */
+gdn_status gdn__gd_prep_fwd(struct gdn_gated_delta_tape *tp);
+/* F2: Ai = (I + strict_lower(diag(b) K K^T * exp2(G_i - G_j)))^-1 per chunk. */
+gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp);
+/* F3: w = Ai diag(b exp2(G)) K, u = Ai diag(b) V; w [T, HV, K], u [T, HV, V]. */
+gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u);
+/* F4: sequential state scan. h [NT, HV, K, V] receives the state entering
+ * each chunk; v_new [T, HV, V] = u - w h (pre-decay); ht optional. */
+gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u, cl_mem h,
+                             cl_mem v_new, cl_mem ht);
+/* F5: o = scale (diag(exp2 G) Q h + tril((Q K^T) * exp2(G_i - G_j)) v_new). */
+gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_new, cl_mem o);
+/* The whole forward: prep, kkt_solve, wy, state, out (scratch allocated and
+ * released inside). ht may be NULL. */
+gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o, gdn_tensor *ht);
+
+/* ---- chunk_bwd.c ---- */
+gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
+                                  const gdn_tensor *dht, const gdn_gated_delta_grads *grads);
+
+/* ---- recurrent.c ---- */
+/* Token-by-token forward over every sequence of tp (in-op options fused).
+ * h0_mem / ht_mem may be NULL; they may be the same buffer (decode in place). */
+gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_mem, cl_mem o_mem,
+                                     cl_mem ht_mem);
+
+/* ---- api.c ---- */
+/* Validate params/args against o (and ht), fill the shape and index tables
+ * and, when alloc_saved, allocate the tape's owned buffers. */
+gdn_status gdn__gd_tape_init(gdn_context *ctx, const gdn_gated_delta_params *params,
+                             const gdn_gated_delta_args *args, const gdn_tensor *o,
+                             const gdn_tensor *ht, bool alloc_saved,
+                             struct gdn_gated_delta_tape **out);
+
+#endif /* GDN_OPS_GATED_DELTA_H */
