@@ -113,6 +113,12 @@ static gdn_status context_init_common(gdn_context *ctx, const gdn_context_params
 
 static void context_free(gdn_context *ctx)
 {
+    struct gdn_prof_sum *sums;
+    size_t               n;
+
+    if (gdn__prof_collect(ctx, &sums, &n) == GDN_STATUS_OK)
+        gdn__free(sums);
+    gdn__free(ctx->prof.recs);
     gdn__program_cache_clear(ctx);
     if (ctx->queue) {
         clFinish(ctx->queue);

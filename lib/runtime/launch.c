@@ -49,6 +49,66 @@ gdn_status gdn__arg_local(gdn_context *ctx, cl_kernel k, cl_uint i, size_t nbyte
     return set_arg(ctx, k, i, nbytes, NULL);
 }
 
+static void prof_record(gdn_context *ctx, cl_kernel k, cl_event ev)
+{
+    char name[64];
+    if (ctx->prof.n == ctx->prof.cap) {
+        size_t               cap  = ctx->prof.cap ? 2 * ctx->prof.cap : 256;
+        struct gdn_prof_rec *grow = gdn__realloc(ctx->prof.recs, cap * sizeof(*grow));
+        if (!grow) {
+            clReleaseEvent(ev);
+            return;
+        }
+        ctx->prof.recs = grow;
+        ctx->prof.cap  = cap;
+    }
+    ctx->prof.recs[ctx->prof.n].name = gdn__strdup(kernel_name(k, name, sizeof(name)));
+    ctx->prof.recs[ctx->prof.n].ev   = ev;
+    ctx->prof.n++;
+}
+
+void gdn__prof_enable(gdn_context *ctx, bool on)
+{
+    ctx->prof.on = on && ctx->profiling;
+}
+
+gdn_status gdn__prof_collect(gdn_context *ctx, struct gdn_prof_sum **out, size_t *n_out)
+{
+    struct gdn_prof_sum *sums = NULL;
+    size_t               n = 0, i, j;
+    gdn_status           st = GDN_STATUS_OK;
+
+    *out   = NULL;
+    *n_out = 0;
+    if (ctx->prof.n)
+        sums = gdn__calloc(ctx->prof.n, sizeof(*sums));
+    for (i = 0; i < ctx->prof.n; i++) {
+        struct gdn_prof_rec *r  = &ctx->prof.recs[i];
+        cl_ulong             t0 = 0, t1 = 0;
+        if (sums && clWaitForEvents(1, &r->ev) == CL_SUCCESS &&
+            clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_START, sizeof(t0), &t0, NULL) ==
+                CL_SUCCESS &&
+            clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, NULL) ==
+                CL_SUCCESS) {
+            const char *nm = r->name ? r->name : "?";
+            for (j = 0; j < n && strcmp(sums[j].name, nm); j++)
+                ;
+            if (j == n)
+                gdn__strlcpy(sums[n++].name, nm, sizeof(sums[0].name));
+            sums[j].ms += 1e-6 * (double)(t1 - t0);
+            sums[j].count++;
+        }
+        clReleaseEvent(r->ev);
+        gdn__free(r->name);
+    }
+    if (ctx->prof.n && !sums)
+        st = GDN_STATUS_OUT_OF_HOST_MEMORY;
+    ctx->prof.n = 0;
+    *out        = sums;
+    *n_out      = n;
+    return st;
+}
+
 gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t *global,
                        const size_t *local, cl_event *event)
 {
@@ -63,7 +123,14 @@ gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t
             return GDN_STATUS_OK;
         g[d] = local ? (global[d] + local[d] - 1) / local[d] * local[d] : global[d];
     }
-    err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, event);
+    if (ctx->prof.on && !event) {
+        cl_event ev = NULL;
+        err         = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, &ev);
+        if (err == CL_SUCCESS)
+            prof_record(ctx, k, ev);
+    } else {
+        err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, event);
+    }
     if (err != CL_SUCCESS) {
         char name[128];
         ctx->last_cl_error = err;

@@ -46,7 +46,13 @@ gdn_status gdn__device_query(cl_platform_id platform, cl_device_id id, struct gd
 
 /* ---------------------------------------------------------------- context */
 
-struct gdn_program_entry; /* program_cache.c */
+struct gdn_program_entry; /* program.c */
+
+/* One profiled launch (launch.c). */
+struct gdn_prof_rec {
+    char    *name;
+    cl_event ev;
+};
 
 struct gdn_context {
     struct gdn_device dev;
@@ -71,6 +77,13 @@ struct gdn_context {
         int disk_hits;          /* built from a cached binary     */
         int memory_hits;        /* reused within this context     */
     } stats;
+
+    /* per-kernel profiling (bench and tuner only; off by default) */
+    struct {
+        bool                 on;
+        struct gdn_prof_rec *recs;
+        size_t               n, cap;
+    } prof;
 
     /* lifetime: children (tensors, ...) hold references */
     int  refs;
@@ -154,6 +167,17 @@ gdn_status gdn__arg_local(gdn_context *ctx, cl_kernel k, cl_uint i, size_t nbyte
  * bound-check). `event` may be NULL. A zero-sized global is a no-op. */
 gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t *global,
                        const size_t *local, cl_event *event);
+
+/* Profiling: while on, every gdn__launch records an event. collect() waits,
+ * sums the device time per kernel name into *out (owned by the caller, free
+ * with gdn__free) and forgets the records. */
+struct gdn_prof_sum {
+    char    name[64];
+    double  ms;    /* total device time */
+    int32_t count; /* launches */
+};
+void       gdn__prof_enable(gdn_context *ctx, bool on);
+gdn_status gdn__prof_collect(gdn_context *ctx, struct gdn_prof_sum **out, size_t *n);
 
 /* Enqueue the fill kernel: n floats of mem = value. */
 gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value);

@@ -40,17 +40,17 @@ static bool head_dim_ok(int64_t d)
     return d >= 16 && d <= 256 && d % 16 == 0;
 }
 
-/* Upload a host int array as a read-only device buffer. */
+/* Upload a host int array as a device buffer. CL_MEM_COPY_HOST_PTR copies
+ * at creation, so the call does not wait for the queue. */
 static gdn_status upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
 {
-    gdn_status st = gdn__buffer_create(ctx, n * sizeof(int32_t), out);
-    cl_int     err;
-    if (st)
-        return st;
-    err = clEnqueueWriteBuffer(ctx->queue, *out, CL_TRUE, 0, n * sizeof(int32_t), src, 0, NULL,
-                               NULL);
-    if (err != CL_SUCCESS)
+    cl_int err;
+    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                          n * sizeof(int32_t), (void *)(uintptr_t)src, &err);
+    if (err != CL_SUCCESS) {
+        *out = NULL;
         return gdn__fail_cl(ctx, err, "gated_delta: uploading index tables");
+    }
     return GDN_STATUS_OK;
 }
 

@@ -1,0 +1,298 @@
+/*
+ * bench_util.c - ceilings, timing statistics and result files for bench/.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef GDN_GIT_REV
+#    define GDN_GIT_REV "unknown"
+#endif
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_stats_of(double *ms, int n, struct bench_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n <= 0)
+        return;
+    qsort(ms, (size_t)n, sizeof(*ms), cmp_double);
+    out->n      = n;
+    out->min    = ms[0];
+    out->median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    out->p10    = ms[(n - 1) / 10];
+    out->p90    = ms[(n - 1) - (n - 1) / 10];
+}
+
+gdn_status bench_time(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int reps,
+                      struct bench_stats *wall, struct bench_stats *device,
+                      struct gdn_prof_sum **prof_out, size_t *nprof_out)
+{
+    double              *w = calloc((size_t)reps, sizeof(double));
+    double              *d = calloc((size_t)reps, sizeof(double));
+    struct gdn_prof_sum *sums = NULL;
+    size_t               nsums = 0, j;
+    gdn_status           st = GDN_STATUS_OK;
+    int                  i;
+
+    if (prof_out)
+        *prof_out = NULL;
+    if (nprof_out)
+        *nprof_out = 0;
+    if (!w || !d) {
+        free(w);
+        free(d);
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    for (i = 0; i < warmup && !st; i++)
+        st = fn(arg);
+    if (!st)
+        st = gdn_context_finish(ctx);
+    /* Wall-clock pass: as a user calls it. */
+    for (i = 0; i < reps && !st; i++) {
+        double t0 = gdn__now();
+        st        = fn(arg);
+        if (!st)
+            st = gdn_context_finish(ctx);
+        w[i] = 1e3 * (gdn__now() - t0);
+    }
+    /* Device-time pass: sum of kernel times from profiling events. */
+    for (i = 0; i < reps && !st; i++) {
+        gdn__prof_enable(ctx, true);
+        st = fn(arg);
+        gdn__prof_enable(ctx, false);
+        if (!st)
+            st = gdn__prof_collect(ctx, &sums, &nsums);
+        d[i] = 0;
+        for (j = 0; j < nsums; j++)
+            d[i] += sums[j].ms;
+        if (i == reps - 1 && prof_out) {
+            *prof_out  = sums;
+            *nprof_out = nsums;
+        } else {
+            gdn__free(sums);
+        }
+        sums = NULL;
+    }
+    if (!st) {
+        bench_stats_of(w, reps, wall);
+        bench_stats_of(d, reps, device);
+    }
+    free(w);
+    free(d);
+    return st;
+}
+
+static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size_t local,
+                              int reps, double *median_ms)
+{
+    double    *ms = calloc((size_t)reps, sizeof(double));
+    gdn_status st = GDN_STATUS_OK;
+    int        i;
+
+    if (!ms)
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    for (i = -2; i < reps && !st; i++) {
+        cl_event ev = NULL;
+        cl_ulong t0 = 0, t1 = 0;
+        st          = gdn__launch(ctx, k, 1, &global, &local, &ev);
+        if (st)
+            break;
+        clWaitForEvents(1, &ev);
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof(t0), &t0, NULL);
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, NULL);
+        clReleaseEvent(ev);
+        if (i >= 0)
+            ms[i] = 1e-6 * (double)(t1 - t0);
+    }
+    if (!st) {
+        struct bench_stats s;
+        bench_stats_of(ms, reps, &s);
+        *median_ms = s.median;
+    }
+    free(ms);
+    return st;
+}
+
+gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c)
+{
+    const int               chains = 8, iters = quick ? 256 : 2048;
+    const struct gdn_define fma_defs[] = {{"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}};
+    char                    opts[256];
+    cl_kernel               k;
+    cl_mem                  a = NULL, b = NULL;
+    size_t                  cu = ctx->dev.info.compute_units ? ctx->dev.info.compute_units : 1;
+    size_t                  global, local = 256, bytes;
+    double                  ms = 0;
+    gdn_status              st;
+    int                     reps = quick ? 3 : 20;
+
+    memset(c, 0, sizeof(*c));
+    gdn__defines_format(fma_defs, GDN_ARRAY_SIZE(fma_defs), opts, sizeof(opts));
+    st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, "gdn_bench_fma", &k);
+    if (st)
+        return st;
+    /* Enough work-groups to fill every compute unit many times over. */
+    global = cu * 256 * (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? 64 : 1);
+    bytes  = global * sizeof(float);
+    if ((st = gdn__buffer_create(ctx, bytes, &a)))
+        return st;
+    if ((st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_float(ctx, k, 1, 0.25f)) ||
+        (st = time_kernel(ctx, k, global, local, reps, &ms)))
+        goto out;
+    c->fma_gflops = 2.0 * chains * iters * (double)global / (ms * 1e6);
+
+    /* Copy bandwidth: a buffer well beyond the caches. */
+    bytes = ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? ((size_t)512 << 20) : ((size_t)64 << 20);
+    if (quick)
+        bytes /= 8;
+    gdn__buffer_release(a);
+    a = NULL;
+    if ((st = gdn__buffer_create(ctx, bytes, &a)) || (st = gdn__buffer_create(ctx, bytes, &b)) ||
+        (st = gdn__fill_f32(ctx, a, bytes / 4, 1.0f)))
+        goto out;
+    {
+        const struct gdn_define copy_defs[] = {{"WG_SIZE", 256}, {"CHAINS", chains},
+                                               {"ITERS", iters}};
+        gdn__defines_format(copy_defs, GDN_ARRAY_SIZE(copy_defs), opts, sizeof(opts));
+    }
+    if ((st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, "gdn_bench_copy", &k)))
+        goto out;
+    global = cu * 256 * (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? 16 : 1);
+    if ((st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_mem(ctx, k, 1, b)) ||
+        (st = gdn__arg_int(ctx, k, 2, (int32_t)(bytes / 16))) ||
+        (st = time_kernel(ctx, k, global, local, reps, &ms)))
+        goto out;
+    c->copy_gbs = 2.0 * (double)bytes / (ms * 1e6);
+
+    /* Launch latency: a tiny copy, enqueue + finish, wall clock. */
+    {
+        double t0;
+        int    i, n = quick ? 20 : 200;
+        size_t g1 = 256;
+        if ((st = gdn__arg_int(ctx, k, 2, 64)))
+            goto out;
+        if ((st = gdn__launch(ctx, k, 1, &g1, &local, NULL)) || (st = gdn_context_finish(ctx)))
+            goto out;
+        t0 = gdn__now();
+        for (i = 0; i < n && !st; i++) {
+            st = gdn__launch(ctx, k, 1, &g1, &local, NULL);
+            if (!st)
+                st = gdn_context_finish(ctx);
+        }
+        c->launch_us = 1e6 * (gdn__now() - t0) / n;
+    }
+out:
+    gdn__buffer_release(a);
+    gdn__buffer_release(b);
+    return st;
+}
+
+static void slug(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++) {
+        char ch = (char)tolower((unsigned char)*in);
+        if (isalnum((unsigned char)ch))
+            out[n++] = ch;
+        else if (n && out[n - 1] != '-')
+            out[n++] = '-';
+    }
+    while (n && out[n - 1] == '-')
+        n--;
+    out[n] = '\0';
+}
+
+gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
+                          const struct bench_ceilings *c, struct bench_out *out)
+{
+    char       dev[96], path[1024], date[64];
+    time_t     now = time(NULL);
+    struct tm  tmv;
+    const gdn_device_info *d = &ctx->dev.info;
+
+    memset(out, 0, sizeof(*out));
+    if (!dir)
+        return GDN_STATUS_OK;
+    if (gdn__mkdirs(dir) != GDN_STATUS_OK)
+        return GDN_STATUS_IO;
+    slug(d->name, dev, sizeof(dev));
+    gmtime_r(&now, &tmv);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    snprintf(path, sizeof(path), "%s/%s-%s.csv", dir, op, dev);
+    out->csv = fopen(path, "w");
+    snprintf(path, sizeof(path), "%s/%s-%s.json", dir, op, dev);
+    out->json = fopen(path, "w");
+    if (!out->csv || !out->json) {
+        bench_out_close(out);
+        return GDN_STATUS_IO;
+    }
+    fprintf(out->csv,
+            "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
+            "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f\n",
+            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), GDN_GIT_REV,
+            date, c->fma_gflops, c->copy_gbs, c->launch_us);
+    fprintf(out->json,
+            "{\n  \"op\": \"%s\",\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n"
+            "  \"driver\": \"%s\",\n  \"libgdn\": \"%s\",\n  \"git\": \"%s\",\n"
+            "  \"date\": \"%s\",\n  \"tuning\": \"built-in defaults\",\n"
+            "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f},\n"
+            "  \"rows\": [",
+            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), GDN_GIT_REV,
+            date, c->fma_gflops, c->copy_gbs, c->launch_us);
+    return GDN_STATUS_OK;
+}
+
+/* fmt is a list of `key=value` pairs separated by ';' (value printed as is:
+ * numbers, or strings already quoted). csv_header names the keys in order. */
+void bench_out_row(struct bench_out *out, const char *csv_header, const char *fmt, ...)
+{
+    char    line[2048], *p, *save = NULL;
+    va_list ap;
+    int     first = 1;
+
+    if (!out->csv)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (ftell(out->csv) >= 0 && csv_header) {
+        static const char *last_header;
+        if (last_header != csv_header) {
+            fprintf(out->csv, "%s\n", csv_header);
+            last_header = csv_header;
+        }
+    }
+    fprintf(out->json, "%s\n    {", out->json_rows++ ? "," : "");
+    for (p = strtok_r(line, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(p, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        fprintf(out->csv, "%s%s", first ? "" : ",", eq + 1);
+        fprintf(out->json, "%s\"%s\": %s", first ? "" : ", ", p, eq + 1);
+        first = 0;
+    }
+    fprintf(out->csv, "\n");
+    fprintf(out->json, "}");
+}
+
+void bench_out_close(struct bench_out *out)
+{
+    if (out->json) {
+        fprintf(out->json, "\n  ]\n}\n");
+        fclose(out->json);
+    }
+    if (out->csv)
+        fclose(out->csv);
+    memset(out, 0, sizeof(*out));
+}
