@@ -47,6 +47,7 @@ gdn_status gdn__device_query(cl_platform_id platform, cl_device_id id, struct gd
 /* ---------------------------------------------------------------- context */
 
 struct gdn_program_entry; /* program.c */
+struct gdn_tune_db;       /* lib/tune/db_file.c */
 
 /* One profiled launch (launch.c). */
 struct gdn_prof_rec {
@@ -71,6 +72,10 @@ struct gdn_context {
     char                     *kernel_dir;    /* NULL: embedded */
     char                     *build_options; /* user's extra options, may be NULL */
     char                     *cache_dir;     /* NULL: disk cache off */
+    char                     *tune_dir;      /* <cache base>/tune, or NULL */
+    char                     *tune_override; /* GDN_TUNE, or NULL */
+    struct gdn_tune_db       *tune_db;       /* user DB, loaded at first lookup */
+    bool                      tune_db_loaded;
     struct gdn_program_entry *programs;      /* in-memory cache (linked list) */
     struct {
         int builds_from_source; /* clBuildProgram from source     */
