@@ -1,0 +1,352 @@
+/*
+ * bench_swa.c - speed of sliding-window attention against the device's own
+ * measured ceilings.
+ *
+ * For each training shape: forward and forward + backward (ms: median,
+ * p10-p90 of >= 20 runs after warm-up, wall clock with finish, and the
+ * summed device time of the kernels), tokens/s, achieved GFLOP/s and the
+ * fraction of the measured fp32 FMA peak, per stage as well. FLOP model
+ * (per visible query/key pair, per query head; pairs = sum over tokens of
+ * min(i + 1, W), so the cost is O(T W)):
+ *   useful:   forward 4 D (q.k, p v); backward 10 D (s, dp, dv, dk, dq)
+ *   executed: fwd 4 D; bwd_dkdv 8 D (s, dp, dv, dk); bwd_dq 6 D (s, dp, dq)
+ * (the GFLOP/s of the whole call use the useful model, of the stages the
+ * executed one; both ignore the masked parts of diagonal tiles).
+ * The shapes follow the H1/H2 1.3B SWA layer (16 heads of 128, W = 2048)
+ * at T = 4096 and 16384, plus full causal attention at T = 4096 for the
+ * O(T^2) contrast. Decode: step time for N sequences with a full ring of
+ * W = 2048 entries, and the cache GB/s (k and v read once) against the
+ * measured copy bandwidth.
+ *
+ * usage: bench_swa [--quick] [--out DIR] [--device SEL] [--reps N]
+ *                  [--only train|decode]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "swa_public.h"
+
+struct shape {
+    int B, T, Hq, Hkv, D, W, rope;
+};
+
+/* Visible (query, key) pairs of one sequence of L tokens. */
+static double pairs_of(double L, double W)
+{
+    if (L <= W)
+        return L * (L + 1) / 2;
+    return W * (W + 1) / 2 + (L - W) * W;
+}
+
+static double flop_stage(const char *name, double D)
+{
+    if (strstr(name, "dkdv"))
+        return 8 * D;
+    if (strstr(name, "bwd_dq"))
+        return 6 * D;
+    if (strstr(name, "swa_fwd"))
+        return 4 * D;
+    return 0;
+}
+
+struct swa_case {
+    gdn_context   *ctx;
+    gdn_swa_params params;
+    gdn_swa_args   args;
+    gdn_swa_cache  cache;
+    gdn_tensor    *q, *k, *v, *o, *do_, *dq, *dk, *dv;
+};
+
+static void fill_random(float *x, size_t n, unsigned *seed)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        x[i]  = -1.0f + 2.0f * (float)(*seed >> 8) / (float)(1u << 24);
+    }
+}
+
+static gdn_status make_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
+                              gdn_tensor **out)
+{
+    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
+    size_t     n  = 1, i;
+    float     *h;
+    if (st)
+        return st;
+    for (i = 0; i < (size_t)nd; i++)
+        n *= (size_t)shape[i];
+    h = malloc(n * sizeof(float));
+    if (!h)
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    fill_random(h, n, seed);
+    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
+    free(h);
+    return st;
+}
+
+static gdn_status fn_fwd(void *arg)
+{
+    struct swa_case *c = arg;
+    return gdn_swa_forward(c->ctx, &c->params, &c->args, c->o, NULL, NULL);
+}
+
+static gdn_status fn_fwd_bwd(void *arg)
+{
+    struct swa_case *c    = arg;
+    gdn_swa_tape    *tape = NULL;
+    gdn_swa_grads    gr;
+    gdn_status       st;
+    memset(&gr, 0, sizeof(gr));
+    gr.dq = c->dq, gr.dk = c->dk, gr.dv = c->dv;
+    st = gdn_swa_forward(c->ctx, &c->params, &c->args, c->o, NULL, &tape);
+    if (!st)
+        st = gdn_swa_backward(c->ctx, tape, c->do_, &gr);
+    gdn_swa_tape_destroy(tape);
+    return st;
+}
+
+static gdn_status fn_step(void *arg)
+{
+    struct swa_case *c = arg;
+    return gdn_swa_step(c->ctx, &c->params, &c->args, &c->cache, c->o);
+}
+
+static void case_free(struct swa_case *c)
+{
+    gdn_tensor *ts[] = {c->q,  c->k,  c->v,  c->o,       c->do_,     c->dq,        c->dk,
+                        c->dv, c->cache.k, c->cache.v, c->cache.len, c->cache.pos};
+    size_t      i;
+    for (i = 0; i < GDN_ARRAY_SIZE(ts); i++)
+        gdn_tensor_destroy(ts[i]);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Training tensors [B, T, H, D]; decode: [N, H, D] plus a full cache. */
+static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool decode,
+                            struct swa_case *c)
+{
+    unsigned   seed = 12345;
+    int64_t    sq[4] = {s->B, s->T, s->Hq, s->D}, sk[4] = {s->B, s->T, s->Hkv, s->D};
+    int        nd    = 4;
+    gdn_status st;
+
+    memset(c, 0, sizeof(*c));
+    c->ctx = ctx;
+    gdn_swa_params_init(&c->params);
+    c->params.window = s->W;
+    c->params.flags  = s->rope ? GDN_SWA_ROPE : 0;
+    if (decode) {
+        sq[1] = s->Hq, sq[2] = s->D, sk[1] = s->Hkv, sk[2] = s->D;
+        nd = 3;
+    }
+    if ((st = make_tensor(ctx, nd, sq, &seed, &c->q)) ||
+        (st = make_tensor(ctx, nd, sk, &seed, &c->k)) ||
+        (st = make_tensor(ctx, nd, sk, &seed, &c->v)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sq, &c->o)))
+        return st;
+    c->args.q = c->q, c->args.k = c->k, c->args.v = c->v;
+    if (decode) {
+        int64_t  sc[4] = {s->B, s->Hkv, s->W, s->D}, n = s->B;
+        int32_t *h     = malloc((size_t)s->B * sizeof(int32_t));
+        int      i;
+        if (!h)
+            return GDN_STATUS_OUT_OF_HOST_MEMORY;
+        for (i = 0; i < s->B; i++)
+            h[i] = 4 * s->W; /* a full ring */
+        if ((st = make_tensor(ctx, 4, sc, &seed, &c->cache.k)) ||
+            (st = make_tensor(ctx, 4, sc, &seed, &c->cache.v)) ||
+            (st = gdn_tensor_create(ctx, GDN_DTYPE_I32, 1, &n, &c->cache.len)) ||
+            (st = gdn_tensor_create(ctx, GDN_DTYPE_I32, 1, &n, &c->cache.pos)) ||
+            (st = gdn_tensor_write(c->cache.len, h, 0, (size_t)n * sizeof(int32_t))) ||
+            (st = gdn_tensor_write(c->cache.pos, h, 0, (size_t)n * sizeof(int32_t)))) {
+            free(h);
+            return st;
+        }
+        free(h);
+        return GDN_STATUS_OK;
+    }
+    if ((st = make_tensor(ctx, nd, sq, &seed, &c->do_)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sq, &c->dq)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sk, &c->dk)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sk, &c->dv)))
+        return st;
+    return GDN_STATUS_OK;
+}
+
+static const char *HDR_TRAIN = "what,B,T,Hq,Hkv,D,W,rope,wall_ms_median,wall_ms_p10,wall_ms_p90,"
+                               "device_ms_median,tokens_per_s,gflops,fma_peak_frac";
+static const char *HDR_STAGE = "what,B,T,Hq,Hkv,D,W,stage,ms,gflops,fma_peak_frac";
+static const char *HDR_DEC   = "what,N,Hq,Hkv,D,W,wall_us_median,wall_us_p10,wall_us_p90,"
+                               "device_us_median,cache_gbs,copy_frac";
+
+int main(int argc, char **argv)
+{
+    bool                  quick = false;
+    const char           *out_dir = NULL, *only = NULL;
+    int                   reps = 20, i;
+    gdn_context          *ctx  = NULL;
+    struct bench_ceilings ceil;
+    struct bench_out      out;
+    gdn_status            st;
+    struct shape          train_gpu[] = {{1, 4096, 16, 16, 128, 2048, 1},
+                                         {1, 16384, 16, 16, 128, 2048, 1},
+                                         {4, 4096, 16, 16, 128, 2048, 1},
+                                         {1, 4096, 16, 16, 128, 4096, 1},
+                                         {1, 4096, 16, 16, 64, 2048, 0},
+                                         {1, 4096, 16, 4, 128, 2048, 0}};
+    struct shape          train_cpu[] = {{1, 1024, 2, 2, 128, 256, 1},
+                                         {1, 2048, 2, 2, 128, 256, 1}};
+    struct shape          train_quick[] = {{1, 256, 2, 1, 64, 64, 1}};
+    int                   dec_n[] = {1, 16, 64};
+    const struct shape   *train;
+    size_t                ntrain;
+
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out_dir = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            setenv("GDN_DEVICE", argv[++i], 1);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr,
+                    "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N] [--only "
+                    "train|decode]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (quick && reps > 3)
+        reps = 3;
+    if (reps < 1)
+        reps = 1;
+    st = gdn_context_create(NULL, &ctx);
+    if (st) {
+        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
+        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    }
+    printf("device: %s (%s, driver %s), %u CUs\n", ctx->dev.info.name, ctx->dev.info.platform_name,
+           ctx->dev.info.driver_version, ctx->dev.info.compute_units);
+    st = bench_measure_ceilings(ctx, quick, &ceil);
+    if (st) {
+        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
+                gdn_context_last_error(ctx));
+        gdn_context_destroy(ctx);
+        return 1;
+    }
+    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
+           "%.1f us\n",
+           ceil.fma_gflops, ceil.copy_gbs, ceil.launch_us);
+    if (bench_out_open(ctx, out_dir, "swa", &ceil, &out) != GDN_STATUS_OK)
+        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
+
+    if (quick)
+        train = train_quick, ntrain = GDN_ARRAY_SIZE(train_quick);
+    else if (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU)
+        train = train_gpu, ntrain = GDN_ARRAY_SIZE(train_gpu);
+    else
+        train = train_cpu, ntrain = GDN_ARRAY_SIZE(train_cpu);
+    if (only && !strcmp(only, "decode"))
+        ntrain = 0;
+
+    for (i = 0; i < (int)ntrain && !st; i++) {
+        const struct shape  *s = &train[i];
+        struct swa_case      c;
+        struct bench_stats   w, d;
+        struct gdn_prof_sum *prof = NULL;
+        size_t               nprof = 0, j;
+        double               ph    = (double)s->B * s->Hq * pairs_of(s->T, s->W);
+        int                  pass;
+        const char          *names[] = {"fwd", "fwd+bwd"};
+        bench_fn             fns[]   = {fn_fwd, fn_fwd_bwd};
+        double               flops[2];
+
+        flops[0] = ph * 4.0 * s->D;
+        flops[1] = ph * 14.0 * s->D;
+        printf("\nB=%d T=%d Hq=%d Hkv=%d D=%d W=%d rope=%d (%.3g visible pairs per head)\n",
+               s->B, s->T, s->Hq, s->Hkv, s->D, s->W, s->rope, ph / s->Hq);
+        st = case_init(ctx, s, false, &c);
+        for (pass = 0; pass < 2 && !st; pass++) {
+            st = bench_time(ctx, fns[pass], &c, quick ? 1 : 2, reps, &w, &d, &prof, &nprof);
+            if (st) {
+                fprintf(stderr, "  %s: %s: %s\n", names[pass], gdn_status_string(st),
+                        gdn_context_last_error(ctx));
+                break;
+            }
+            printf("  %-8s wall %9.3f ms (p10 %.3f, p90 %.3f, n=%d)  device %9.3f ms  %10.0f "
+                   "tok/s  %8.1f GFLOP/s  %5.1f%% of FMA peak\n",
+                   names[pass], w.median, w.p10, w.p90, w.n, d.median,
+                   (double)s->B * s->T / (w.median * 1e-3), flops[pass] / (w.median * 1e6),
+                   100 * flops[pass] / (w.median * 1e6) / ceil.fma_gflops);
+            bench_out_row(&out, HDR_TRAIN,
+                          "what=\"%s\";B=%d;T=%d;Hq=%d;Hkv=%d;D=%d;W=%d;rope=%d;"
+                          "wall_ms_median=%.4f;wall_ms_p10=%.4f;wall_ms_p90=%.4f;"
+                          "device_ms_median=%.4f;tokens_per_s=%.1f;gflops=%.2f;"
+                          "fma_peak_frac=%.4f",
+                          names[pass], s->B, s->T, s->Hq, s->Hkv, s->D, s->W, s->rope, w.median,
+                          w.p10, w.p90, d.median, (double)s->B * s->T / (w.median * 1e-3),
+                          flops[pass] / (w.median * 1e6),
+                          flops[pass] / (w.median * 1e6) / ceil.fma_gflops);
+            for (j = 0; j < nprof; j++) {
+                double f = flop_stage(prof[j].name, s->D) * ph;
+                printf("      %-24s %9.3f ms", prof[j].name, prof[j].ms);
+                if (f > 0)
+                    printf("  %8.1f GFLOP/s  %5.1f%% of FMA peak", f / (prof[j].ms * 1e6),
+                           100 * f / (prof[j].ms * 1e6) / ceil.fma_gflops);
+                printf("\n");
+                bench_out_row(&out, HDR_STAGE,
+                              "what=\"%s\";B=%d;T=%d;Hq=%d;Hkv=%d;D=%d;W=%d;stage=\"%s\";"
+                              "ms=%.4f;gflops=%.2f;fma_peak_frac=%.4f",
+                              names[pass], s->B, s->T, s->Hq, s->Hkv, s->D, s->W, prof[j].name,
+                              prof[j].ms, f / (prof[j].ms * 1e6),
+                              f / (prof[j].ms * 1e6) / ceil.fma_gflops);
+            }
+            gdn__free(prof);
+            prof = NULL;
+        }
+        case_free(&c);
+    }
+
+    /* Decode: N sequences, 16 heads of 128, a full ring of W = 2048. */
+    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st && !(only && !strcmp(only, "train")); i++) {
+        struct shape       s = {dec_n[i], 1, 16, 16, 128, quick ? 256 : 2048, 1};
+        struct swa_case    c;
+        struct bench_stats w, d;
+        double             bytes;
+        if (quick && dec_n[i] > 16)
+            break;
+        bytes = 2.0 * 4.0 * s.B * s.Hkv * (double)s.W * s.D;
+        st    = case_init(ctx, &s, true, &c);
+        if (!st)
+            st = bench_time(ctx, fn_step, &c, 3, quick ? 3 : 50, &w, &d, NULL, NULL);
+        if (!st) {
+            printf("%sdecode N=%-4d W=%d wall %8.1f us (p10 %.1f, p90 %.1f)  device %8.1f us  "
+                   "cache %7.1f GB/s  %5.1f%% of copy\n",
+                   i == 0 ? "\n" : "", s.B, s.W, 1e3 * w.median, 1e3 * w.p10, 1e3 * w.p90,
+                   1e3 * d.median, bytes / (d.median * 1e6),
+                   100 * bytes / (d.median * 1e6) / ceil.copy_gbs);
+            bench_out_row(&out, HDR_DEC,
+                          "what=\"decode\";N=%d;Hq=%d;Hkv=%d;D=%d;W=%d;wall_us_median=%.2f;"
+                          "wall_us_p10=%.2f;wall_us_p90=%.2f;device_us_median=%.2f;"
+                          "cache_gbs=%.1f;copy_frac=%.4f",
+                          s.B, s.Hq, s.Hkv, s.D, s.W, 1e3 * w.median, 1e3 * w.p10, 1e3 * w.p90,
+                          1e3 * d.median, bytes / (d.median * 1e6),
+                          bytes / (d.median * 1e6) / ceil.copy_gbs);
+        }
+        case_free(&c);
+    }
+    if (st)
+        fprintf(stderr, "bench: %s: %s\n", gdn_status_string(st), gdn_context_last_error(ctx));
+    bench_out_close(&out);
+    gdn_context_destroy(ctx);
+    return st ? 1 : 0;
+}

@@ -1,0 +1,301 @@
+/*
+ * attn.c - the flash-attention stages of sliding-window attention and their
+ * plans: forward (cl/swa/fwd.cl), and the backward's delta (bwd_prep.cl),
+ * dq (bwd_dq.cl) and dk/dv (bwd_dkdv.cl).
+ *
+ * The three tile kernels share one plan shape (query rows BQ, keys BKV, the
+ * D-slice DS of score products and the D-chunk DVC of output products, 256
+ * work-items as 16 x 16); each has its own default function and local
+ * memory formula. The -D options depend on D only, so a model with one head
+ * dim builds three programs (plus the -D-free rope/prep kernels).
+ */
+#include <string.h>
+
+#include "swa.h"
+
+#define WG 256 /* work-items of the tile kernels (16 x 16) */
+
+enum attn_stage { STAGE_FWD, STAGE_DQ, STAGE_DKDV };
+
+static const char *const stage_file[]  = {"swa/fwd.cl", "swa/bwd_dq.cl", "swa/bwd_dkdv.cl"};
+static const char *const stage_entry[] = {"swa_fwd", "swa_bwd_dq", "swa_bwd_dkdv"};
+
+/* Plan of one tile stage. */
+struct attn_plan {
+    int32_t bq;  /* query rows per tile: 16, 32 or 64             */
+    int32_t bkv; /* keys per tile: 16, 32 or 64                    */
+    int32_t ds;  /* D-slice of score products: 16 or 32, | D        */
+    int32_t dvc; /* D-chunk of output products: 16k <= 64, | D      */
+};
+
+/* Largest multiple of 16 that is <= cap and divides D. */
+static int32_t chunk_of(int32_t D, int32_t cap)
+{
+    int32_t c;
+    for (c = cap; c > 16; c -= 16)
+        if (D % c == 0)
+            return c;
+    return 16;
+}
+
+/* Generic defaults (the tuning database will replace them): 64 x 64 tiles,
+ * 4 x 4 score micro-tiles per work-item; slices/chunks as wide as local
+ * memory comfortably allows under NVIDIA's 48 KiB (33-37 KiB at D = 128). */
+static void fwd_plan_default(int32_t D, struct attn_plan *p)
+{
+    p->bq  = 64;
+    p->bkv = 64;
+    p->ds  = D % 32 == 0 ? 32 : 16;
+    p->dvc = chunk_of(D, 64);
+}
+static void dq_plan_default(int32_t D, struct attn_plan *p)
+{
+    fwd_plan_default(D, p);
+}
+static void dkdv_plan_default(int32_t D, struct attn_plan *p)
+{
+    fwd_plan_default(D, p);
+}
+
+/* Local memory of a stage in bytes (the formulas of the kernel headers). */
+static size_t attn_plan_local_bytes(enum attn_stage stage, const struct attn_plan *p)
+{
+    size_t sa_s = (size_t)(p->bq + p->bkv) * (size_t)(p->ds + 1);
+    size_t sa_v = (size_t)(stage == STAGE_DKDV ? p->bq : p->bkv) * (size_t)p->dvc;
+    size_t sa   = sa_s > sa_v ? sa_s : sa_v;
+    switch (stage) {
+    case STAGE_FWD:
+        return 4 * (sa + (size_t)p->bq * (p->bkv + 1) + 17 * (size_t)p->bq);
+    case STAGE_DQ:
+        return 4 * (sa + (size_t)p->bq * (p->bkv + 1) + 2 * (size_t)p->bq);
+    default:
+        return 4 * (sa + (size_t)p->bkv * (p->bq + 1) + 2 * (size_t)p->bq);
+    }
+}
+
+static bool attn_plan_valid(int32_t D, const struct attn_plan *p)
+{
+    return (p->bq == 16 || p->bq == 32 || p->bq == 64) &&
+           (p->bkv == 16 || p->bkv == 32 || p->bkv == 64) && (p->ds == 16 || p->ds == 32) &&
+           D % p->ds == 0 && p->dvc >= 16 && p->dvc <= 64 && p->dvc % 16 == 0 && D % p->dvc == 0;
+}
+
+/* Fit to the device's local memory: narrow the chunk, then the slice, then
+ * the tiles. */
+static gdn_status attn_plan_fit(gdn_context *ctx, enum attn_stage stage, int32_t D,
+                                struct attn_plan *p)
+{
+    const uint64_t lmem = ctx->dev.info.local_mem_bytes;
+
+    if (!attn_plan_valid(D, p))
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "swa %s: invalid plan BQ=%d BKV=%d DS=%d DVC=%d for D=%d",
+                         stage_entry[stage], (int)p->bq, (int)p->bkv, (int)p->ds, (int)p->dvc,
+                         (int)D);
+    if (ctx->dev.info.max_work_group_size < WG)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "swa %s: needs work-groups of %d work-items, the device allows %u",
+                         stage_entry[stage], WG, (unsigned)ctx->dev.info.max_work_group_size);
+    while (attn_plan_local_bytes(stage, p) > lmem) {
+        if (p->dvc > 16)
+            p->dvc = chunk_of(D, p->dvc - 16);
+        else if (p->ds > 16)
+            p->ds = 16;
+        else if (p->bkv > 16 && p->bkv >= p->bq)
+            p->bkv /= 2;
+        else if (p->bq > 16)
+            p->bq /= 2;
+        else
+            return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                             "swa %s: no tile shape fits %llu B of local memory",
+                             stage_entry[stage], (unsigned long long)lmem);
+    }
+    return GDN_STATUS_OK;
+}
+
+static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D,
+                              struct attn_plan *p, cl_kernel *out)
+{
+    char       opts[256];
+    size_t     kwg = 0;
+    cl_int     err;
+    gdn_status st;
+
+    if ((st = attn_plan_fit(ctx, stage, D, p)))
+        return st;
+    {
+        const struct gdn_define defs[] = {
+            {"D", D}, {"BQ", p->bq}, {"BKV", p->bkv}, {"DS", p->ds}, {"DVC", p->dvc},
+        };
+        if (!gdn__defines_format(defs, GDN_ARRAY_SIZE(defs), opts, sizeof(opts)))
+            return gdn__fail(ctx, GDN_STATUS_INTERNAL, "swa: options too long");
+    }
+    if ((st = gdn__kernel_get(ctx, stage_file[stage], opts, stage_entry[stage], out)))
+        return st;
+    err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
+                                   NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "swa: CL_KERNEL_WORK_GROUP_SIZE");
+    if (kwg < WG)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "swa %s: the compiled kernel allows only %zu work-items per group (needs "
+                         "%d)", stage_entry[stage], kwg, WG);
+    return GDN_STATUS_OK;
+}
+
+/* Tile table: one int4 (seq, bos, L, first row) per tile of `tile` rows of
+ * every non-empty sequence. */
+static gdn_status tile_table(gdn_context *ctx, const struct gdn_swa_shape *s,
+                             const struct gdn_swa_index *idx, int32_t tile, cl_mem *out,
+                             int32_t *count)
+{
+    int64_t  total = 0;
+    int32_t *tab, n, r, c = 0;
+    gdn_status st;
+
+    for (n = 0; n < s->N; n++)
+        total += (idx->offsets[n + 1] - idx->offsets[n] + tile - 1) / tile;
+    if (total > INT32_MAX / 4)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "swa: too many tiles");
+    tab = gdn__malloc((size_t)(total ? total : 1) * 4 * sizeof(int32_t));
+    if (!tab)
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "swa: out of memory");
+    for (n = 0; n < s->N; n++) {
+        int32_t bos = idx->offsets[n], L = idx->offsets[n + 1] - bos;
+        for (r = 0; r < L; r += tile, c++) {
+            tab[4 * c + 0] = n;
+            tab[4 * c + 1] = bos;
+            tab[4 * c + 2] = L;
+            tab[4 * c + 3] = r;
+        }
+    }
+    *count = c;
+    st     = gdn__swa_upload_ints(ctx, tab, (size_t)(total ? total : 1) * 4, out);
+    gdn__free(tab);
+    return st;
+}
+
+gdn_status gdn__swa_attn_forward(gdn_context *ctx, const struct gdn_swa_shape *s,
+                                 const struct gdn_swa_index *idx, cl_mem q, cl_mem k, cl_mem v,
+                                 cl_mem o, cl_mem lse)
+{
+    struct attn_plan p;
+    cl_kernel        kr;
+    cl_mem           tiles = NULL;
+    int32_t          nt    = 0;
+    cl_uint          a     = 0;
+    size_t           global[2], local[2] = {WG, 1};
+    gdn_status       st;
+
+    fwd_plan_default(s->D, &p);
+    if ((st = attn_kernel(ctx, STAGE_FWD, s->D, &p, &kr)))
+        return st;
+    if ((st = tile_table(ctx, s, idx, p.bq, &tiles, &nt)))
+        return st;
+    if (nt == 0)
+        goto done;
+    if ((st = gdn__arg_mem(ctx, kr, a++, q)) || (st = gdn__arg_mem(ctx, kr, a++, k)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, v)) || (st = gdn__arg_mem(ctx, kr, a++, tiles)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, o)) || (st = gdn__arg_mem(ctx, kr, a++, lse)) ||
+        (st = gdn__arg_int(ctx, kr, a++, s->Hq)) || (st = gdn__arg_int(ctx, kr, a++, s->Hkv)) ||
+        (st = gdn__arg_int(ctx, kr, a++, s->W)) ||
+        (st = gdn__arg_float(ctx, kr, a++, s->scale * 1.4426950408889634f)))
+        goto done;
+    global[0] = (size_t)nt * WG;
+    global[1] = (size_t)s->Hq;
+    st        = gdn__launch(ctx, kr, 2, global, local, NULL);
+done:
+    gdn__buffer_release(tiles);
+    return st;
+}
+
+/* delta = rowsum(do * o) over [T * Hq] rows. */
+static gdn_status attn_prep(gdn_context *ctx, const struct gdn_swa_shape *s, cl_mem o,
+                            cl_mem dout, cl_mem delta)
+{
+    cl_kernel  kr;
+    size_t     rows = (size_t)s->T * (size_t)s->Hq, local = 64, global;
+    cl_uint    a    = 0;
+    gdn_status st;
+
+    while (local > ctx->dev.info.max_work_group_size && local > 1)
+        local /= 2;
+    global = (rows + local - 1) / local * local;
+    if ((st = gdn__kernel_get(ctx, "swa/bwd_prep.cl", "", "swa_bwd_prep", &kr)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, o)) || (st = gdn__arg_mem(ctx, kr, a++, dout)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, delta)) ||
+        (st = gdn__arg_int(ctx, kr, a++, (int32_t)rows)) ||
+        (st = gdn__arg_int(ctx, kr, a++, s->D)))
+        return st;
+    return gdn__launch(ctx, kr, 1, &global, &local, NULL);
+}
+
+gdn_status gdn__swa_attn_backward(gdn_context *ctx, const struct gdn_swa_shape *s,
+                                  const struct gdn_swa_index *idx, cl_mem q, cl_mem k, cl_mem v,
+                                  cl_mem o, cl_mem lse, cl_mem dout, cl_mem dq, cl_mem dk,
+                                  cl_mem dv)
+{
+    struct attn_plan pq, pk;
+    cl_kernel        kq = NULL, kk;
+    cl_mem           delta = NULL, tq = NULL, tk = NULL;
+    int32_t          nq = 0, nk = 0;
+    cl_uint          a;
+    size_t           global[2], local[2] = {WG, 1};
+    const float      sl2 = s->scale * 1.4426950408889634f;
+    gdn_status       st;
+
+    dkdv_plan_default(s->D, &pk);
+    if ((st = attn_kernel(ctx, STAGE_DKDV, s->D, &pk, &kk)))
+        return st;
+    if (dq) {
+        dq_plan_default(s->D, &pq);
+        if ((st = attn_kernel(ctx, STAGE_DQ, s->D, &pq, &kq)))
+            return st;
+    }
+    if ((st = gdn__buffer_create(ctx, (size_t)s->T * (size_t)s->Hq * sizeof(float), &delta)))
+        return st;
+    if ((st = attn_prep(ctx, s, o, dout, delta)))
+        goto done;
+
+    if ((st = tile_table(ctx, s, idx, pk.bkv, &tk, &nk)))
+        goto done;
+    a = 0;
+    if ((st = gdn__arg_mem(ctx, kk, a++, q)) || (st = gdn__arg_mem(ctx, kk, a++, k)) ||
+        (st = gdn__arg_mem(ctx, kk, a++, v)) || (st = gdn__arg_mem(ctx, kk, a++, dout)) ||
+        (st = gdn__arg_mem(ctx, kk, a++, lse)) || (st = gdn__arg_mem(ctx, kk, a++, delta)) ||
+        (st = gdn__arg_mem(ctx, kk, a++, tk)) || (st = gdn__arg_mem(ctx, kk, a++, dk)) ||
+        (st = gdn__arg_mem(ctx, kk, a++, dv)) || (st = gdn__arg_int(ctx, kk, a++, s->Hq)) ||
+        (st = gdn__arg_int(ctx, kk, a++, s->Hkv)) || (st = gdn__arg_int(ctx, kk, a++, s->W)) ||
+        (st = gdn__arg_float(ctx, kk, a++, sl2)) ||
+        (st = gdn__arg_float(ctx, kk, a++, s->scale)))
+        goto done;
+    global[0] = (size_t)nk * WG;
+    global[1] = (size_t)s->Hkv;
+    if (nk && (st = gdn__launch(ctx, kk, 2, global, local, NULL)))
+        goto done;
+
+    if (dq) {
+        if ((st = tile_table(ctx, s, idx, pq.bq, &tq, &nq)))
+            goto done;
+        a = 0;
+        if ((st = gdn__arg_mem(ctx, kq, a++, q)) || (st = gdn__arg_mem(ctx, kq, a++, k)) ||
+            (st = gdn__arg_mem(ctx, kq, a++, v)) || (st = gdn__arg_mem(ctx, kq, a++, dout)) ||
+            (st = gdn__arg_mem(ctx, kq, a++, lse)) || (st = gdn__arg_mem(ctx, kq, a++, delta)) ||
+            (st = gdn__arg_mem(ctx, kq, a++, tq)) || (st = gdn__arg_mem(ctx, kq, a++, dq)) ||
+            (st = gdn__arg_int(ctx, kq, a++, s->Hq)) ||
+            (st = gdn__arg_int(ctx, kq, a++, s->Hkv)) ||
+            (st = gdn__arg_int(ctx, kq, a++, s->W)) ||
+            (st = gdn__arg_float(ctx, kq, a++, sl2)) ||
+            (st = gdn__arg_float(ctx, kq, a++, s->scale)))
+            goto done;
+        global[0] = (size_t)nq * WG;
+        global[1] = (size_t)s->Hq;
+        if (nq && (st = gdn__launch(ctx, kq, 2, global, local, NULL)))
+            goto done;
+    }
+done:
+    gdn__buffer_release(delta);
+    gdn__buffer_release(tq);
+    gdn__buffer_release(tk);
+    return st;
+}
