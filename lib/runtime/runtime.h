@@ -83,6 +83,10 @@ struct gdn_context {
         int memory_hits;        /* reused within this context     */
     } stats;
 
+    /* int32 0, 1, 2, ... on the device (gdn__iota), grown on demand */
+    cl_mem  iota;
+    int32_t iota_n;
+
     /* per-kernel profiling (bench and tuner only; off by default) */
     struct {
         bool                 on;
@@ -133,6 +137,11 @@ gdn_status gdn__check_tensor(gdn_context *ctx, const gdn_tensor *t, const char *
 /* Internal scratch buffers (device memory not visible to the user). */
 gdn_status gdn__buffer_create(gdn_context *ctx, size_t nbytes, cl_mem *out);
 void       gdn__buffer_release(cl_mem mem);
+
+/* A device buffer holding the int32 sequence 0, 1, ..., n - 1 (at least n
+ * entries), owned by ctx; used as the offsets of n one-token sequences so
+ * decode steps allocate nothing. */
+gdn_status gdn__iota(gdn_context *ctx, int32_t n, cl_mem *out);
 
 /* ---------------------------------------------------------------- programs */
 

@@ -115,10 +115,12 @@ gdn_status gdn_tensor_wrap_cl_mem(gdn_context *ctx, cl_mem mem, size_t offset, g
     gdn_status  st;
     cl_int      err;
 
-    if (!out || !ctx)
+    if (!out)
         return ctx ? gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "gdn_tensor_wrap_cl_mem: out is NULL")
                    : GDN_STATUS_INVALID_ARGUMENT;
     *out = NULL;
+    if (!ctx)
+        return GDN_STATUS_INVALID_ARGUMENT;
     if (!mem)
         return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "gdn_tensor_wrap_cl_mem: mem is NULL");
     st = shape_bytes(ctx, "gdn_tensor_wrap_cl_mem", dtype, ndim, shape, &numel, &nbytes);
@@ -301,4 +303,29 @@ gdn_status gdn__check_tensor(gdn_context *ctx, const gdn_tensor *t, const char *
     gdn__strbuf_free(&want);
     gdn__strbuf_free(&got);
     return st;
+}
+
+gdn_status gdn__iota(gdn_context *ctx, int32_t n, cl_mem *out)
+{
+    *out = NULL;
+    if (n > ctx->iota_n) {
+        int32_t  cap = n < 1024 ? 1024 : n, i;
+        int32_t *h   = gdn__malloc((size_t)cap * sizeof(int32_t));
+        cl_mem   m;
+        cl_int   err;
+        if (!h)
+            return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "iota: out of memory");
+        for (i = 0; i < cap; i++)
+            h[i] = i;
+        m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                           (size_t)cap * sizeof(int32_t), h, &err);
+        gdn__free(h);
+        if (err != CL_SUCCESS)
+            return gdn__fail_cl(ctx, err, "iota: clCreateBuffer");
+        gdn__buffer_release(ctx->iota);
+        ctx->iota   = m;
+        ctx->iota_n = cap;
+    }
+    *out = ctx->iota;
+    return GDN_STATUS_OK;
 }

@@ -54,8 +54,30 @@ static gdn_status upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl
     return GDN_STATUS_OK;
 }
 
-/* Sequence offsets -> per-sequence chunk offsets and the chunk table. */
-static gdn_status build_index(gdn_context *ctx, struct gdn_gated_delta_tape *tp)
+/* The sequence offsets on the device. One-token sequences (decode steps)
+ * share the context's iota buffer, so a step allocates nothing. */
+static gdn_status upload_seq_off(gdn_context *ctx, struct gdn_gated_delta_tape *tp)
+{
+    int32_t n;
+    cl_mem  iota;
+
+    for (n = 0; n <= tp->s.N && tp->idx.offsets[n] == n; n++)
+        ;
+    if (n > tp->s.N) {
+        gdn_status st = gdn__iota(ctx, tp->s.N + 1, &iota);
+        if (st)
+            return st;
+        clRetainMemObject(iota);
+        tp->idx.seq_off = iota;
+        return GDN_STATUS_OK;
+    }
+    return upload_ints(ctx, tp->idx.offsets, (size_t)tp->s.N + 1, &tp->idx.seq_off);
+}
+
+/* Sequence offsets -> per-sequence chunk offsets and the chunk table (the
+ * latter two only for the chunked paths). */
+static gdn_status build_index(gdn_context *ctx, struct gdn_gated_delta_tape *tp,
+                              bool chunk_tables)
 {
     struct gdn_gd_shape *s = &tp->s;
     int32_t             *chunk_off, *chunks;
@@ -90,10 +112,10 @@ static gdn_status build_index(gdn_context *ctx, struct gdn_gated_delta_tape *tp)
             e[3]           = c;
         }
     }
-    st = upload_ints(ctx, tp->idx.offsets, (size_t)s->N + 1, &tp->idx.seq_off);
-    if (!st)
+    st = upload_seq_off(ctx, tp);
+    if (!st && chunk_tables)
         st = upload_ints(ctx, chunk_off, (size_t)s->N + 1, &tp->idx.chunk_off);
-    if (!st)
+    if (!st && chunk_tables)
         st = upload_ints(ctx, chunks, (size_t)(total ? total : 1) * 4, &tp->idx.chunks);
     gdn__free(chunk_off);
     gdn__free(chunks);
@@ -306,7 +328,7 @@ gdn_status gdn__gd_tape_init(gdn_context *ctx, const gdn_gated_delta_params *par
 
     tp->q = args->q, tp->k = args->k, tp->v = args->v, tp->g = args->g, tp->beta = args->beta;
     tp->A_log = args->A_log, tp->dt_bias = args->dt_bias, tp->h0 = args->h0;
-    CHECK(build_index(ctx, tp));
+    CHECK(build_index(ctx, tp, alloc_saved));
 
     if (alloc_saved) {
         size_t thv = (size_t)s->T * (size_t)s->HV, th = (size_t)s->T * (size_t)s->H;

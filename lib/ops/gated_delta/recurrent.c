@@ -1,11 +1,216 @@
-/* recurrent.c - placeholder until the recurrent kernels land. */
+/*
+ * recurrent.c - fused recurrent forward of the gated delta rule and the
+ * decode step (ALGORITHM.md §1.2, §3.4): one kernel,
+ * cl/gated_delta/recurrent.cl, that runs the token loop of every sequence
+ * with the state slice in registers and every in-op option fused (L2 norm of
+ * q/k, gate from raw a, sigmoid beta, scale, GVA head mapping).
+ *
+ * The decode step is the same kernel with one token per sequence and
+ * h0 == ht (the state, updated in place): the kernel reads each work-group's
+ * state slice completely before it writes it, and slices do not overlap.
+ *
+ * This path reads the raw inputs (tp->q->mem ...); the tape's saved buffers
+ * are not allocated here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "gated_delta.h"
+
+#define RECURRENT_CL    "gated_delta/recurrent.cl"
+#define RECURRENT_ENTRY "gated_delta_recurrent"
+
+/* Plan of gated_delta_recurrent: work-group shape and the -D options. */
+struct recurrent_plan {
+    int32_t bv; /* state columns per work-group (divides V, multiple of vw) */
+    int32_t vw; /* columns per work-item: 1, 2 or 4                         */
+    int32_t ks; /* work-items along K: power of two, K % (4 ks) == 0         */
+    size_t  local;  /* (bv / vw) * ks work-items                            */
+    size_t  groups; /* N * HV * (V / bv)                                    */
+};
+
+/* Largest power of two <= x (x >= 1). */
+static int32_t pow2_floor(int32_t x)
+{
+    int32_t p = 1;
+    while (p * 2 <= x)
+        p *= 2;
+    return p;
+}
+
+/* Generic defaults (the tuning database will replace them). Two shapes,
+ * picked by how many work-groups the problem has against the device's
+ * compute units:
+ *   wide:  BV = 64, VW = 4, 32 state rows per work-item (KS = K / 32):
+ *          more work per barrier, best when there are >= CUs / 2 groups;
+ *   lean:  BV = 32, VW = 2, 16 rows per work-item (KS = K / 16): 4x the
+ *          groups and a shorter per-token critical path for few sequences.
+ * H200, H = HV = 16, K = V = 128 (bench numbers in the kernel's header):
+ * decode at N >= 64 runs at 96-98% of device copy bandwidth (wide), N = 1
+ * is launch-bound (lean); 16..64-token prefill is within ~10% of the best of
+ * 20 shapes tried, except B = 1 x 64 tokens (lean, 8% off). */
+static void recurrent_plan_default(const struct gdn_gd_shape *s, uint32_t cus,
+                                   struct recurrent_plan *p)
+{
+    const int32_t bv_wide = s->V % 64 == 0 ? 64 : s->V % 32 == 0 ? 32 : 16;
+    const double  groups  = (double)s->N * (double)s->HV * (double)(s->V / bv_wide);
+    int32_t       rows;
+
+    if (groups * 2.0 >= (double)cus) {
+        p->bv = bv_wide, p->vw = 4, rows = 32;
+    } else {
+        p->bv = s->V % 32 == 0 ? 32 : 16, p->vw = 2, rows = 16;
+    }
+    p->ks = pow2_floor(s->K / rows > 0 ? s->K / rows : 1);
+    while (p->ks > 1 && s->K % (4 * p->ks) != 0)
+        p->ks /= 2;
+}
+
+/* Test and tuning hook: GDN_GD_RECURRENT_PLAN="BV,VW,KS" replaces the
+ * defaults (checked like any plan; an unparsable value is ignored). */
+static void recurrent_plan_env(struct recurrent_plan *p)
+{
+    const char *e = getenv("GDN_GD_RECURRENT_PLAN");
+    int         bv, vw, ks;
+    if (e && sscanf(e, "%d,%d,%d", &bv, &vw, &ks) == 3)
+        p->bv = bv, p->vw = vw, p->ks = ks;
+}
+
+static bool recurrent_plan_valid(const struct gdn_gd_shape *s, const struct recurrent_plan *p)
+{
+    return (p->vw == 1 || p->vw == 2 || p->vw == 4) && p->bv >= p->vw && p->bv % p->vw == 0 &&
+           s->V % p->bv == 0 && p->ks >= 1 && (p->ks & (p->ks - 1)) == 0 &&
+           s->K % (4 * p->ks) == 0;
+}
+
+/* Local memory of the kernel: red_hk, red_hq [2][KS][BV] + red_s [2][KS][3]. */
+static size_t recurrent_plan_local_bytes(const struct recurrent_plan *p)
+{
+    return (size_t)2 * (size_t)p->ks * (2 * (size_t)p->bv + 3) * sizeof(float);
+}
+
+/* Fit the plan to the device: shrink KS (more rows per work-item), then BV,
+ * until the work-group and its local memory fit. */
+static gdn_status recurrent_plan_fit(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                     struct recurrent_plan *p, size_t max_wg)
+{
+    const uint64_t lmem = ctx->dev.info.local_mem_bytes;
+
+    if (!recurrent_plan_valid(s, p))
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gated_delta recurrent: invalid plan BV=%d VW=%d KS=%d for K=%d V=%d",
+                         (int)p->bv, (int)p->vw, (int)p->ks, (int)s->K, (int)s->V);
+    for (;;) {
+        p->local = (size_t)(p->bv / p->vw) * (size_t)p->ks;
+        if (p->local <= max_wg && recurrent_plan_local_bytes(p) <= lmem)
+            break;
+        if (p->ks > 1 && s->K / (p->ks / 2) <= 64)
+            p->ks /= 2;
+        else if (p->bv > p->vw && (p->bv / 2) % p->vw == 0 && s->V % (p->bv / 2) == 0)
+            p->bv /= 2;
+        else if (p->ks > 1)
+            p->ks /= 2;
+        else
+            return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                             "gated_delta recurrent: no work-group shape fits the device (max "
+                             "work-group %zu, local memory %llu B) for K=%d V=%d",
+                             max_wg, (unsigned long long)lmem, (int)s->K, (int)s->V);
+    }
+    p->groups = (size_t)s->N * (size_t)s->HV * (size_t)(s->V / p->bv);
+    if (p->groups > (size_t)INT32_MAX)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gated_delta recurrent: %zu work-groups exceed 2^31 - 1", p->groups);
+    return GDN_STATUS_OK;
+}
+
+static void recurrent_plan_options(const struct gdn_gd_shape *s, const struct recurrent_plan *p,
+                                   char *buf, size_t cap)
+{
+    const struct gdn_define defs[] = {
+        {"K", s->K},
+        {"V", s->V},
+        {"BV", p->bv},
+        {"VW", p->vw},
+        {"KS", p->ks},
+        {"QK_L2NORM", (s->flags & GDN_GATED_DELTA_QK_L2NORM) ? 1 : 0},
+        {"GATE_IN_OP", (s->flags & GDN_GATED_DELTA_GATE_IN_OP) ? 1 : 0},
+        {"BETA_SIGMOID", (s->flags & GDN_GATED_DELTA_BETA_SIGMOID) ? 1 : 0},
+        {"NEG_EIGVAL", (s->flags & GDN_GATED_DELTA_NEG_EIGVAL) ? 1 : 0},
+    };
+    gdn__defines_format(defs, GDN_ARRAY_SIZE(defs), buf, cap);
+}
+
+/* Build (or fetch) the kernel of a plan that fits the device, including the
+ * per-kernel work-group limit (register pressure). */
+static gdn_status recurrent_kernel(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                   struct recurrent_plan *p, cl_kernel *out)
+{
+    size_t     max_wg = ctx->dev.info.max_work_group_size;
+    char       opts[256];
+    gdn_status st;
+    int        attempt;
+
+    for (attempt = 0; attempt < 4; attempt++) {
+        size_t kwg = 0;
+        cl_int err;
+        if ((st = recurrent_plan_fit(ctx, s, p, max_wg)))
+            return st;
+        recurrent_plan_options(s, p, opts, sizeof(opts));
+        if ((st = gdn__kernel_get(ctx, RECURRENT_CL, opts, RECURRENT_ENTRY, out)))
+            return st;
+        err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg),
+                                       &kwg, NULL);
+        if (err != CL_SUCCESS)
+            return gdn__fail_cl(ctx, err, "gated_delta recurrent: CL_KERNEL_WORK_GROUP_SIZE");
+        if (p->local <= kwg)
+            return GDN_STATUS_OK;
+        max_wg = kwg; /* too many registers per work-item: refit below kwg */
+    }
+    return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                     "gated_delta recurrent: kernel allows only %zu work-items per group", max_wg);
+}
 
 gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_mem, cl_mem o_mem,
                                      cl_mem ht_mem)
 {
-    (void)h0_mem;
-    (void)o_mem;
-    (void)ht_mem;
-    return gdn__fail(tp->ctx, GDN_STATUS_UNSUPPORTED, "gated_delta: recurrent not built yet");
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    const bool                 gate_in_op = (s->flags & GDN_GATED_DELTA_GATE_IN_OP) != 0;
+    struct recurrent_plan      p;
+    cl_kernel                  kr;
+    cl_uint                    a = 0;
+    size_t                     global;
+    gdn_status                 st;
+
+    if (s->N == 0 || (s->T == 0 && !ht_mem))
+        return GDN_STATUS_OK;
+    if (gate_in_op && (!tp->A_log || !tp->dt_bias))
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                         "gated_delta recurrent: GATE_IN_OP needs A_log and dt_bias");
+    recurrent_plan_default(s, ctx->dev.info.compute_units, &p);
+    recurrent_plan_env(&p);
+    if ((st = recurrent_kernel(ctx, s, &p, &kr)))
+        return st;
+
+    /* Unused pointer arguments get a valid buffer that is never touched. */
+    if ((st = gdn__arg_mem(ctx, kr, a++, tp->q->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, tp->k->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, tp->v->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, tp->g->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, tp->beta->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->A_log->mem : tp->g->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->dt_bias->mem : tp->g->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, tp->idx.seq_off)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, h0_mem ? h0_mem : tp->q->mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, ht_mem ? ht_mem : o_mem)) ||
+        (st = gdn__arg_int(ctx, kr, a++, s->H)) || (st = gdn__arg_int(ctx, kr, a++, s->HV)) ||
+        (st = gdn__arg_float(ctx, kr, a++, s->scale)) ||
+        (st = gdn__arg_float(ctx, kr, a++, s->eps)) ||
+        (st = gdn__arg_int(ctx, kr, a++, h0_mem ? 1 : 0)) ||
+        (st = gdn__arg_int(ctx, kr, a++, ht_mem ? 1 : 0)))
+        return st;
+    global = p.groups * p.local;
+    return gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
 }
