@@ -1,9 +1,605 @@
-/* chunk_fwd.c - placeholder until the forward stages land. */
+/*
+ * chunk_fwd.c - chunked forward of the gated delta rule: stages F0-F5 of
+ * docs/ALGORITHM.md §2.2 (fla chunk_gated_delta_rule_fwd), host side of
+ * cl/gated_delta/{prep_fwd,kkt_solve,wy_fwd,state_fwd,out_fwd}.cl.
+ *
+ *   F0+F1 prep_fwd   L2 norms of q, k (QK_L2NORM), gate (GATE_IN_OP), beta
+ *                    (BETA_SIGMOID / NEG_EIGVAL), chunk-local cumsum G
+ *   F2    kkt_solve  Ai = (I + A)^-1 per chunk and value head
+ *   F3    wy_fwd     w = Ai diag(b exp2 G) K,  u = Ai diag(b) V
+ *   F4    state_fwd  sequential scan: h (state entering each chunk), v_new, ht
+ *   F5    out_fwd    o = scale (diag(exp2 G) Q h + tril(Q K^T o Gamma) v_new)
+ *
+ * Each stage has one plan struct (the single source of its -D options and
+ * NDRange), a default (one function per stage; a tuning database will
+ * replace it), a check against the device's local memory and work-group
+ * limits, and a run function. Plan defines depend only on K and V, so a
+ * test run builds few distinct programs.
+ */
+#include <stdio.h>
+
 #include "gated_delta.h"
+
+#define CH GDN_GD_CHUNK
+
+/* ------------------------------------------------------------ helpers */
+
+/* Format the defines and fetch the kernel; also check that the built kernel
+ * accepts the plan's work-group size (register pressure can lower it). */
+static gdn_status get_kernel(gdn_context *ctx, const char *path, const struct gdn_define *defs,
+                             size_t ndefs, const char *entry, size_t wg, cl_kernel *out)
+{
+    char       opts[256];
+    size_t     kwg = 0;
+    cl_int     err;
+    gdn_status st;
+
+    if (!gdn__defines_format(defs, ndefs, opts, sizeof(opts)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "%s: build options too long", path);
+    st = gdn__kernel_get(ctx, path, opts, entry, out);
+    if (st)
+        return st;
+    err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
+                                   NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "clGetKernelWorkGroupInfo");
+    if (kwg < wg)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "%s (%s): the device runs at most %zu work-items of this kernel, the "
+                         "plan needs %zu",
+                         entry, opts, kwg, wg);
+    return GDN_STATUS_OK;
+}
+
+/* Common device-limit check of a plan: work-group size and local memory. */
+static gdn_status check_limits(gdn_context *ctx, const char *stage, const struct gdn_gd_shape *s,
+                               size_t wg, size_t local_bytes)
+{
+    const gdn_device_info *in = &ctx->dev.info;
+    if (wg > in->max_work_group_size || local_bytes > in->local_mem_bytes)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gated_delta %s: no plan fits this device for head dims K = %d, V = %d "
+                         "(needs %zu work-items and %zu B of local memory; the device has %u "
+                         "and %llu)",
+                         stage, (int)s->K, (int)s->V, wg, local_bytes,
+                         (unsigned)in->max_work_group_size,
+                         (unsigned long long)in->local_mem_bytes);
+    return GDN_STATUS_OK;
+}
+
+static bool fits(const gdn_context *ctx, size_t wg, size_t local_bytes)
+{
+    return wg <= ctx->dev.info.max_work_group_size && local_bytes <= ctx->dev.info.local_mem_bytes;
+}
+
+/* Largest tile in {64, 32, 16} (capped at cap) that divides d. */
+static int32_t tile_for(int32_t d, int32_t cap)
+{
+    int32_t t;
+    for (t = cap; t > 16; t /= 2)
+        if (d % t == 0)
+            return t;
+    return 16;
+}
+
+#define SET_MEM(i, m)                                                                              \
+    do {                                                                                           \
+        if (!st)                                                                                   \
+            st = gdn__arg_mem(ctx, k, (i), (m));                                                   \
+    } while (0)
+#define SET_INT(i, v)                                                                              \
+    do {                                                                                           \
+        if (!st)                                                                                   \
+            st = gdn__arg_int(ctx, k, (i), (int32_t)(v));                                          \
+    } while (0)
+#define SET_FLOAT(i, v)                                                                            \
+    do {                                                                                           \
+        if (!st)                                                                                   \
+            st = gdn__arg_float(ctx, k, (i), (v));                                                 \
+    } while (0)
+
+/* ------------------------------------------------- F0 + F1: prep_fwd.cl */
+
+struct gd_prep_plan {
+    int32_t norm_lanes; /* NORM_LANES: work-items per L2-norm row (power of 2) */
+    int32_t norm_rows;  /* NORM_ROWS: rows per work-group */
+    int32_t gate_wg;    /* GATE_WG: work-group of the gate/cumsum kernel */
+};
+
+static void prep_plan_default(const struct gdn_gd_shape *s, struct gd_prep_plan *p)
+{
+    (void)s;
+    p->norm_lanes = 32;
+    p->norm_rows  = 8;
+    p->gate_wg    = 64;
+}
+
+static gdn_status prep_plan_check(gdn_context *ctx, const struct gd_prep_plan *p,
+                                  const struct gdn_gd_shape *s)
+{
+    size_t wg = (size_t)p->norm_lanes * (size_t)p->norm_rows;
+    if ((p->norm_lanes & (p->norm_lanes - 1)) || p->norm_lanes < 1 || p->norm_rows < 1 ||
+        p->gate_wg < 1)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta prep: bad plan");
+    return check_limits(ctx, "prep", s, wg > (size_t)p->gate_wg ? wg : (size_t)p->gate_wg,
+                        wg * sizeof(float));
+}
+
+static size_t prep_plan_defines(const struct gd_prep_plan *p, struct gdn_define *d)
+{
+    d[0].name = "GATE_WG", d[0].value = p->gate_wg;
+    d[1].name = "NORM_LANES", d[1].value = p->norm_lanes;
+    d[2].name = "NORM_ROWS", d[2].value = p->norm_rows;
+    return 3;
+}
+
+static gdn_status run_l2norm(gdn_context *ctx, const struct gd_prep_plan *p, cl_kernel k,
+                             cl_mem x, cl_mem y, cl_mem rstd, int64_t rows, int32_t D, float eps)
+{
+    size_t     global[2] = {(size_t)p->norm_lanes, (size_t)rows};
+    size_t     local[2]  = {(size_t)p->norm_lanes, (size_t)p->norm_rows};
+    gdn_status st        = GDN_STATUS_OK;
+    SET_MEM(0, x);
+    SET_MEM(1, y);
+    SET_MEM(2, rstd);
+    SET_INT(3, rows);
+    SET_INT(4, D);
+    SET_FLOAT(5, eps);
+    if (!st)
+        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    return st;
+}
+
+gdn_status gdn__gd_prep_fwd(struct gdn_gated_delta_tape *tp)
+{
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gd_prep_plan        p;
+    struct gdn_define          defs[3];
+    size_t                     nd, global, local;
+    cl_kernel                  k;
+    gdn_status                 st;
+    const bool                 norm = (s->flags & GDN_GATED_DELTA_QK_L2NORM) != 0;
+    const bool                 gate = (s->flags & GDN_GATED_DELTA_GATE_IN_OP) != 0;
+
+    if (!tp->G || !tp->b || (gate && !tp->gate) ||
+        (norm && (!tp->qn || !tp->kn || !tp->rstd_q || !tp->rstd_k)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta prep: tape buffers missing");
+    prep_plan_default(s, &p);
+    if ((st = prep_plan_check(ctx, &p, s)))
+        return st;
+    nd = prep_plan_defines(&p, defs);
+
+    if (norm && s->T > 0) {
+        const int64_t rows = s->T * (int64_t)s->H;
+        st = get_kernel(ctx, "gated_delta/prep_fwd.cl", defs, nd, "gated_delta_prep_l2norm",
+                        (size_t)p.norm_lanes * (size_t)p.norm_rows, &k);
+        if (!st)
+            st = run_l2norm(ctx, &p, k, tp->q->mem, tp->qn, tp->rstd_q, rows, s->K, s->eps);
+        if (!st)
+            st = run_l2norm(ctx, &p, k, tp->k->mem, tp->kn, tp->rstd_k, rows, s->K, s->eps);
+        if (st)
+            return st;
+    }
+    if (s->NT == 0)
+        return GDN_STATUS_OK;
+    st = get_kernel(ctx, "gated_delta/prep_fwd.cl", defs, nd, "gated_delta_prep_gate",
+                    (size_t)p.gate_wg, &k);
+    if (st)
+        return st;
+    SET_MEM(0, tp->g->mem);
+    SET_MEM(1, tp->beta->mem);
+    SET_MEM(2, gate ? tp->A_log->mem : NULL);
+    SET_MEM(3, gate ? tp->dt_bias->mem : NULL);
+    SET_MEM(4, tp->idx.chunks);
+    SET_MEM(5, gate ? tp->gate : NULL);
+    SET_MEM(6, tp->b);
+    SET_MEM(7, tp->G);
+    SET_INT(8, s->NT);
+    SET_INT(9, s->HV);
+    SET_INT(10, s->flags);
+    global = (size_t)s->NT * (size_t)s->HV;
+    local  = (size_t)p.gate_wg;
+    if (!st)
+        st = gdn__launch(ctx, k, 1, &global, &local, NULL);
+    return st;
+}
+
+/* ------------------------------------------------------ F2: kkt_solve.cl */
+
+#define KKT_WG 256 /* fixed in the kernel: 16 x 16 */
+
+struct gd_kkt_plan {
+    int32_t bk; /* BK: key columns per staged slice (16 or 32) */
+};
+
+static size_t kkt_plan_local(const struct gd_kkt_plan *p)
+{
+    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * (size_t)(p->bk + 1) + 2 * CH);
+}
+
+static void kkt_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                             struct gd_kkt_plan *p)
+{
+    p->bk = s->K % 32 == 0 ? 32 : 16;
+    if (!fits(ctx, KKT_WG, kkt_plan_local(p)))
+        p->bk = 16;
+}
+
+static gdn_status kkt_plan_check(gdn_context *ctx, const struct gd_kkt_plan *p,
+                                 const struct gdn_gd_shape *s)
+{
+    if ((p->bk != 16 && p->bk != 32) || s->K % p->bk)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta kkt_solve: bad plan");
+    return check_limits(ctx, "kkt_solve", s, KKT_WG, kkt_plan_local(p));
+}
+
+static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_shape *s,
+                               struct gdn_define *d)
+{
+    d[0].name = "BK", d[0].value = p->bk;
+    d[1].name = "K", d[1].value = s->K;
+    return 2;
+}
+
+gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
+{
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gd_kkt_plan         p;
+    struct gdn_define          defs[2];
+    size_t                     nd, global[2], local[2] = {KKT_WG, 1};
+    cl_kernel                  k;
+    gdn_status                 st;
+
+    if (!tp->Ai || !tp->G || !tp->b)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta kkt_solve: tape buffers missing");
+    if (s->NT == 0)
+        return GDN_STATUS_OK;
+    kkt_plan_default(ctx, s, &p);
+    if ((st = kkt_plan_check(ctx, &p, s)))
+        return st;
+    nd = kkt_plan_defines(&p, s, defs);
+    st = get_kernel(ctx, "gated_delta/kkt_solve.cl", defs, nd, "gated_delta_kkt_solve", KKT_WG,
+                    &k);
+    if (st)
+        return st;
+    SET_MEM(0, gdn__gd_kmem(tp));
+    SET_MEM(1, tp->b);
+    SET_MEM(2, tp->G);
+    SET_MEM(3, tp->idx.chunks);
+    SET_MEM(4, tp->Ai);
+    SET_INT(5, s->H);
+    SET_INT(6, s->HV);
+    global[0] = (size_t)KKT_WG * (size_t)s->NT;
+    global[1] = (size_t)s->HV;
+    if (!st)
+        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    return st;
+}
+
+/* --------------------------------------------------------- F3: wy_fwd.cl */
+
+#define WY_WG 256 /* fixed in the kernel: 16 x 16 */
+
+struct gd_wy_plan {
+    int32_t bnk; /* BNK: w column tile (16, 32, 64) */
+    int32_t bnv; /* BNV: u column tile (16, 32, 64) */
+};
+
+static size_t wy_plan_local(const struct gd_wy_plan *p)
+{
+    size_t bn = (size_t)(p->bnk > p->bnv ? p->bnk : p->bnv);
+    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
+}
+
+static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                            struct gd_wy_plan *p)
+{
+    int32_t cap;
+    for (cap = 64; cap >= 16; cap /= 2) {
+        p->bnk = tile_for(s->K, cap);
+        p->bnv = tile_for(s->V, cap);
+        if (fits(ctx, WY_WG, wy_plan_local(p)))
+            return;
+    }
+}
+
+static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
+                                const struct gdn_gd_shape *s)
+{
+    if (p->bnk % 16 || p->bnv % 16 || p->bnk > 64 || p->bnv > 64 || s->K % p->bnk ||
+        s->V % p->bnv)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta wy_fwd: bad plan");
+    return check_limits(ctx, "wy_fwd", s, WY_WG, wy_plan_local(p));
+}
+
+static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_shape *s,
+                              struct gdn_define *d)
+{
+    d[0].name = "BNK", d[0].value = p->bnk;
+    d[1].name = "BNV", d[1].value = p->bnv;
+    d[2].name = "K", d[2].value = s->K;
+    d[3].name = "V", d[3].value = s->V;
+    return 4;
+}
+
+gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
+{
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gd_wy_plan          p;
+    struct gdn_define          defs[4];
+    size_t                     nd, global[2], local[2] = {WY_WG, 1};
+    cl_kernel                  k;
+    gdn_status                 st;
+
+    if (!tp->Ai || !tp->G || !tp->b)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta wy_fwd: tape buffers missing");
+    if (s->NT == 0)
+        return GDN_STATUS_OK;
+    wy_plan_default(ctx, s, &p);
+    if ((st = wy_plan_check(ctx, &p, s)))
+        return st;
+    nd = wy_plan_defines(&p, s, defs);
+    st = get_kernel(ctx, "gated_delta/wy_fwd.cl", defs, nd, "gated_delta_wy_fwd", WY_WG, &k);
+    if (st)
+        return st;
+    SET_MEM(0, gdn__gd_kmem(tp));
+    SET_MEM(1, tp->v->mem);
+    SET_MEM(2, tp->b);
+    SET_MEM(3, tp->G);
+    SET_MEM(4, tp->Ai);
+    SET_MEM(5, tp->idx.chunks);
+    SET_MEM(6, w);
+    SET_MEM(7, u);
+    SET_INT(8, s->H);
+    SET_INT(9, s->HV);
+    global[0] = (size_t)WY_WG * (size_t)s->NT;
+    global[1] = (size_t)s->HV;
+    if (!st)
+        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    return st;
+}
+
+/* ------------------------------------------------------ F4: state_fwd.cl */
+
+struct gd_state_plan {
+    int32_t bv; /* BV: V tile per work-group (16, 32, 64) */
+    int32_t bk; /* BK: K slice of staged w / k rows (16, 32, 64) */
+    int32_t lx; /* LX: work-items along the tile's columns */
+    int32_t ly; /* LY: work-items along rows (divides 64 and BK) */
+};
+
+static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
+{
+    return sizeof(float) * ((size_t)s->K * (size_t)p->bv + (size_t)CH * (size_t)(p->bk + 1) +
+                            (size_t)CH * (size_t)p->bv + CH);
+}
+
+/* Measured on the H200 (B = 4, T = 4096, H = HV = 16), state_fwd alone:
+ *   K = V = 128: BV 32, BK 32, 8 x 32 work-items 2.26 ms; 8 x 16: 2.55 ms;
+ *                BK 64 (8 x 32 or 8 x 64): 2.35-2.41 ms; BV 16 or BK 16: 3.26 ms
+ *   K = V = 64:  BV 32, BK 64, 8 x 64: 0.76 ms; BK 32, 8 x 32: 1.07 ms;
+ *                8 x 16: 1.40 ms
+ * The scan is latency-bound: more warps per group and fewer staged slices
+ * (barriers) per chunk pay. */
+static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                               struct gd_state_plan *p)
+{
+    int32_t cap;
+    for (cap = 32; cap >= 16; cap /= 2) {
+        p->bv = tile_for(s->V, cap);
+        p->lx = p->bv / 4;
+        p->bk = s->K % 32 ? 16 : s->K <= 64 ? s->K : 32;
+        p->ly = p->bk;
+        if (fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+            return;
+        p->bk = p->ly = 16;
+        if (fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+            return;
+    }
+}
+
+static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
+                                   const struct gdn_gd_shape *s)
+{
+    if (p->bv % 16 || s->V % p->bv || p->bk % 16 || s->K % p->bk || p->lx < 1 ||
+        p->bv % p->lx || p->ly < 1 || CH % p->ly || p->bk % p->ly)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta state_fwd: bad plan");
+    return check_limits(ctx, "state_fwd", s, (size_t)(p->lx * p->ly), state_plan_local(p, s));
+}
+
+static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn_gd_shape *s,
+                                 struct gdn_define *d)
+{
+    d[0].name = "BK", d[0].value = p->bk;
+    d[1].name = "BV", d[1].value = p->bv;
+    d[2].name = "K", d[2].value = s->K;
+    d[3].name = "LX", d[3].value = p->lx;
+    d[4].name = "LY", d[4].value = p->ly;
+    d[5].name = "V", d[5].value = s->V;
+    return 6;
+}
+
+gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u, cl_mem h,
+                             cl_mem v_new, cl_mem ht)
+{
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gd_state_plan       p;
+    struct gdn_define          defs[6];
+    size_t                     nd, global[2], local[2];
+    cl_kernel                  k;
+    gdn_status                 st;
+
+    if (!tp->G)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta state_fwd: tape buffers missing");
+    if (s->N == 0 || (s->NT == 0 && !ht))
+        return GDN_STATUS_OK;
+    state_plan_default(ctx, s, &p);
+    if ((st = state_plan_check(ctx, &p, s)))
+        return st;
+    nd       = state_plan_defines(&p, s, defs);
+    local[0] = (size_t)(p.lx * p.ly);
+    local[1] = 1;
+    st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd, "gated_delta_state_fwd", local[0],
+                    &k);
+    if (st)
+        return st;
+    SET_MEM(0, gdn__gd_kmem(tp));
+    SET_MEM(1, w);
+    SET_MEM(2, u);
+    SET_MEM(3, tp->G);
+    SET_MEM(4, tp->idx.seq_off);
+    SET_MEM(5, tp->idx.chunk_off);
+    SET_MEM(6, tp->h0 ? tp->h0->mem : NULL);
+    SET_MEM(7, h);
+    SET_MEM(8, v_new);
+    SET_MEM(9, ht);
+    SET_INT(10, s->H);
+    SET_INT(11, s->HV);
+    SET_INT(12, tp->h0 != NULL);
+    SET_INT(13, ht != NULL);
+    global[0] = local[0] * (size_t)s->N * (size_t)(s->V / p.bv);
+    global[1] = (size_t)s->HV;
+    if (!st)
+        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    return st;
+}
+
+/* -------------------------------------------------------- F5: out_fwd.cl */
+
+#define OUT_WG 256 /* fixed in the kernel: 16 x 16 */
+
+struct gd_out_plan {
+    int32_t bk; /* BK: K slice of staged q, k, h (16, 32) */
+    int32_t bv; /* BV: V tile per work-group (16, 32, 64) */
+};
+
+static size_t out_plan_local(const struct gd_out_plan *p)
+{
+    size_t p1 = 2 * (size_t)CH * (size_t)(p->bk + 1) + (size_t)p->bk * (size_t)p->bv;
+    size_t p2 = (size_t)CH * (CH + 1) + (size_t)CH * (size_t)p->bv;
+    return sizeof(float) * ((p1 > p2 ? p1 : p2) + CH);
+}
+
+static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                             struct gd_out_plan *p)
+{
+    int32_t cap;
+    for (cap = 64; cap >= 16; cap /= 2) {
+        p->bv = tile_for(s->V, cap);
+        p->bk = s->K % 32 == 0 ? 32 : 16;
+        if (fits(ctx, OUT_WG, out_plan_local(p)))
+            return;
+        p->bk = 16;
+        if (fits(ctx, OUT_WG, out_plan_local(p)))
+            return;
+    }
+}
+
+static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
+                                 const struct gdn_gd_shape *s)
+{
+    if (p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 64 || s->V % p->bv)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta out_fwd: bad plan");
+    return check_limits(ctx, "out_fwd", s, OUT_WG, out_plan_local(p));
+}
+
+static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_shape *s,
+                               struct gdn_define *d)
+{
+    d[0].name = "BK", d[0].value = p->bk;
+    d[1].name = "BV", d[1].value = p->bv;
+    d[2].name = "K", d[2].value = s->K;
+    d[3].name = "V", d[3].value = s->V;
+    return 4;
+}
+
+gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_new, cl_mem o)
+{
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gd_out_plan         p;
+    struct gdn_define          defs[4];
+    size_t                     nd, global[2], local[2] = {OUT_WG, 1};
+    cl_kernel                  k;
+    gdn_status                 st;
+
+    if (!tp->G)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta out_fwd: tape buffers missing");
+    if (s->NT == 0)
+        return GDN_STATUS_OK;
+    out_plan_default(ctx, s, &p);
+    if ((st = out_plan_check(ctx, &p, s)))
+        return st;
+    nd = out_plan_defines(&p, s, defs);
+    st = get_kernel(ctx, "gated_delta/out_fwd.cl", defs, nd, "gated_delta_out_fwd", OUT_WG, &k);
+    if (st)
+        return st;
+    SET_MEM(0, gdn__gd_qmem(tp));
+    SET_MEM(1, gdn__gd_kmem(tp));
+    SET_MEM(2, tp->G);
+    SET_MEM(3, h);
+    SET_MEM(4, v_new);
+    SET_MEM(5, tp->idx.chunks);
+    SET_MEM(6, o);
+    SET_INT(7, s->H);
+    SET_INT(8, s->HV);
+    SET_FLOAT(9, s->scale);
+    global[0] = (size_t)OUT_WG * (size_t)s->NT * (size_t)(s->V / p.bv);
+    global[1] = (size_t)s->HV;
+    if (!st)
+        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    return st;
+}
+
+/* ------------------------------------------------------- the whole forward */
+
+/* n floats of scratch (at least one, so empty problems still get a buffer). */
+static gdn_status scratch(gdn_context *ctx, size_t a, size_t b, size_t c, cl_mem *out)
+{
+    size_t n, bytes;
+    *out = NULL;
+    if (!gdn__mul_size(a, b, &n) || !gdn__mul_size(n, c, &n) ||
+        !gdn__mul_size(n ? n : 1, sizeof(float), &bytes))
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_DEVICE_MEMORY, "gated_delta: scratch size overflow");
+    return gdn__buffer_create(ctx, bytes, out);
+}
 
 gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o, gdn_tensor *ht)
 {
-    (void)o;
-    (void)ht;
-    return gdn__fail(tp->ctx, GDN_STATUS_UNSUPPORTED, "gated_delta: chunked forward not built yet");
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    const size_t               T = (size_t)s->T, HV = (size_t)s->HV;
+    cl_mem                     w = NULL, u = NULL, h = NULL, v_new = NULL;
+    gdn_status                 st;
+
+    if (!o)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "gated_delta: o is NULL");
+    st = gdn__gd_prep_fwd(tp);
+    if (!st)
+        st = gdn__gd_kkt_solve(tp);
+    if (!st)
+        st = scratch(ctx, T, HV, (size_t)s->K, &w);
+    if (!st)
+        st = scratch(ctx, T, HV, (size_t)s->V, &u);
+    if (!st)
+        st = scratch(ctx, T, HV, (size_t)s->V, &v_new);
+    if (!st)
+        st = scratch(ctx, (size_t)s->NT * HV, (size_t)s->K, (size_t)s->V, &h);
+    if (!st)
+        st = gdn__gd_wy_fwd(tp, w, u);
+    if (!st)
+        st = gdn__gd_state_fwd(tp, w, u, h, v_new, ht ? ht->mem : NULL);
+    if (!st)
+        st = gdn__gd_out_fwd(tp, h, v_new, o->mem);
+    /* Releasing is safe while kernels are queued: OpenCL keeps the memory
+     * alive until the commands that use it are done. */
+    gdn__buffer_release(w);
+    gdn__buffer_release(u);
+    gdn__buffer_release(v_new);
+    gdn__buffer_release(h);
+    return st;
 }

@@ -1,0 +1,181 @@
+/*
+ * gated_delta/state_fwd.cl - forward stage F4 of the chunked gated delta rule
+ * (docs/ALGORITHM.md §2.1, §2.2 "F4 pseudo-code", fla chunk_delta_h): the
+ * only sequential stage, a scan over the chunks of each sequence.
+ *
+ * Math, per sequence n, value head hv (q/k head hv / (HV/H)) and V tile,
+ * with the running state Hs [K, BV] (fp32) starting at h0 (or 0):
+ *   for each chunk c of the sequence (rows i < L):
+ *     h[c]   = Hs                                  (state ENTERING chunk c)
+ *     Vn     = u_c - w_c Hs                        [L, BV] -> v_new (pre-decay)
+ *     gl     = G[last valid row of c]
+ *     Hs     = exp2(gl) Hs + K_c^T diag(exp2(gl - G)) Vn
+ *   ht = Hs
+ * Every exponent is <= 0; rows >= L are masked (select) before exp2.
+ *
+ * Shapes (F32, token-major): k [T, H, K]; w [T, HV, K]; u, v_new
+ * [T, HV, V]; G [T, HV]; seq_off, chunk_off [N + 1] int; h0, ht
+ * [N, HV, K, V] (either may be NULL: has_h0 / has_ht); h [NT, HV, K, V]
+ * with chunk c of sequence n at global chunk index chunk_off[n] + c.
+ *
+ * One work-group = one (sequence, V tile, value head). The state
+ * tile lives in local memory (K x BV); w and k are staged in 64 x BK
+ * slices; LX x LY work-items own strided micro-tiles: 64/LY x BV/LX of
+ * Vn and BK/LY x BV/LX of each BK-row slice of the state update.
+ * Local memory: 4 * (K * BV + 64 * (BK + 1) + 64 * BV + 64) bytes
+ * (32.5 KiB at K = 128, BV = 32, BK = 32). Global (LX * LY * N * V / BV,
+ * HV), local (LX * LY, 1); group (n * V / BV + iv, hv).
+ *
+ * Tuning macros (#ifndef defaults; set by state_plan_default in
+ * lib/ops/gated_delta/chunk_fwd.c):
+ *   K, V  head dims, multiples of 16 in [16, 256] (required)
+ *   BV    V tile: 16, 32 or 64, dividing V (default 16)
+ *   BK    K slice: 16, 32 or 64, dividing K, a multiple of LY (default 16)
+ *   LX    work-items along the tile columns, dividing BV (default 4)
+ *   LY    work-items along rows, dividing 64 and BK (default 16)
+ */
+#include "gdn_common.clh"
+#include "gdn_tile.clh"
+
+#ifndef K
+#error "K (key head dim) must be defined"
+#endif
+#ifndef V
+#error "V (value head dim) must be defined"
+#endif
+#ifndef BV
+#define BV 16
+#endif
+#ifndef BK
+#define BK 16
+#endif
+#ifndef LX
+#define LX 4
+#endif
+#ifndef LY
+#define LY 16
+#endif
+
+#define CH  64
+#define WG  (LX * LY)
+#define LDK (BK + 1)
+#define TM1 (CH / LY)  /* rows of Vn per work-item */
+#define TM2 (BK / LY)  /* rows of a state slice per work-item */
+#define TN  (BV / LX)  /* columns per work-item */
+
+#if (V % BV) != 0 || (K % BK) != 0 || (BV % LX) != 0 || (CH % LY) != 0 || (BK % LY) != 0
+#error "state_fwd: inconsistent tile macros"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_state_fwd(__global const float *k, __global const float *w,
+                           __global const float *u, __global const float *G,
+                           __global const int *seq_off, __global const int *chunk_off,
+                           __global const float *h0, __global float *h, __global float *v_new,
+                           __global float *ht, int H, int HV, int has_h0, int has_ht)
+{
+    __local float HsL[K * BV];     /* running state tile */
+    __local float SL[CH * LDK];    /* w or k slice */
+    __local float VL[CH * BV];     /* decayed Vn */
+    __local float Gs[CH];
+    const int     lid = (int)get_local_id(0);
+    const int     tx = lid % LX, ty = lid / LX;
+    const int     n = (int)get_group_id(0) / (V / BV);
+    const int     iv = (int)get_group_id(0) - n * (V / BV);
+    const int     hv = (int)get_group_id(1);
+    const int     kh = hv / (HV / H);
+    const int     v0 = iv * BV;
+    const int     bos = seq_off[n], eos = seq_off[n + 1];
+    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
+    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+
+    for (int e = lid; e < K * BV; e += WG) {
+        const int r = e / BV, j = e - r * BV;
+        HsL[e] = has_h0 ? h0[sbase + (ulong)r * V + (ulong)j] : 0.0f;
+    }
+
+    for (int c = 0; c < nc; c++) {
+        const int   first = bos + c * CH;
+        const int   L = min(CH, eos - first);
+        const ulong hbase =
+            ((ulong)(c0 + c) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+        float acc1[TM1][TN];
+
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* h[c] = state entering the chunk; chunk gates. */
+        for (int e = lid; e < K * BV; e += WG) {
+            const int r = e / BV, j = e - r * BV;
+            h[hbase + (ulong)r * V + (ulong)j] = HsL[e];
+        }
+        if (lid < CH)
+            Gs[lid] = lid < L ? G[(ulong)(first + lid) * (ulong)HV + (ulong)hv] : 0.0f;
+
+        /* Vn = u - w Hs */
+        GDN_TILE_ZERO(acc1, TM1, TN);
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < CH * BK; e += WG) {
+                const int r = e / BK, d = e - r * BK;
+                float     x = 0.0f;
+                if (r < L)
+                    x = w[((ulong)(first + r) * (ulong)HV + (ulong)hv) * (ulong)K +
+                          (ulong)(k0 + d)];
+                SL[r * LDK + d] = x;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            GDN_TILE_MMA(acc1, TM1, TN, SL, LDK, 0, (HsL + k0 * BV), BV, 0, ty, LY, tx, LX, BK);
+        }
+        {
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < TM1; a++) {
+                const int   i  = ty + LY * a;
+                const bool  ok = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                for (int j = 0; j < TN; j++) {
+                    const int col = tx + LX * j;
+                    float     vn  = 0.0f;
+                    if (ok) {
+                        const ulong at = ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                                         (ulong)(v0 + col);
+                        vn             = u[at] - acc1[a][j];
+                        v_new[at]      = vn;
+                    }
+                    VL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
+                }
+            }
+        }
+
+        /* Hs = exp2(gl) Hs + K_c^T VL, one BK-row slice at a time. */
+        {
+            const float decay = exp2(Gs[L - 1]);
+            for (int k0 = 0; k0 < K; k0 += BK) {
+                float acc2[TM2][TN];
+                barrier(CLK_LOCAL_MEM_FENCE);
+                for (int e = lid; e < CH * BK; e += WG) {
+                    const int r = e / BK, d = e - r * BK;
+                    float     x = 0.0f;
+                    if (r < L)
+                        x = k[((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K +
+                              (ulong)(k0 + d)];
+                    SL[r * LDK + d] = x;
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+                GDN_TILE_ZERO(acc2, TM2, TN);
+                GDN_TILE_MMA(acc2, TM2, TN, SL, LDK, 1, VL, BV, 0, ty, LY, tx, LX, CH);
+                for (int a = 0; a < TM2; a++)
+                    for (int j = 0; j < TN; j++) {
+                        const int at = (k0 + ty + LY * a) * BV + tx + LX * j;
+                        HsL[at]      = fma(decay, HsL[at], acc2[a][j]);
+                    }
+            }
+        }
+    }
+
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (has_ht) {
+        for (int e = lid; e < K * BV; e += WG) {
+            const int r = e / BV, j = e - r * BV;
+            ht[sbase + (ulong)r * V + (ulong)j] = HsL[e];
+        }
+    }
+}

@@ -1,0 +1,114 @@
+/*
+ * gated_delta/wy_fwd.cl - forward stage F3 of the chunked gated delta rule
+ * (docs/ALGORITHM.md §2.1, §2.2 "F3 pseudo-code", fla recompute_w_u):
+ * the WY representation of one chunk.
+ *
+ * Math, per chunk (rows i < L) and value head hv (q/k head hv / (HV/H)):
+ *   w = Ai diag(b exp2(G)) K_c      [L, K]
+ *   u = Ai diag(b) V_c              [L, V]
+ * with Ai the chunk's (I + A)^-1 rows from kkt_solve.cl. Rows >= L of the
+ * operands are loaded as 0 and never stored. Exponents G_i <= 0.
+ *
+ * Shapes (F32, token-major): k [T, H, K]; v [T, HV, V]; b, G [T, HV];
+ * Ai [T, HV, 64]; chunks [NT] int4 (seq, first token, length, chunk index);
+ * w [T, HV, K]; u [T, HV, V].
+ *
+ * One work-group = one (chunk, value head): Ai (64 x 64) is staged in local
+ * memory once, then every output column tile (BNK columns of w, then BNV
+ * columns of u) is computed as Ai @ (scaled 64 x BN operand tile) by
+ * 256 work-items as 16 x 16, each with a 4 x BN/16 strided micro-tile.
+ * Local memory: 4 * (64 * 65 + 64 * max(BNK, BNV) + 128) bytes (33 KiB at
+ * BN = 64). Global (256 * NT, HV), local (256, 1).
+ *
+ * Tuning macros (#ifndef defaults; set by wy_plan_default in
+ * lib/ops/gated_delta/chunk_fwd.c):
+ *   K, V  head dims, multiples of 16 in [16, 256] (required)
+ *   BNK   w column tile: 16, 32 or 64, dividing K (default 16)
+ *   BNV   u column tile: 16, 32 or 64, dividing V (default 16)
+ */
+#include "gdn_common.clh"
+#include "gdn_tile.clh"
+
+#ifndef K
+#error "K (key head dim) must be defined"
+#endif
+#ifndef V
+#error "V (value head dim) must be defined"
+#endif
+#ifndef BNK
+#define BNK 16
+#endif
+#ifndef BNV
+#define BNV 16
+#endif
+
+#define CH  64
+#define WG  256
+#define LDA (CH + 1)
+#define BNMAX (BNK > BNV ? BNK : BNV)
+
+#if (K % BNK) != 0 || (V % BNV) != 0 || (BNK % 16) != 0 || (BNV % 16) != 0
+#error "BNK / BNV must be multiples of 16 dividing K / V"
+#endif
+
+/* out[rows of the chunk, n0 .. n0 + BN) = AiL @ (scale_r * src rows). */
+#define WY_TILE(BN, src, src_head, src_heads, D, scl, dst)                                         \
+    do {                                                                                           \
+        for (int n0 = 0; n0 < (D); n0 += (BN)) {                                                   \
+            float acc_[4][(BN) / 16];                                                              \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            for (int e = lid; e < CH * (BN); e += WG) {                                            \
+                const int r = e / (BN), d = e - r * (BN);                                          \
+                float     x = 0.0f;                                                                \
+                if (r < L)                                                                         \
+                    x = src[((ulong)(first + r) * (ulong)(src_heads) + (ulong)(src_head)) *        \
+                                (ulong)(D) + (ulong)(n0 + d)] * scl[r];                            \
+                XL[r * (BN) + d] = x;                                                              \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            GDN_TILE_ZERO(acc_, 4, (BN) / 16);                                                     \
+            GDN_TILE_MMA(acc_, 4, (BN) / 16, AL, LDA, 0, XL, (BN), 0, ty, 16, tx, 16, CH);         \
+            for (int a = 0; a < 4; a++) {                                                          \
+                const int i = ty + 16 * a;                                                         \
+                if (i < L)                                                                         \
+                    for (int j = 0; j < (BN) / 16; j++)                                            \
+                        dst[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)(D) +            \
+                            (ulong)(n0 + tx + 16 * j)] = acc_[a][j];                               \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_wy_fwd(__global const float *k, __global const float *v,
+                        __global const float *b, __global const float *G,
+                        __global const float *Ai, __global const int4 *chunks,
+                        __global float *w, __global float *u, int H, int HV)
+{
+    __local float AL[CH * LDA];
+    __local float XL[CH * BNMAX];
+    __local float bw[CH], bu[CH];
+    const int     lid = (int)get_local_id(0);
+    const int     tx = lid & 15, ty = lid >> 4;
+    const int     c = (int)get_group_id(0), hv = (int)get_group_id(1);
+    const int     kh = hv / (HV / H);
+    const int4    ch = chunks[c];
+    const int     first = ch.y, L = ch.z;
+
+    if (lid < CH) {
+        const bool  ok = lid < L;
+        const ulong at = (ulong)(first + (ok ? lid : 0)) * (ulong)HV + (ulong)hv;
+        const float bv = ok ? b[at] : 0.0f;
+        const float gv = ok ? G[at] : 0.0f;
+        bu[lid]        = bv;
+        bw[lid]        = bv * exp2(gv);
+    }
+    for (int e = lid; e < CH * CH; e += WG) {
+        const int i = e >> 6, j = e & 63;
+        float     x = 0.0f;
+        if (i < L)
+            x = Ai[((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)j];
+        AL[i * LDA + j] = x;
+    }
+    WY_TILE(BNK, k, kh, H, K, bw, w);
+    WY_TILE(BNV, v, hv, HV, V, bu, u);
+}
