@@ -8,11 +8,13 @@
  * logged but never a use-after-free.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "runtime.h"
+#include "tune/tune.h"
 
 void gdn_context_params_init(gdn_context_params *params)
 {
@@ -38,14 +40,13 @@ static gdn_log_level env_log_level(void)
     return GDN_LOG_LEVEL_WARN;
 }
 
-/* The on-disk cache folder, or NULL when the cache is off. */
-static char *cache_dir_for(const gdn_context_params *p)
+/* The cache base folder: params.cache_dir, $GDN_CACHE_DIR,
+ * $XDG_CACHE_HOME/gdn or ~/.cache/gdn; NULL when none can be named. */
+static char *cache_dir_for_base(const gdn_context_params *p)
 {
-    const char       *env = getenv("GDN_CACHE");
-    struct gdn_strbuf sb  = {0};
+    const char       *env;
+    struct gdn_strbuf sb = {0};
 
-    if (!p->disk_cache || (env && !strcmp(env, "0")))
-        return NULL;
     if (p->cache_dir && *p->cache_dir)
         return gdn__strdup(p->cache_dir);
     if ((env = getenv("GDN_CACHE_DIR")) && *env)
@@ -63,6 +64,15 @@ static char *cache_dir_for(const gdn_context_params *p)
     return sb.data;
 }
 
+/* The on-disk program cache folder, or NULL when the cache is off. */
+static char *cache_dir_for(const gdn_context_params *p)
+{
+    const char *env = getenv("GDN_CACHE");
+    if (!p->disk_cache || (env && !strcmp(env, "0")))
+        return NULL;
+    return cache_dir_for_base(p);
+}
+
 static bool reserved_zero(const gdn_context_params *p)
 {
     size_t i;
@@ -70,6 +80,27 @@ static bool reserved_zero(const gdn_context_params *p)
         if (p->reserved[i])
             return false;
     return true;
+}
+
+/* A constructor failed before a context exists to hold the message: send it
+ * to the caller's log callback when params has one (at ERROR level, which no
+ * log_level filters out), else to stderr. Returns status. */
+static gdn_status create_fail(const gdn_context_params *p, gdn_status status, const char *fmt, ...)
+    GDN_PRINTF(3, 4);
+static gdn_status create_fail(const gdn_context_params *p, gdn_status status, const char *fmt, ...)
+{
+    struct gdn_strbuf sb = {0};
+    va_list           ap;
+
+    va_start(ap, fmt);
+    gdn__strbuf_appendv(&sb, fmt, ap);
+    va_end(ap);
+    if (p && p->log_fn)
+        p->log_fn(p->log_user, GDN_LOG_LEVEL_ERROR, sb.data ? sb.data : "(out of memory)");
+    else
+        gdn__fail(NULL, status, "%s", sb.data ? sb.data : "(out of memory)");
+    gdn__strbuf_free(&sb);
+    return status;
 }
 
 /* Shared tail of both constructors: settings, caches, logging. */
@@ -81,15 +112,33 @@ static gdn_status context_init_common(gdn_context *ctx, const gdn_context_params
     ctx->log_fn    = p->log_fn;
     ctx->log_user  = p->log_user;
     ctx->log_level = p->log_level >= 0 ? (gdn_log_level)p->log_level : env_log_level();
-    if (env_dir && *env_dir)
-        ctx->kernel_dir = gdn__strdup(env_dir);
-    else if (p->kernel_dir)
-        ctx->kernel_dir = gdn__strdup(p->kernel_dir);
-    if ((env_dir && *env_dir && !ctx->kernel_dir) || (!env_dir && p->kernel_dir && !ctx->kernel_dir))
+    /* GDN_CL_DIR wins over params.kernel_dir; empty strings mean "not set". */
+    if (!env_dir || !*env_dir)
+        env_dir = p->kernel_dir && *p->kernel_dir ? p->kernel_dir : NULL;
+    if (env_dir && !(ctx->kernel_dir = gdn__strdup(env_dir)))
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
     if (p->build_options) {
         ctx->build_options = gdn__strdup(p->build_options);
         if (!ctx->build_options)
+            return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    {
+        /* The tuning database lives under the cache base even when the
+         * program cache is off (GDN_CACHE=0 or PoCL). */
+        gdn_context_params q = *p;
+        const char        *ovr = getenv("GDN_TUNE");
+        char              *base;
+        q.disk_cache = 1;
+        base         = cache_dir_for_base(&q);
+        if (base) {
+            struct gdn_strbuf sb = {0};
+            gdn__strbuf_appendf(&sb, "%s/tune", base);
+            ctx->tune_dir = sb.oom ? NULL : sb.data;
+            if (sb.oom)
+                gdn__strbuf_free(&sb);
+            gdn__free(base);
+        }
+        if (ovr && *ovr && !(ctx->tune_override = gdn__strdup(ovr)))
             return GDN_STATUS_OUT_OF_HOST_MEMORY;
     }
     ctx->cache_dir = cache_dir_for(p);
@@ -119,6 +168,8 @@ static void context_free(gdn_context *ctx)
     if (gdn__prof_collect(ctx, &sums, &n) == GDN_STATUS_OK)
         gdn__free(sums);
     gdn__free(ctx->prof.recs);
+    gdn__buffer_release(ctx->iota);
+    gdn__scratch_trim(ctx);
     gdn__program_cache_clear(ctx);
     if (ctx->queue) {
         clFinish(ctx->queue);
@@ -129,6 +180,9 @@ static void context_free(gdn_context *ctx)
     gdn__free(ctx->kernel_dir);
     gdn__free(ctx->build_options);
     gdn__free(ctx->cache_dir);
+    gdn__free(ctx->tune_dir);
+    gdn__free(ctx->tune_override);
+    gdn__tune_db_free(ctx->tune_db);
     gdn__strbuf_free(&ctx->last_error);
     gdn__free(ctx);
 }
@@ -150,17 +204,17 @@ gdn_status gdn_context_create(const gdn_context_params *params, gdn_context **ou
         params = &defaults;
     }
     if (!reserved_zero(params))
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create: params.reserved must be zero "
                          "(call gdn_context_params_init)");
     st = gdn__devices(&devs, &n);
     if (st)
         return st;
     if (n == 0)
-        return gdn__fail(NULL, GDN_STATUS_NO_DEVICE, "gdn_context_create: no OpenCL device");
+        return create_fail(params, GDN_STATUS_NO_DEVICE, "gdn_context_create: no OpenCL device");
     if (params->device_index >= 0) {
         if (params->device_index >= n)
-            return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+            return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                              "gdn_context_create: device_index %d out of range (%d devices)",
                              (int)params->device_index, (int)n);
         index = params->device_index;
@@ -168,7 +222,7 @@ gdn_status gdn_context_create(const gdn_context_params *params, gdn_context **ou
         const char *sel = getenv("GDN_DEVICE");
         st              = gdn__device_select(sel, &index);
         if (st)
-            return gdn__fail(NULL, st, "gdn_context_create: GDN_DEVICE='%s' matches no device",
+            return create_fail(params, st, "gdn_context_create: GDN_DEVICE='%s' matches no device",
                              sel ? sel : "");
     }
 
@@ -178,14 +232,14 @@ gdn_status gdn_context_create(const gdn_context_params *params, gdn_context **ou
     ctx->dev    = devs[index];
     ctx->cl_ctx = clCreateContext(NULL, 1, &ctx->dev.id, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
-        st = gdn__fail(NULL, gdn__status_from_cl(err), "clCreateContext: %s (%d)",
+        st = create_fail(params, gdn__status_from_cl(err), "clCreateContext: %s (%d)",
                        gdn__cl_error_name(err), (int)err);
         goto out_free;
     }
     ctx->queue =
         clCreateCommandQueue(ctx->cl_ctx, ctx->dev.id, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) {
-        st = gdn__fail(NULL, gdn__status_from_cl(err), "clCreateCommandQueue: %s (%d)",
+        st = create_fail(params, gdn__status_from_cl(err), "clCreateCommandQueue: %s (%d)",
                        gdn__cl_error_name(err), (int)err);
         goto out_free;
     }
@@ -217,31 +271,31 @@ gdn_status gdn_context_create_from_cl(cl_context cl_ctx, cl_device_id device,
         return GDN_STATUS_INVALID_ARGUMENT;
     *out = NULL;
     if (!cl_ctx || !device || !queue)
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: NULL OpenCL handle");
     if (!params) {
         gdn_context_params_init(&defaults);
         params = &defaults;
     }
     if (!reserved_zero(params))
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: params.reserved must be zero");
     if (clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof(q_ctx), &q_ctx, NULL) !=
             CL_SUCCESS ||
         clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof(q_dev), &q_dev, NULL) != CL_SUCCESS ||
         clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof(props), &props, NULL) !=
             CL_SUCCESS)
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: queue is not a valid command queue");
     if (q_ctx != cl_ctx || q_dev != device)
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: queue belongs to another context/device");
     if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: the queue must be in-order");
     if (clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof(platform), &platform, NULL) !=
         CL_SUCCESS)
-        return gdn__fail(NULL, GDN_STATUS_INVALID_ARGUMENT,
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: invalid device");
 
     ctx = gdn__calloc(1, sizeof(*ctx));

@@ -83,6 +83,13 @@ struct gdn_context {
         int memory_hits;        /* reused within this context     */
     } stats;
 
+    /* free scratch buffers kept for reuse (gdn__scratch_*) */
+    struct {
+        cl_mem mem;
+        size_t bytes;
+    } scratch[32];
+    int32_t n_scratch;
+
     /* int32 0, 1, 2, ... on the device (gdn__iota), grown on demand */
     cl_mem  iota;
     int32_t iota_n;
@@ -137,6 +144,15 @@ gdn_status gdn__check_tensor(gdn_context *ctx, const gdn_tensor *t, const char *
 /* Internal scratch buffers (device memory not visible to the user). */
 gdn_status gdn__buffer_create(gdn_context *ctx, size_t nbytes, cl_mem *out);
 void       gdn__buffer_release(cl_mem mem);
+
+/* Scratch buffers for the intermediates of one op call. acquire() reuses a
+ * free buffer of at least `bytes` (and at most 4x that) or creates one;
+ * release() hands it back for reuse (or frees it when the pool is full).
+ * Reuse is safe on the in-order queue: later commands that write a reused
+ * buffer run after the earlier ones that read it. trim() frees the pool. */
+gdn_status gdn__scratch_acquire(gdn_context *ctx, size_t bytes, cl_mem *out);
+void       gdn__scratch_release(gdn_context *ctx, cl_mem mem);
+void       gdn__scratch_trim(gdn_context *ctx);
 
 /* A device buffer holding the int32 sequence 0, 1, ..., n - 1 (at least n
  * entries), owned by ctx; used as the offsets of n one-token sequences so

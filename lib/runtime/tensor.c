@@ -329,3 +329,52 @@ gdn_status gdn__iota(gdn_context *ctx, int32_t n, cl_mem *out)
     *out = ctx->iota;
     return GDN_STATUS_OK;
 }
+
+gdn_status gdn__scratch_acquire(gdn_context *ctx, size_t bytes, cl_mem *out)
+{
+    int32_t    i, best = -1;
+    gdn_status st;
+
+    *out = NULL;
+    if (bytes == 0)
+        bytes = 16;
+    for (i = 0; i < ctx->n_scratch; i++) {
+        size_t b = ctx->scratch[i].bytes;
+        if (b >= bytes && b / 4 <= bytes && (best < 0 || b < ctx->scratch[best].bytes))
+            best = i;
+    }
+    if (best >= 0) {
+        *out = ctx->scratch[best].mem;
+        ctx->scratch[best] = ctx->scratch[--ctx->n_scratch];
+        return GDN_STATUS_OK;
+    }
+    st = gdn__buffer_create(ctx, bytes, out);
+    if (st == GDN_STATUS_OUT_OF_DEVICE_MEMORY && ctx->n_scratch) {
+        /* Give the pool back to the device and try once more. */
+        gdn__scratch_trim(ctx);
+        gdn__clear_error(ctx);
+        st = gdn__buffer_create(ctx, bytes, out);
+    }
+    return st;
+}
+
+void gdn__scratch_release(gdn_context *ctx, cl_mem mem)
+{
+    size_t bytes = 0;
+    if (!mem)
+        return;
+    if (ctx->n_scratch < (int32_t)GDN_ARRAY_SIZE(ctx->scratch) &&
+        clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof(bytes), &bytes, NULL) == CL_SUCCESS) {
+        ctx->scratch[ctx->n_scratch].mem   = mem;
+        ctx->scratch[ctx->n_scratch].bytes = bytes;
+        ctx->n_scratch++;
+        return;
+    }
+    gdn__buffer_release(mem);
+}
+
+void gdn__scratch_trim(gdn_context *ctx)
+{
+    while (ctx->n_scratch > 0)
+        gdn__buffer_release(ctx->scratch[--ctx->n_scratch].mem);
+}

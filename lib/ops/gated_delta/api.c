@@ -21,8 +21,12 @@ static void tape_free(struct gdn_gated_delta_tape *tp)
                       &tp->kn,          &tp->rstd_q,        &tp->rstd_k,     &tp->G,
                       &tp->b,           &tp->gate,          &tp->Ai};
     size_t  i;
-    for (i = 0; i < GDN_ARRAY_SIZE(mems); i++)
+    /* Index tables are small and exact-size: free them. The saved buffers go
+     * back to the context's scratch pool for the next call. */
+    for (i = 0; i < 3; i++)
         gdn__buffer_release(*mems[i]);
+    for (; i < GDN_ARRAY_SIZE(mems); i++)
+        gdn__scratch_release(tp->ctx, *mems[i]);
     gdn__free(tp->idx.offsets);
     gdn__context_unref(tp->ctx);
     gdn__free(tp);
@@ -332,20 +336,20 @@ gdn_status gdn__gd_tape_init(gdn_context *ctx, const gdn_gated_delta_params *par
 
     if (alloc_saved) {
         size_t thv = (size_t)s->T * (size_t)s->HV, th = (size_t)s->T * (size_t)s->H;
-        CHECK(gdn__buffer_create(ctx, thv * sizeof(float), &tp->G));
-        CHECK(gdn__buffer_create(ctx, thv * sizeof(float), &tp->b));
+        CHECK(gdn__scratch_acquire(ctx, thv * sizeof(float), &tp->G));
+        CHECK(gdn__scratch_acquire(ctx, thv * sizeof(float), &tp->b));
         if (s->flags & GDN_GATED_DELTA_GATE_IN_OP)
-            CHECK(gdn__buffer_create(ctx, thv * sizeof(float), &tp->gate));
+            CHECK(gdn__scratch_acquire(ctx, thv * sizeof(float), &tp->gate));
         if (!gdn__mul_size(thv, GDN_GD_CHUNK * sizeof(float), &bytes)) {
             st = gdn__fail(ctx, GDN_STATUS_OUT_OF_DEVICE_MEMORY, "gated_delta: size overflow");
             goto fail;
         }
-        CHECK(gdn__buffer_create(ctx, bytes, &tp->Ai));
+        CHECK(gdn__scratch_acquire(ctx, bytes, &tp->Ai));
         if (s->flags & GDN_GATED_DELTA_QK_L2NORM) {
-            CHECK(gdn__buffer_create(ctx, th * (size_t)s->K * sizeof(float), &tp->qn));
-            CHECK(gdn__buffer_create(ctx, th * (size_t)s->K * sizeof(float), &tp->kn));
-            CHECK(gdn__buffer_create(ctx, th * sizeof(float), &tp->rstd_q));
-            CHECK(gdn__buffer_create(ctx, th * sizeof(float), &tp->rstd_k));
+            CHECK(gdn__scratch_acquire(ctx, th * (size_t)s->K * sizeof(float), &tp->qn));
+            CHECK(gdn__scratch_acquire(ctx, th * (size_t)s->K * sizeof(float), &tp->kn));
+            CHECK(gdn__scratch_acquire(ctx, th * sizeof(float), &tp->rstd_q));
+            CHECK(gdn__scratch_acquire(ctx, th * sizeof(float), &tp->rstd_k));
         }
     }
     *out = tp;

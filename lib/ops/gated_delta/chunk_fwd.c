@@ -565,7 +565,7 @@ static gdn_status scratch(gdn_context *ctx, size_t a, size_t b, size_t c, cl_mem
     if (!gdn__mul_size(a, b, &n) || !gdn__mul_size(n, c, &n) ||
         !gdn__mul_size(n ? n : 1, sizeof(float), &bytes))
         return gdn__fail(ctx, GDN_STATUS_OUT_OF_DEVICE_MEMORY, "gated_delta: scratch size overflow");
-    return gdn__buffer_create(ctx, bytes, out);
+    return gdn__scratch_acquire(ctx, bytes, out);
 }
 
 gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o, gdn_tensor *ht)
@@ -595,11 +595,10 @@ gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o,
         st = gdn__gd_state_fwd(tp, w, u, h, v_new, ht ? ht->mem : NULL);
     if (!st)
         st = gdn__gd_out_fwd(tp, h, v_new, o->mem);
-    /* Releasing is safe while kernels are queued: OpenCL keeps the memory
-     * alive until the commands that use it are done. */
-    gdn__buffer_release(w);
-    gdn__buffer_release(u);
-    gdn__buffer_release(v_new);
-    gdn__buffer_release(h);
+    /* Back to the context's pool: the in-order queue makes reuse safe. */
+    gdn__scratch_release(ctx, w);
+    gdn__scratch_release(ctx, u);
+    gdn__scratch_release(ctx, v_new);
+    gdn__scratch_release(ctx, h);
     return st;
 }
