@@ -179,3 +179,180 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
         }
     }
 }
+
+#ifdef PREFETCH
+/*
+ * gated_delta_state_fwd_pf - the same function as gated_delta_state_fwd,
+ * scheduled for latency: the whole chunk of w (then of k) is staged in local
+ * memory at once, and the next chunk's w, k, u and G are loaded into
+ * registers while the current chunk computes, so global latency is hidden
+ * and a chunk costs four barriers instead of 2 K / BK + 2.
+ *
+ * Extra tuning macro: PREFETCH (defined: build this kernel). Local memory:
+ * 4 * (64 * (K + 1) + K * BV + 64 * BV + 64) bytes: 45.3 KiB at K = 128,
+ * BV = 16; the plan uses it only where that fits. Registers per work-item:
+ * 2 * 64 * K / WG + TM1 * TN floats of prefetch.
+ */
+#define NPF (CH * K / WG) /* w (and k) elements prefetched per work-item */
+#define TM2F (K / LY)     /* state rows per work-item */
+#define LDW (K + 1)
+
+#if (CH * K) % WG != 0 || K % LY != 0
+#error "state_fwd_pf: inconsistent tile macros"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
+                              __global const float *u, __global const float *G,
+                              __global const int *seq_off, __global const int *chunk_off,
+                              __global const float *h0, __global float *h, __global float *v_new,
+                              __global float *ht, int H, int HV, int has_h0, int has_ht)
+{
+    __local float SL[CH * LDW];  /* the chunk's w, then its k */
+    __local float HsL[K * BV];   /* running state tile */
+    __local float VL[CH * BV];   /* decayed Vn */
+    __local float Gs[CH];
+    const int     lid = (int)get_local_id(0);
+    const int     tx = lid % LX, ty = lid / LX;
+    const int     n = (int)get_group_id(0) / (V / BV);
+    const int     iv = (int)get_group_id(0) - n * (V / BV);
+    const int     hv = (int)get_group_id(1);
+    const int     kh = hv / (HV / H);
+    const int     v0 = iv * BV;
+    const int     bos = seq_off[n], eos = seq_off[n + 1];
+    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
+    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    float         wr[NPF], kr[NPF], ur[TM1][TN], gr = 0.0f;
+
+    for (int e = lid; e < K * BV; e += WG) {
+        const int r = e / BV, j = e - r * BV;
+        HsL[e] = has_h0 ? h0[sbase + (ulong)r * V + (ulong)j] : 0.0f;
+    }
+
+/* Load chunk cc's w, k, u, G into registers (rows past the chunk: 0). */
+#define PF_LOAD_WK(cc)                                                                             \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int p_ = 0; p_ < NPF; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = e_ / K, d_ = e_ - r_ * K;                           \
+            const bool ok_ = r_ < l_;                                                              \
+            wr[p_] = ok_ ? w[((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) * (ulong)K + (ulong)d_]    \
+                         : 0.0f;                                                                   \
+            kr[p_] = ok_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)d_]     \
+                         : 0.0f;                                                                   \
+        }                                                                                          \
+    } while (0)
+#define PF_LOAD_UG(cc)                                                                             \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int a_ = 0; a_ < TM1; a_++) {                                                         \
+            const int i_ = ty + LY * a_;                                                           \
+            for (int j_ = 0; j_ < TN; j_++)                                                        \
+                ur[a_][j_] = i_ < l_ ? u[((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +  \
+                                         (ulong)(v0 + tx + LX * j_)]                               \
+                                     : 0.0f;                                                       \
+        }                                                                                          \
+        gr = lid < l_ ? G[(ulong)(f_ + lid) * (ulong)HV + (ulong)hv] : 0.0f;                       \
+    } while (0)
+
+    if (nc > 0) {
+        PF_LOAD_WK(0);
+        PF_LOAD_UG(0);
+    }
+    for (int c = 0; c < nc; c++) {
+        const int   first = bos + c * CH;
+        const int   L = min(CH, eos - first);
+        const ulong hbase =
+            ((ulong)(c0 + c) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+        float acc1[TM1][TN];
+        float ucur[TM1][TN];
+
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* h[c] = state entering the chunk; stage w and the gates. */
+        for (int e = lid; e < K * BV; e += WG) {
+            const int r = e / BV, j = e - r * BV;
+            h[hbase + (ulong)r * V + (ulong)j] = HsL[e];
+        }
+        for (int p = 0; p < NPF; p++) {
+            const int e = lid + p * WG, r = e / K, d = e - r * K;
+            SL[r * LDW + d] = wr[p];
+        }
+        if (lid < CH)
+            Gs[lid] = gr;
+        for (int a = 0; a < TM1; a++)
+            for (int j = 0; j < TN; j++)
+                ucur[a][j] = ur[a][j];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* The next chunk's w is in flight while this one computes. */
+        if (c + 1 < nc) {
+            const int f_ = bos + (c + 1) * CH, l_ = min(CH, eos - f_);
+            for (int p_ = 0; p_ < NPF; p_++) {
+                const int  e_ = lid + p_ * WG, r_ = e_ / K, d_ = e_ - r_ * K;
+                wr[p_] = r_ < l_ ? w[((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) * (ulong)K +
+                                     (ulong)d_]
+                                 : 0.0f;
+            }
+        }
+
+        /* Vn = u - w Hs */
+        GDN_TILE_ZERO(acc1, TM1, TN);
+        GDN_TILE_MMA(acc1, TM1, TN, SL, LDW, 0, HsL, BV, 0, ty, LY, tx, LX, K);
+        {
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < TM1; a++) {
+                const int   i   = ty + LY * a;
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                for (int j = 0; j < TN; j++) {
+                    const int   col = tx + LX * j;
+                    const float vn  = ucur[a][j] - acc1[a][j];
+                    if (ok)
+                        v_new[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                              (ulong)(v0 + col)] = vn;
+                    VL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
+                }
+            }
+        }
+        if (c + 1 < nc)
+            PF_LOAD_UG(c + 1);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* Stage k over w (all reads of w are done). */
+        for (int p = 0; p < NPF; p++) {
+            const int e = lid + p * WG, r = e / K, d = e - r * K;
+            SL[r * LDW + d] = kr[p];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (c + 1 < nc) {
+            const int f_ = bos + (c + 1) * CH, l_ = min(CH, eos - f_);
+            for (int p_ = 0; p_ < NPF; p_++) {
+                const int e_ = lid + p_ * WG, r_ = e_ / K, d_ = e_ - r_ * K;
+                kr[p_] = r_ < l_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K +
+                                     (ulong)d_]
+                                 : 0.0f;
+            }
+        }
+        /* Hs = exp2(gl) Hs + K_c^T VL (each work-item owns its state rows). */
+        {
+            const float decay = exp2(Gs[L - 1]);
+            float       acc2[TM2F][TN];
+            GDN_TILE_ZERO(acc2, TM2F, TN);
+            GDN_TILE_MMA(acc2, TM2F, TN, SL, LDW, 1, VL, BV, 0, ty, LY, tx, LX, CH);
+            for (int a = 0; a < TM2F; a++)
+                for (int j = 0; j < TN; j++) {
+                    const int at = (ty + LY * a) * BV + tx + LX * j;
+                    HsL[at]      = fma(decay, HsL[at], acc2[a][j]);
+                }
+        }
+    }
+#undef PF_LOAD_WK
+#undef PF_LOAD_UG
+
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (has_ht) {
+        for (int e = lid; e < K * BV; e += WG) {
+            const int r = e / BV, j = e - r * BV;
+            ht[sbase + (ulong)r * V + (ulong)j] = HsL[e];
+        }
+    }
+}
+#endif /* PREFETCH */

@@ -369,12 +369,15 @@ struct gd_state_plan {
     int32_t bk; /* BK: K slice of staged w / k rows (16, 32, 64) */
     int32_t lx; /* LX: work-items along the tile's columns */
     int32_t ly; /* LY: work-items along rows (divides 64 and BK) */
+    int32_t pf; /* PREFETCH: 1 = gated_delta_state_fwd_pf (whole chunk staged,
+                   next chunk prefetched into registers), 0 = sliced kernel */
 };
 
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
-    return sizeof(float) * ((size_t)s->K * (size_t)p->bv + (size_t)CH * (size_t)(p->bk + 1) +
-                            (size_t)CH * (size_t)p->bv + CH);
+    size_t staged = (size_t)CH * (size_t)((p->pf ? s->K : p->bk) + 1);
+    return sizeof(float) *
+           ((size_t)s->K * (size_t)p->bv + staged + (size_t)CH * (size_t)p->bv + CH);
 }
 
 /* Measured on the H200 (B = 4, T = 4096, H = HV = 16), state_fwd alone:
@@ -388,6 +391,20 @@ static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape
                                struct gd_state_plan *p)
 {
     int32_t cap;
+
+    /* Prefetching variant: 256 work-items, BV 16 (K > 64) or 32, when the
+     * whole staged chunk fits in local memory (K <= 128 on 48 KiB). */
+    p->pf = 1;
+    p->bv = tile_for(s->V, s->K > 64 ? 16 : 32);
+    p->lx = p->bv / 4;
+    p->ly = 256 / p->lx;
+    if (p->ly > CH)
+        p->ly = CH, p->lx = 256 / CH;
+    p->bk = p->ly; /* only the sliced kernel's static checks read BK here */
+    if (s->K % p->ly == 0 && p->bv % p->lx == 0 && (CH * s->K) % (p->lx * p->ly) == 0 &&
+        s->K % p->bk == 0 && fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+        return;
+    p->pf = 0;
     for (cap = 32; cap >= 16; cap /= 2) {
         p->bv = tile_for(s->V, cap);
         p->lx = p->bv / 4;
@@ -419,6 +436,10 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     d[3].name = "LX", d[3].value = p->lx;
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
+    if (p->pf) {
+        d[6].name = "PREFETCH", d[6].value = 1;
+        return 7;
+    }
     return 6;
 }
 
@@ -428,7 +449,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_state_plan       p;
-    struct gdn_define          defs[6];
+    struct gdn_define          defs[7];
     size_t                     nd, global[2], local[2];
     cl_kernel                  k;
     gdn_status                 st;
@@ -443,8 +464,8 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     nd       = state_plan_defines(&p, s, defs);
     local[0] = (size_t)(p.lx * p.ly);
     local[1] = 1;
-    st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd, "gated_delta_state_fwd", local[0],
-                    &k);
+    st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd,
+                    p.pf ? "gated_delta_state_fwd_pf" : "gated_delta_state_fwd", local[0], &k);
     if (st)
         return st;
     SET_MEM(0, gdn__gd_kmem(tp));
