@@ -1,11 +1,471 @@
-/* chunk_bwd.c - placeholder until the backward stages land. */
+/*
+ * chunk_bwd.c - the chunked backward of the gated delta rule, stages B1-B9
+ * of docs/ALGORITHM.md 2.3 (fla chunk_gated_delta_rule_bwd):
+ *
+ *   B1  w, u           recomputed by the forward stage gdn__gd_wy_fwd
+ *   B2  h, v_new       recomputed by the forward stage gdn__gd_state_fwd
+ *   B3  dv_local       gated_delta/dv_local_bwd.cl   per (chunk, value head)
+ *   B4  dh, dv2, dh0   gated_delta/state_bwd.cl      per (V tile, seq, head)
+ *   B5  dq, dk, dw, dG gated_delta/dqkwg_bwd.cl      per (K tile, chunk, head)
+ *   B6  dk, dv, dbeta  gated_delta/wy_bwd.cl         per (chunk, value head)
+ *   B7-B9, GVA sum     gated_delta/prep_bwd.cl       reverse cumsum, gate,
+ *                                                    beta, L2-norm backward
+ *
+ * Each kernel stage has a plan struct (its -D options and NDRange); the
+ * generic defaults live in one *_plan_default function per stage and the
+ * plan is checked against the device's work-group and local-memory limits.
+ * The -D options depend only on K, V and the device limits, so one build per
+ * (K, V) serves every call.
+ *
+ * Scratch (device, released before return): w (reused as dw), u (reused as
+ * dv_local), h, v_new, dh, dv2; per-value-head dq/dk when they cannot be
+ * written in place (GVA or in-op L2 norm); the gate partials of B5 (one row
+ * per K tile), dbeta/dG sums [T, HV] and, with GATE_IN_OP, per-chunk
+ * partials of dA_log / ddt_bias. No atomics: every reduction has a fixed
+ * order, so results are bitwise reproducible.
+ */
+#include <string.h>
+
 #include "gated_delta.h"
+
+#define CH GDN_GD_CHUNK
+
+/* ------------------------------------------------------------------ plans */
+
+/* Every plan keeps its NDRange, local memory and -D string here. */
+struct launch_geom {
+    size_t global[3];
+    size_t local[3];
+    size_t lmem; /* bytes of __local memory the kernel declares */
+    char   defines[256];
+};
+
+static int pick_div(int d, int pref)
+{
+    /* largest of pref, pref/2, ... >= 16 that divides d (d is a multiple of 16) */
+    int t;
+    for (t = pref; t > 16; t /= 2)
+        if (d % t == 0)
+            return t;
+    return 16;
+}
+
+static gdn_status geom_check(gdn_context *ctx, const char *stage, const struct launch_geom *g)
+{
+    const gdn_device_info *di = &ctx->dev.info;
+    size_t                 wg = g->local[0] * g->local[1] * g->local[2];
+    if (di->max_work_group_size && wg > di->max_work_group_size)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gated_delta backward %s: work-group of %zu exceeds the device's %u", stage,
+                         wg, (unsigned)di->max_work_group_size);
+    if (di->local_mem_bytes && g->lmem > di->local_mem_bytes)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gated_delta backward %s: needs %zu B of local memory, the device has "
+                         "%llu",
+                         stage, g->lmem, (unsigned long long)di->local_mem_bytes);
+    return GDN_STATUS_OK;
+}
+
+static bool lmem_fits(const gdn_context *ctx, size_t bytes)
+{
+    return !ctx->dev.info.local_mem_bytes || bytes <= ctx->dev.info.local_mem_bytes;
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* B3: dv_local_bwd.cl */
+struct dvl_plan {
+    int                bk, bv, ty, tx;
+    struct launch_geom g;
+};
+
+static void dvl_plan_default(const struct gdn_gd_shape *s, struct dvl_plan *p)
+{
+    p->bk = pick_div(s->K, 32);
+    p->bv = pick_div(s->V, 32);
+    p->ty = p->tx = 16;
+}
+
+static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                  struct dvl_plan *p)
+{
+    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
+                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx}};
+    struct launch_geom     *g   = &p->g;
+    g->lmem = (size_t)(CH * (CH + 1) + 64) * 4 +
+              max_sz((size_t)2 * CH * (p->bk + 1), (size_t)CH * (p->bv + 1)) * 4;
+    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
+    g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: defines too long");
+    return geom_check(ctx, "dv_local", g);
+}
+
+/* B4: state_bwd.cl */
+struct sbwd_plan {
+    int                bv, bks, ty, tx;
+    struct launch_geom g;
+};
+
+static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks)
+{
+    return ((size_t)s->K * bv + (size_t)2 * CH * bv + (size_t)2 * CH * bks + CH) * 4;
+}
+
+static void sbwd_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                              struct sbwd_plan *p)
+{
+    p->bks = 16;
+    p->ty = p->tx = 16;
+    p->bv          = pick_div(s->V, 32);
+    if (p->bv > 16 && !lmem_fits(ctx, sbwd_lmem(s, p->bv, p->bks)))
+        p->bv = 16;
+}
+
+static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                   struct sbwd_plan *p)
+{
+    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
+                                   {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx}};
+    struct launch_geom     *g   = &p->g;
+    if (s->K % p->bks || s->V % p->bv || p->bv % p->tx || p->bks % p->ty || CH % p->ty)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: illegal tile sizes");
+    g->lmem                     = sbwd_lmem(s, p->bv, p->bks);
+    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
+    g->global[0] = g->local[0] * (size_t)(s->V / p->bv);
+    g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
+    return geom_check(ctx, "state_bwd", g);
+}
+
+/* B5: dqkwg_bwd.cl */
+struct dqkwg_plan {
+    int                bk, bvt, ty, tx;
+    struct launch_geom g;
+};
+
+static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx)
+{
+    size_t a = (size_t)(3 * CH + 2 * bk) * (bvt + 1);
+    size_t b = (size_t)CH * (CH + 1) + (size_t)CH * (bk + 1);
+    size_t c = (size_t)CH * (tx + ty) + (size_t)ty * tx;
+    return (max_sz(max_sz(a, b), c) + CH) * 4;
+}
+
+static void dqkwg_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                               struct dqkwg_plan *p)
+{
+    p->ty = p->tx = 16;
+    p->bk         = pick_div(s->K, 64);
+    p->bvt        = pick_div(s->V, 32);
+    if (p->bvt > 16 && !lmem_fits(ctx, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+        p->bvt = 16;
+    if (p->bk > 32 && !lmem_fits(ctx, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+        p->bk = pick_div(s->K, 32);
+}
+
+static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                    struct dqkwg_plan *p)
+{
+    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
+                                   {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx}};
+    struct launch_geom     *g   = &p->g;
+    g->lmem                     = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx);
+    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
+    g->global[0] = g->local[0] * (size_t)(s->K / p->bk);
+    g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: defines too long");
+    return geom_check(ctx, "dqkwg", g);
+}
+
+/* B6: wy_bwd.cl */
+struct wyb_plan {
+    int                bk, bv, ty, tx;
+    struct launch_geom g;
+};
+
+static void wyb_plan_default(const struct gdn_gd_shape *s, struct wyb_plan *p)
+{
+    (void)s;
+    p->bk = p->bv = 16;
+    p->ty = p->tx = 16;
+}
+
+static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                  struct wyb_plan *p)
+{
+    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
+                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx}};
+    struct launch_geom     *g   = &p->g;
+    size_t tiles = max_sz(max_sz((size_t)3 * CH * (p->bk + 1), (size_t)3 * CH * (p->bv + 1)),
+                          (size_t)CH * (2 * p->tx + p->ty));
+    g->lmem      = ((size_t)2 * CH * (CH + 1) + tiles + 3 * CH) * 4;
+    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
+    g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: defines too long");
+    return geom_check(ctx, "wy_bwd", g);
+}
+
+/* B7-B9 and the GVA sum: prep_bwd.cl (three kernels, one program). */
+struct prepb_plan {
+    int                rwg, qrows;
+    struct launch_geom gate, param, qk;
+};
+
+static void prepb_plan_default(const gdn_context *ctx, struct prepb_plan *p)
+{
+    uint32_t mx = ctx->dev.info.max_work_group_size ? ctx->dev.info.max_work_group_size : 256;
+    p->rwg      = 256;
+    while ((uint32_t)p->rwg > mx && p->rwg > 64)
+        p->rwg /= 2;
+    p->qrows = 16;
+    while ((uint32_t)(16 * p->qrows) > mx && p->qrows > 1)
+        p->qrows /= 2;
+}
+
+static gdn_status prepb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
+                                    struct prepb_plan *p)
+{
+    const struct gdn_define d[] = {{"K_DIM", s->K}, {"RWG", p->rwg}, {"QROWS", p->qrows}};
+    size_t                  rows = (size_t)s->T * (size_t)s->H;
+    gdn_status              st;
+
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), p->gate.defines, sizeof(p->gate.defines)))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "prep_bwd plan: defines too long");
+    memcpy(p->param.defines, p->gate.defines, sizeof(p->gate.defines));
+    memcpy(p->qk.defines, p->gate.defines, sizeof(p->gate.defines));
+    p->gate.local[0] = CH, p->gate.local[1] = p->gate.local[2] = 1;
+    p->gate.global[0] = CH, p->gate.global[1] = (size_t)s->NT, p->gate.global[2] = (size_t)s->HV;
+    p->gate.lmem = (size_t)3 * CH * 4;
+    p->param.local[0] = (size_t)p->rwg, p->param.local[1] = p->param.local[2] = 1;
+    p->param.global[0] = (size_t)p->rwg, p->param.global[1] = (size_t)s->HV;
+    p->param.global[2] = 1;
+    p->param.lmem      = (size_t)2 * p->rwg * 4;
+    p->qk.local[0] = 16, p->qk.local[1] = (size_t)p->qrows, p->qk.local[2] = 1;
+    p->qk.global[0] = 16;
+    p->qk.global[1] = (rows + (size_t)p->qrows - 1) / (size_t)p->qrows * (size_t)p->qrows;
+    p->qk.global[2] = 1;
+    p->qk.lmem      = (size_t)16 * p->qrows * 4;
+    if ((st = geom_check(ctx, "gate", &p->gate)) || (st = geom_check(ctx, "gate_param", &p->param)))
+        return st;
+    return geom_check(ctx, "qk", &p->qk);
+}
+
+/* ------------------------------------------------------------- launching */
+
+/* Set a list of kernel arguments: 'm' cl_mem, 'i' int, 'f' float. */
+struct karg {
+    char    type;
+    cl_mem  m;
+    int32_t i;
+    float   f;
+};
+#define KM(x) {'m', (x), 0, 0.0f}
+#define KI(x) {'i', NULL, (x), 0.0f}
+#define KF(x) {'f', NULL, 0, (x)}
+
+static gdn_status run(gdn_context *ctx, const char *file, const char *entry,
+                      const struct launch_geom *g, cl_uint dims, const struct karg *args,
+                      size_t nargs)
+{
+    cl_kernel  k;
+    gdn_status st = gdn__kernel_get(ctx, file, g->defines, entry, &k);
+    size_t     i, kwg = 0, wg = g->local[0] * g->local[1] * g->local[2];
+    cl_int     err;
+    if (st)
+        return st;
+    /* The built kernel may accept fewer work-items than the device maximum
+     * (register pressure): the plan's work-group must still fit. */
+    err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
+                                   NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "clGetKernelWorkGroupInfo");
+    if (kwg < wg)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "%s (%s): the device runs at most %zu work-items of this kernel, the "
+                         "plan needs %zu",
+                         entry, g->defines, kwg, wg);
+    for (i = 0; i < nargs && !st; i++) {
+        switch (args[i].type) {
+        case 'm':
+            st = gdn__arg_mem(ctx, k, (cl_uint)i, args[i].m);
+            break;
+        case 'i':
+            st = gdn__arg_int(ctx, k, (cl_uint)i, args[i].i);
+            break;
+        default:
+            st = gdn__arg_float(ctx, k, (cl_uint)i, args[i].f);
+            break;
+        }
+    }
+    if (st)
+        return st;
+    return gdn__launch(ctx, k, dims, g->global, g->local, NULL);
+}
+
+#define RUN(file, entry, geom, dims, ...)                                                          \
+    do {                                                                                           \
+        const struct karg a_[] = {__VA_ARGS__};                                                    \
+        if ((st = run(ctx, "gated_delta/" file, entry, (geom), (dims), a_, GDN_ARRAY_SIZE(a_))))   \
+            goto done;                                                                             \
+    } while (0)
+
+#define ALLOC(mem, n_floats)                                                                       \
+    do {                                                                                           \
+        if ((st = gdn__buffer_create(ctx, (size_t)(n_floats) * sizeof(float), &(mem))))            \
+            goto done;                                                                             \
+    } while (0)
+
+/* T == 0: nothing flows except dht into dh0; parameter grads are zero. */
+static gdn_status backward_empty(const struct gdn_gated_delta_tape *tp, const gdn_tensor *dht,
+                                 const gdn_gated_delta_grads *grads)
+{
+    gdn_context *ctx = tp->ctx;
+    gdn_status   st  = GDN_STATUS_OK;
+    if (grads->dh0) {
+        if (dht) {
+            cl_int err = clEnqueueCopyBuffer(ctx->queue, dht->mem, grads->dh0->mem, 0, 0,
+                                             grads->dh0->nbytes, 0, NULL, NULL);
+            if (err != CL_SUCCESS)
+                return gdn__fail_cl(ctx, err, "gated_delta backward: copying dht to dh0");
+        } else if ((st = gdn__fill_f32(ctx, grads->dh0->mem, (size_t)grads->dh0->numel, 0.0f))) {
+            return st;
+        }
+    }
+    if (grads->dA_log && (st = gdn__fill_f32(ctx, grads->dA_log->mem, (size_t)tp->s.HV, 0.0f)))
+        return st;
+    if (grads->ddt_bias && (st = gdn__fill_f32(ctx, grads->ddt_bias->mem, (size_t)tp->s.HV, 0.0f)))
+        return st;
+    return GDN_STATUS_OK;
+}
 
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
                                   const gdn_tensor *dht, const gdn_gated_delta_grads *grads)
 {
-    (void)do_;
-    (void)dht;
-    (void)grads;
-    return gdn__fail(tp->ctx, GDN_STATUS_UNSUPPORTED, "gated_delta: backward not built yet");
+    gdn_context               *ctx = tp->ctx;
+    const struct gdn_gd_shape *s   = &tp->s;
+    struct gdn_gated_delta_tape t  = *tp; /* the forward stages take a mutable tape */
+    struct dvl_plan             pdvl;
+    struct sbwd_plan            psb;
+    struct dqkwg_plan           pdq;
+    struct wyb_plan             pwy;
+    struct prepb_plan           ppr;
+    const bool   l2   = (s->flags & GDN_GATED_DELTA_QK_L2NORM) != 0;
+    const bool   gate = (s->flags & GDN_GATED_DELTA_GATE_IN_OP) != 0;
+    const bool   direct = s->HV == s->H && !l2; /* dq, dk per value head = final */
+    const size_t T = (size_t)s->T, HV = (size_t)s->HV, NT = (size_t)s->NT;
+    const size_t K = (size_t)s->K, V = (size_t)s->V;
+    const cl_mem qm = gdn__gd_qmem(tp), km = gdn__gd_kmem(tp);
+    cl_mem w = NULL, u = NULL, h = NULL, vn = NULL, dh = NULL, dv2 = NULL;
+    cl_mem dqs = NULL, dks = NULL, dGp = NULL, db = NULL, dGs = NULL, part = NULL;
+    cl_mem dqh, dkh;
+    int    nk;
+    gdn_status st;
+
+    if (s->T == 0 || s->NT == 0)
+        return backward_empty(tp, dht, grads);
+
+    dvl_plan_default(s, &pdvl);
+    sbwd_plan_default(ctx, s, &psb);
+    dqkwg_plan_default(ctx, s, &pdq);
+    wyb_plan_default(s, &pwy);
+    prepb_plan_default(ctx, &ppr);
+    if ((st = dvl_plan_finish(ctx, s, &pdvl)) || (st = sbwd_plan_finish(ctx, s, &psb)) ||
+        (st = dqkwg_plan_finish(ctx, s, &pdq)) || (st = wyb_plan_finish(ctx, s, &pwy)) ||
+        (st = prepb_plan_finish(ctx, s, &ppr)))
+        return st;
+    nk = s->K / pdq.bk;
+
+    ALLOC(w, T * HV * K);
+    ALLOC(u, T * HV * V);
+    ALLOC(vn, T * HV * V);
+    ALLOC(dv2, T * HV * V);
+    ALLOC(h, NT * HV * K * V);
+    ALLOC(dh, NT * HV * K * V);
+    ALLOC(dGp, (size_t)nk * T * HV);
+    ALLOC(db, T * HV);
+    ALLOC(dGs, T * HV);
+    if (gate)
+        ALLOC(part, NT * HV * 2);
+    if (direct && grads->dq)
+        dqh = grads->dq->mem;
+    else {
+        ALLOC(dqs, T * HV * K);
+        dqh = dqs;
+    }
+    if (direct && grads->dk)
+        dkh = grads->dk->mem;
+    else {
+        ALLOC(dks, T * HV * K);
+        dkh = dks;
+    }
+
+    /* B1, B2: recompute w, u, then h (entering each chunk) and v_new. */
+    if ((st = gdn__gd_wy_fwd(&t, w, u)) || (st = gdn__gd_state_fwd(&t, w, u, h, vn, NULL)))
+        goto done;
+
+    /* B3: dv_local into u (dead after B2). */
+    RUN("dv_local_bwd.cl", "gated_delta_dv_local", &pdvl.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
+        KM(tp->G), KM(do_->mem), KM(u), KI(s->H), KI(s->HV), KF(s->scale));
+
+    /* B4: reverse state scan: dh per chunk, dv2, dh0. */
+    RUN("state_bwd.cl", "gated_delta_state_bwd", &psb.g, 3, KM(tp->idx.chunks),
+        KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(u),
+        KM(dht ? dht->mem : NULL), KM(dh), KM(dv2), KM(grads->dh0 ? grads->dh0->mem : NULL),
+        KI(s->H), KI(s->HV), KF(s->scale), KI(dht != NULL), KI(grads->dh0 != NULL));
+
+    /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
+    RUN("dqkwg_bwd.cl", "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
+        KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh), KM(dv2), KM(dqh), KM(dkh), KM(w), KM(dGp),
+        KI(s->H), KI(s->HV), KI((int32_t)s->T), KF(s->scale));
+
+    /* B6: WY backward: dk += dk2, dv, dbeta (as used), dG sum. */
+    RUN("wy_bwd.cl", "gated_delta_wy_bwd", &pwy.g, 3, KM(tp->idx.chunks), KM(km), KM(tp->v->mem),
+        KM(tp->b), KM(tp->G), KM(tp->Ai), KM(w), KM(dv2), KM(dkh),
+        KM(grads->dv ? grads->dv->mem : NULL), KM(db), KM(dGp), KM(dGs), KI(s->H), KI(s->HV),
+        KI((int32_t)s->T), KI(nk), KI(grads->dv != NULL));
+
+    /* B7-B9: reverse cumsum, gate and beta backward. */
+    if (grads->dg || grads->dbeta || (gate && (grads->dA_log || grads->ddt_bias)))
+        RUN("prep_bwd.cl", "gated_delta_gate_bwd", &ppr.gate, 3, KM(tp->idx.chunks), KM(dGs),
+            KM(tp->g->mem), KM(tp->gate), KM(gate ? tp->A_log->mem : NULL),
+            KM(gate ? tp->dt_bias->mem : NULL), KM(tp->beta->mem), KM(db),
+            KM(grads->dg ? grads->dg->mem : NULL), KM(grads->dbeta ? grads->dbeta->mem : NULL),
+            KM(part), KI(s->HV), KI(gate), KI((s->flags & GDN_GATED_DELTA_BETA_SIGMOID) != 0),
+            KI((s->flags & GDN_GATED_DELTA_NEG_EIGVAL) != 0), KI(grads->dg != NULL),
+            KI(grads->dbeta != NULL));
+    if (gate && (grads->dA_log || grads->ddt_bias))
+        RUN("prep_bwd.cl", "gated_delta_gate_param_bwd", &ppr.param, 2, KM(part),
+            KM(grads->dA_log ? grads->dA_log->mem : NULL),
+            KM(grads->ddt_bias ? grads->ddt_bias->mem : NULL), KI(s->HV), KI(s->NT),
+            KI(grads->dA_log != NULL), KI(grads->ddt_bias != NULL));
+
+    /* GVA sum over the value heads of each q/k head, then the L2-norm backward. */
+    if (!direct && grads->dq)
+        RUN("prep_bwd.cl", "gated_delta_qk_bwd", &ppr.qk, 2, KM(dqh), KM(tp->qn), KM(tp->rstd_q),
+            KM(grads->dq->mem), KI((int32_t)(s->T * s->H)), KI(s->HV / s->H), KI(l2));
+    if (!direct && grads->dk)
+        RUN("prep_bwd.cl", "gated_delta_qk_bwd", &ppr.qk, 2, KM(dkh), KM(tp->kn), KM(tp->rstd_k),
+            KM(grads->dk->mem), KI((int32_t)(s->T * s->H)), KI(s->HV / s->H), KI(l2));
+
+done:
+    gdn__buffer_release(w);
+    gdn__buffer_release(u);
+    gdn__buffer_release(vn);
+    gdn__buffer_release(dv2);
+    gdn__buffer_release(h);
+    gdn__buffer_release(dh);
+    gdn__buffer_release(dGp);
+    gdn__buffer_release(db);
+    gdn__buffer_release(dGs);
+    gdn__buffer_release(part);
+    gdn__buffer_release(dqs);
+    gdn__buffer_release(dks);
+    return st;
 }
