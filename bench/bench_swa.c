@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "swa_public.h"
 
 struct shape {
     int B, T, Hq, Hkv, D, W, rope;

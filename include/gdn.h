@@ -411,6 +411,391 @@ GDN_API gdn_status gdn_gated_delta_step(gdn_context *ctx, const gdn_gated_delta_
                                         const gdn_gated_delta_args *args, gdn_tensor *state,
                                         gdn_tensor *o);
 
+/* ------------------------------------------------------------------------ */
+/* Sliding-window attention (SWA), op level                                 */
+/* ------------------------------------------------------------------------ */
+/*
+ * Causal softmax attention in which token t of a sequence attends to the
+ * tokens (t - W, t] of the same sequence (itself and the W - 1 before it;
+ * flash-attn window_size = (W - 1, 0)). W >= the sequence length is plain
+ * causal attention. Per sequence, query head h (reading key/value head
+ * h / (Hq / Hkv), grouped-query attention) and query token i:
+ *
+ *     s_ij = scale * q_i . k_j           for i - W < j <= i
+ *     o_i  = sum_j softmax_j(s_ij) v_j   lse_i = log sum_j exp(s_ij)
+ *
+ * With GDN_SWA_ROPE, q and k are first rotated (rotary position embedding,
+ * rotate-half convention of fla / Llama / NVlabs): for d < D/2, the pair
+ * (x_d, x_{d+D/2}) of a token at position p is rotated by the angle
+ * p * base^(-2d/D):
+ *     y_d       = x_d cos - x_{d+D/2} sin
+ *     y_{d+D/2} = x_{d+D/2} cos + x_d sin
+ * Positions count from each sequence's first token (0) plus an optional
+ * per-sequence offset (pos_offsets; prefill continuation). The angle is
+ * reduced in extended precision, so positions up to 2^24 keep fp32 accuracy.
+ *
+ * Tensors (all F32; packed layout, or batched with a leading B):
+ *   q, o      [T, Hq, D]    or [B, T_b, Hq, D]
+ *   k, v      [T, Hkv, D]   or [B, T_b, Hkv, D]
+ *   lse       [T, Hq]       or [B, T_b, Hq]    natural-log log-sum-exp
+ * Sequences: with 4-D tensors, N = B sequences of T_b tokens. With 3-D
+ * tensors, seq_offsets (N + 1 entries, host memory, copied) packs N
+ * variable-length sequences along T; NULL means one sequence of T tokens.
+ * Head dim D: a multiple of 16 from 16 to 256 (64 and 128 are the fastest);
+ * v has the same head dim as q and k. Hq must be a multiple of Hkv.
+ *
+ * Cost: O(T * min(W, T) * D) per head in time, O(T * Hq) extra memory (the
+ * T x T matrix is never formed; key tiles wholly outside the window are
+ * skipped).
+ */
+
+/** Options of sliding-window attention (flags). */
+#define GDN_SWA_ROPE (1u << 0) /**< rotate q and k by their positions in the op */
+
+/** Default window (the H1/H2 hybrids' SWA layers). */
+#define GDN_SWA_DEFAULT_WINDOW 2048
+
+/** Settings of one SWA call. Fill with gdn_swa_params_init. */
+typedef struct gdn_swa_params {
+    int32_t  window;       /**< W >= 1; 0 (default): GDN_SWA_DEFAULT_WINDOW;
+                                INT32_MAX (or any W >= T): full causal     */
+    float    scale;        /**< softmax scale; 0 (default): D^-1/2         */
+    float    rope_base;    /**< RoPE base; 0 (default): 10000              */
+    uint32_t flags;        /**< GDN_SWA_*; default 0                        */
+    uint32_t reserved[12]; /**< must be zero                               */
+} gdn_swa_params;
+
+/** Fill *params with defaults (window 2048, scale D^-1/2, base 10000, no
+ *  flags). */
+GDN_API void gdn_swa_params_init(gdn_swa_params *params);
+
+/** The inputs of one call. Tensors are borrowed for the duration of the call
+ *  (and, when a tape is recorded, until the tape is destroyed). */
+typedef struct gdn_swa_args {
+    const gdn_tensor *q;           /**< [T, Hq, D]                             */
+    const gdn_tensor *k;           /**< [T, Hkv, D]                            */
+    const gdn_tensor *v;           /**< [T, Hkv, D]                            */
+    const int32_t    *seq_offsets; /**< N + 1 host ints (3-D tensors) or NULL  */
+    int32_t           n_seqs;      /**< N when seq_offsets is set, else 0      */
+    const int32_t    *pos_offsets; /**< N host ints (copied): RoPE position of
+                                        each sequence's first token; NULL: 0.
+                                        Each in [0, 2^24 - length].          */
+    uint32_t          reserved[8]; /**< must be zero                           */
+} gdn_swa_args;
+
+/** What forward saves for backward. Owned by the caller; destroy it with
+ *  gdn_swa_tape_destroy (before the context). It holds the log-sum-exp
+ *  [T, Hq] (4 B per token and query head) and, with GDN_SWA_ROPE, the
+ *  rotated q and k (4 D B per token and head). It borrows q, k, v and the
+ *  output o of the forward call: keep them alive and unchanged until
+ *  backward has been enqueued. */
+typedef struct gdn_swa_tape gdn_swa_tape;
+
+GDN_API void gdn_swa_tape_destroy(gdn_swa_tape *tape);
+
+/** Forward (flash-attention style, online softmax in fp32). o (required) is
+ *  written; lse (optional, [T, Hq] or [B, T_b, Hq]) receives the natural-log
+ *  log-sum-exp of the scaled scores of each row. When tape is not NULL,
+ *  *tape receives a new tape for backward.
+ *  @return OK; INVALID_ARGUMENT (NULL, bad offsets, non-zero reserved, bad
+ *  window, scale or base, o aliasing an input); SHAPE_MISMATCH; UNSUPPORTED
+ *  (head dim, sizes); OUT_OF_DEVICE_MEMORY; BUILD_FAILED; OPENCL. Enqueued;
+ *  returns before the device is done. */
+GDN_API gdn_status gdn_swa_forward(gdn_context *ctx, const gdn_swa_params *params,
+                                   const gdn_swa_args *args, gdn_tensor *o, gdn_tensor *lse,
+                                   gdn_swa_tape **tape);
+
+/** Gradients written by backward. Every non-NULL tensor is overwritten with
+ *  the gradient w.r.t. the input of the same shape: dq [T, Hq, D]; dk, dv
+ *  [T, Hkv, D] (with GQA, summed over the query heads of each group, in a
+ *  fixed order: deterministic). With GDN_SWA_ROPE, dq and dk are w.r.t. the
+ *  unrotated q and k. NULL entries are not written (and, for dq, not
+ *  computed). */
+typedef struct gdn_swa_grads {
+    gdn_tensor *dq;
+    gdn_tensor *dk;
+    gdn_tensor *dv;
+    void       *reserved[4]; /**< must be NULL */
+} gdn_swa_grads;
+
+/** Backward of the forward recorded in tape, recomputing the attention
+ *  weights from the saved log-sum-exp. do_ has o's shape. A tape may be used
+ *  for several backward calls. The gradient tensors must not alias the
+ *  tape's inputs or each other. @return as gdn_swa_forward. */
+GDN_API gdn_status gdn_swa_backward(gdn_context *ctx, const gdn_swa_tape *tape,
+                                    const gdn_tensor *do_, const gdn_swa_grads *grads);
+
+/** Rotary position embedding alone (the op applied to q and k by
+ *  GDN_SWA_ROPE). x and y are [T, H, D] or [B, T_b, H, D] (D even, from 2 to
+ *  1024; H >= 1); y may be x (in place). Sequences and
+ *  positions come from seq_offsets / n_seqs / pos_offsets as in
+ *  gdn_swa_args (the other fields of args are ignored and may be NULL).
+ *  base: 0 means 10000. inverse = 0 rotates by +angle (forward); inverse = 1
+ *  rotates by -angle, which is the backward (dx from dy), the rotation being
+ *  orthogonal. @return OK; INVALID_ARGUMENT; SHAPE_MISMATCH; UNSUPPORTED;
+ *  BUILD_FAILED; OPENCL. Enqueued. */
+GDN_API gdn_status gdn_swa_rope(gdn_context *ctx, const gdn_tensor *x, gdn_tensor *y,
+                                const int32_t *seq_offsets, int32_t n_seqs,
+                                const int32_t *pos_offsets, float base, int32_t inverse);
+
+/*
+ * Decode: a key/value cache per sequence that is a ring buffer of W entries
+ * (memory O(W), not O(T)). The cache is made of caller-owned tensors:
+ *   k, v   [N, Hkv, W, D] F32   rotated keys (GDN_SWA_ROPE) and values; the
+ *                               c-th token appended to sequence n (c from 0)
+ *                               lives in entry c % W
+ *   len    [N] I32              tokens appended so far to each sequence
+ *   pos    [N] I32              RoPE position of each sequence's next token
+ * W is the window of the calls (params.window must equal the cache's W, or
+ * be 0 when W = GDN_SWA_DEFAULT_WINDOW). Entries of a sequence that were
+ * never written are never read, so a new cache needs no clearing beyond
+ * gdn_swa_prefill (or len = 0, pos = first position, written by the caller).
+ */
+typedef struct gdn_swa_cache {
+    gdn_tensor *k;           /**< [N, Hkv, W, D] F32                         */
+    gdn_tensor *v;           /**< [N, Hkv, W, D] F32                         */
+    gdn_tensor *len;         /**< [N] I32                                    */
+    gdn_tensor *pos;         /**< [N] I32                                    */
+    void       *reserved[4]; /**< must be NULL                               */
+} gdn_swa_cache;
+
+/** Prefill: run the forward over the prompts in args (packed or batched, as
+ *  gdn_swa_forward) and reset the cache of every sequence n to its prompt:
+ *  the last min(L_n, W) keys (rotated with GDN_SWA_ROPE) and values, len[n]
+ *  = L_n, pos[n] = pos_offsets[n] + L_n. o (optional: NULL skips the
+ *  attention and only fills the cache) and lse (optional) as in
+ *  gdn_swa_forward. Prompts may be empty (L_n = 0). @return as
+ *  gdn_swa_forward. Enqueued. */
+GDN_API gdn_status gdn_swa_prefill(gdn_context *ctx, const gdn_swa_params *params,
+                                   const gdn_swa_args *args, const gdn_swa_cache *cache,
+                                   gdn_tensor *o, gdn_tensor *lse);
+
+/** Decode step: one new token per sequence. args->q is [N, Hq, D], k and v
+ *  [N, Hkv, D] (seq_offsets and pos_offsets must be NULL). For each sequence
+ *  the token is rotated at position pos[n] (GDN_SWA_ROPE), its key and value
+ *  are written into entry len[n] % W (replacing the token that leaves the
+ *  window), o [N, Hq, D] receives its attention over the min(len[n] + 1, W)
+ *  cached tokens, and len[n], pos[n] are incremented. Equal to the last row
+ *  of a forward over the whole sequence. @return as gdn_swa_forward.
+ *  Enqueued. */
+GDN_API gdn_status gdn_swa_step(gdn_context *ctx, const gdn_swa_params *params,
+                                const gdn_swa_args *args, const gdn_swa_cache *cache,
+                                gdn_tensor *o);
+
+/* ------------------------------------------------------------------------ */
+/* Dense layers: linear, SwiGLU MLP, token embedding, output head, loss      */
+/* ------------------------------------------------------------------------ */
+/*
+ * All tensors F32 except token ids and targets (I32). Weights use the
+ * PyTorch / fla layout: a linear weight is [out, in] (row-major, `in`
+ * fastest) and y = x W^T (+ b). Every leading dimension of an activation is
+ * a row (token) dimension: x may be [in], [T, in], [B, T, in] or
+ * [B, T, H, in], with M = numel(x) / in rows; outputs keep x's leading
+ * dimensions. M = 0 (an empty tensor) is allowed and enqueues nothing.
+ *
+ * Matrix products run through CLBlast SGEMM (fp32 multiply and accumulate,
+ * no tf32), behind one internal interface that a faster GEMM can replace.
+ * The first product of each shape class in a context compiles CLBlast's
+ * kernels (seconds on CPU OpenCL, once). Outputs must not alias inputs unless
+ * a function says so.
+ *
+ * Weight tying (output head = embedding table E [vocab, D]): the head is
+ * gdn_linear_forward with w = E; in backward, let the head's
+ * gdn_linear_backward write dw = dE, then call gdn_embedding_backward with
+ * GDN_LINEAR_ACCUMULATE_DW so the embedding gradient adds to it (or the other
+ * way round: both orders give the same sums).
+ */
+
+/** Options of the dense ops (flags of gdn_linear_params). */
+#define GDN_LINEAR_ACCUMULATE_Y  (1u << 0) /**< forward: y += result (a fused residual add) */
+#define GDN_LINEAR_ACCUMULATE_DX (1u << 1) /**< backward: dx += dy W (x feeds several layers) */
+#define GDN_LINEAR_ACCUMULATE_DW (1u << 2) /**< backward: dw += dy^T x, db += column sums of dy
+                                                (gradient accumulation over micro-batches);
+                                                also the embedding table gradient        */
+
+/** Settings of one linear, SwiGLU or embedding call. Fill with
+ *  gdn_linear_params_init. Without an ACCUMULATE flag the output is
+ *  overwritten (it may hold anything before, NaN included). */
+typedef struct gdn_linear_params {
+    uint32_t flags;        /**< GDN_LINEAR_ACCUMULATE_*; default 0             */
+    uint32_t reserved[15]; /**< must be zero                                  */
+} gdn_linear_params;
+
+/** Fill *params with defaults (no flags). */
+GDN_API void gdn_linear_params_init(gdn_linear_params *params);
+
+/** Inputs of a linear layer, borrowed for the duration of the call.
+ *  Plain: w [out, in], x [..., in], b [out] or NULL; y = x W^T + b is
+ *  [..., out]. Grouped (one weight per head, a block-diagonal layer run as a
+ *  strided-batched GEMM): w [G, out, in], x [..., G, in], b [G, out] or NULL;
+ *  y[..., g, :] = x[..., g, :] W_g^T + b_g is [..., G, out]. */
+typedef struct gdn_linear_args {
+    const gdn_tensor *x;           /**< [..., in] or [..., G, in]           */
+    const gdn_tensor *w;           /**< [out, in] or [G, out, in]           */
+    const gdn_tensor *b;           /**< [out] or [G, out], or NULL (no bias) */
+    uint32_t          reserved[8]; /**< must be zero                         */
+} gdn_linear_args;
+
+/** y = x W^T + b (or y += ... with GDN_LINEAR_ACCUMULATE_Y). params may be
+ *  NULL (defaults). y has x's leading dimensions and last dimension `out`
+ *  ([..., G, out] when grouped).
+ *  @return OK; INVALID_ARGUMENT (NULL, non-zero reserved, unknown flags,
+ *  tensors of another context); SHAPE_MISMATCH (shapes or dtypes disagree,
+ *  naming the tensor); OUT_OF_DEVICE_MEMORY; BUILD_FAILED; OPENCL; INTERNAL.
+ *  Enqueued; returns before the device is done. */
+GDN_API gdn_status gdn_linear_forward(gdn_context *ctx, const gdn_linear_params *params,
+                                      const gdn_linear_args *args, gdn_tensor *y);
+
+/** Gradients of a linear layer; NULL entries are not computed. dx has x's
+ *  shape, dw w's shape, db [out] (or [G, out]) whether or not args->b is
+ *  set. dx is overwritten, or added to with GDN_LINEAR_ACCUMULATE_DX; dw
+ *  and db are overwritten, or added to with GDN_LINEAR_ACCUMULATE_DW. */
+typedef struct gdn_linear_grads {
+    gdn_tensor *dx;          /**< dy W                                     */
+    gdn_tensor *dw;          /**< dy^T x (summed over every row)           */
+    gdn_tensor *db;          /**< column sums of dy                        */
+    void       *reserved[4]; /**< must be NULL                             */
+} gdn_linear_grads;
+
+/** Backward of gdn_linear_forward: dy has y's shape. args->x is needed for
+ *  dw, args->w always (it fixes the shapes); args->b is not read. Column sums
+ *  and GEMM reductions run in a fixed order: results are deterministic.
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_linear_backward(gdn_context *ctx, const gdn_linear_params *params,
+                                       const gdn_linear_args *args, const gdn_tensor *dy,
+                                       const gdn_linear_grads *grads);
+
+/* ---- SwiGLU MLP (fla GatedMLP, xformers SwiGLU, bias-free) ------------- */
+
+/** Inputs of the MLP y = W_down (silu(W_gate x) * (W_up x)), borrowed for the
+ *  call (and, when a tape is recorded, until the tape is destroyed). D is the
+ *  model width, F the hidden width (e.g. 6144 at D = 1536), D_out normally D.
+ *  silu(a) = a * sigmoid(a). */
+typedef struct gdn_swiglu_args {
+    const gdn_tensor *x;           /**< [..., D]                           */
+    const gdn_tensor *w_gate;      /**< [F, D]                             */
+    const gdn_tensor *w_up;        /**< [F, D]                             */
+    const gdn_tensor *w_down;      /**< [D_out, F]                         */
+    uint32_t          reserved[8]; /**< must be zero                        */
+} gdn_swiglu_args;
+
+/** What the MLP forward saves for backward: the two hidden pre-activations
+ *  W_gate x and W_up x (2 F floats per row; 48 KiB per token at F = 6144).
+ *  Owned by the caller; destroy it (before the context) with
+ *  gdn_swiglu_tape_destroy. It borrows args->x and the three weights: keep
+ *  them alive and unchanged until the last backward has been enqueued. A
+ *  tape may serve several backward calls. */
+typedef struct gdn_swiglu_tape gdn_swiglu_tape;
+
+GDN_API void gdn_swiglu_tape_destroy(gdn_swiglu_tape *tape); /**< NULL: no-op */
+
+/** MLP forward: y [..., D_out] (x's leading dimensions) is written, or added
+ *  to with GDN_LINEAR_ACCUMULATE_Y (fused residual add). When tape is not
+ *  NULL, *tape receives a new tape for backward (NULL on failure).
+ *  Temporary device memory: F floats per row (plus the tape's 2 F when
+ *  recorded, else one more F).
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_swiglu_forward(gdn_context *ctx, const gdn_linear_params *params,
+                                      const gdn_swiglu_args *args, gdn_tensor *y,
+                                      gdn_swiglu_tape **tape);
+
+/** Gradients of the MLP; NULL entries are not computed (the shared work is
+ *  done once either way). Each has its input's shape. dx follows
+ *  GDN_LINEAR_ACCUMULATE_DX, the weights GDN_LINEAR_ACCUMULATE_DW. */
+typedef struct gdn_swiglu_grads {
+    gdn_tensor *dx;          /**< [..., D]                                 */
+    gdn_tensor *dw_gate;     /**< [F, D]                                   */
+    gdn_tensor *dw_up;       /**< [F, D]                                   */
+    gdn_tensor *dw_down;     /**< [D_out, F]                               */
+    void       *reserved[4]; /**< must be NULL                             */
+} gdn_swiglu_grads;
+
+/** MLP backward from tape; dy has y's shape. Temporary device memory: 3 F
+ *  floats per row. params: the ACCUMULATE_DX / _DW flags (NULL: none).
+ *  @return as gdn_linear_forward; INVALID_ARGUMENT also for a tape of
+ *  another context. */
+GDN_API gdn_status gdn_swiglu_backward(gdn_context *ctx, const gdn_linear_params *params,
+                                       const gdn_swiglu_tape *tape, const gdn_tensor *dy,
+                                       const gdn_swiglu_grads *grads);
+
+/* ---- token embedding ------------------------------------------------- */
+
+/** y[..., :] = table[ids[...], :]: table [vocab, D] F32, ids I32 of any shape
+ *  [...] (1 to 3 dimensions), y [..., D]. An id outside [0, vocab) gives a
+ *  row of NaN (loud rather than silently wrong). params: ACCUMULATE_Y adds
+ *  to y (e.g. a learned position embedding); NULL: defaults.
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_embedding_forward(gdn_context *ctx, const gdn_linear_params *params,
+                                         const gdn_tensor *table, const gdn_tensor *ids,
+                                         gdn_tensor *y);
+
+/** dtable [vocab, D] = sum over tokens t with ids[t] = v of dy[t, :], for
+ *  every row v (rows no token uses get 0), or added to dtable with
+ *  GDN_LINEAR_ACCUMULATE_DW (weight tying, gradient accumulation). ids as in
+ *  forward (ids outside [0, vocab) are skipped), dy [..., D]. Deterministic:
+ *  each row sums its tokens in increasing token order (a counting sort on
+ *  the device, no float atomics). Temporary device memory: 2 vocab + 2 T
+ *  ints. Cost: one pass over dy and dtable, plus sum over ids of n_id^2
+ *  integer compares (n_id = occurrences of the id), so a batch that is one
+ *  token repeated T times costs T^2 compares.
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_embedding_backward(gdn_context *ctx, const gdn_linear_params *params,
+                                          const gdn_tensor *ids, const gdn_tensor *dy,
+                                          gdn_tensor *dtable);
+
+/* ---- cross-entropy loss --------------------------------------------- */
+
+/** Options of the cross-entropy loss. */
+#define GDN_CROSS_ENTROPY_SUM (1u << 0) /**< loss = sum over counted tokens (default: mean) */
+
+/** Settings of the loss. Fill with gdn_cross_entropy_params_init. */
+typedef struct gdn_cross_entropy_params {
+    int32_t  ignore_index; /**< targets equal to it are skipped; default -100  */
+    uint32_t flags;        /**< GDN_CROSS_ENTROPY_*; default 0 (mean)          */
+    uint32_t reserved[14]; /**< must be zero                                  */
+} gdn_cross_entropy_params;
+
+/** Fill *params with defaults (ignore_index -100, mean). */
+GDN_API void gdn_cross_entropy_params_init(gdn_cross_entropy_params *params);
+
+/** Outputs of the forward. loss is required; the rest may be NULL. */
+typedef struct gdn_cross_entropy_out {
+    gdn_tensor *loss;        /**< F32 [1]: mean over counted tokens of
+                                  lse(row) - logit[target] (sum with
+                                  GDN_CROSS_ENTROPY_SUM); 0 if none counted */
+    gdn_tensor *count;       /**< I32 [1]: number of counted tokens        */
+    gdn_tensor *lse;         /**< F32 [...] (targets' shape): log-sum-exp of
+                                  each row, for backward                    */
+    gdn_tensor *row_loss;    /**< F32 [...]: per-token loss, 0 if ignored  */
+    void       *reserved[4]; /**< must be NULL                             */
+} gdn_cross_entropy_out;
+
+/** Cross-entropy of logits [..., vocab] against targets I32 [...] (the same
+ *  leading dimensions; 1 to 3 of them): -log softmax(logits)[target], over
+ *  tokens whose target is not params->ignore_index. The log-sum-exp is
+ *  max-subtracted in fp32 (logits of any magnitude are safe; -inf logits are
+ *  allowed), one work-group per row, reduced in a fixed order (deterministic).
+ *  A target outside [0, vocab) that is not ignore_index makes that row's
+ *  loss, and so the mean, NaN. vocab up to 2^31 - 1.
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_cross_entropy_forward(gdn_context *ctx,
+                                             const gdn_cross_entropy_params *params,
+                                             const gdn_tensor *logits, const gdn_tensor *targets,
+                                             const gdn_cross_entropy_out *out);
+
+/** dlogits = (softmax(logits) - onehot(target)) * dloss / count (mean) or
+ *  * dloss (sum); rows of ignored targets are 0, rows of out-of-range
+ *  targets NaN. lse: the forward's lse output, or NULL to recompute it (one
+ *  more pass over the logits). dloss: F32 [1] on the device, or NULL for 1.
+ *  dlogits has logits' shape and may be the same tensor as logits (in
+ *  place: saves vocab floats per row). count is recomputed from targets.
+ *  @return as gdn_linear_forward. */
+GDN_API gdn_status gdn_cross_entropy_backward(gdn_context *ctx,
+                                              const gdn_cross_entropy_params *params,
+                                              const gdn_tensor *logits, const gdn_tensor *targets,
+                                              const gdn_tensor *lse, const gdn_tensor *dloss,
+                                              gdn_tensor *dlogits);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -21,7 +21,6 @@
 
 #include "gdn_test.h"
 #include "linear_ref.h"
-#include "ops/linear/linear_public.h"
 
 #define TOL_FWD 2e-5
 #define TOL_BWD 1e-4

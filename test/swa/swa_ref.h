@@ -1,6 +1,6 @@
 /*
  * swa_ref.h - float64 plain-C reference of sliding-window attention
- * (lib/ops/swa/swa_public.h): naive masked softmax attention, its exact
+ * (the SWA section of include/gdn.h): naive masked softmax attention, its exact
  * backward, and the rotary position embedding (rotate-half convention) with
  * its backward. No OpenCL. Layouts as in the op: token-major packed
  * x[t][head][d], sequences given by N + 1 offsets.

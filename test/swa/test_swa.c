@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "gdn_test.h"
-#include "swa_public.h"
 #include "swa_ref.h"
 
 #define TOL_FWD 2e-5

@@ -19,7 +19,6 @@
 #define GDN_OPS_LINEAR_H
 
 #include "gemm.h"
-#include "linear_public.h"
 #include "runtime.h"
 
 /* Shape of a (possibly grouped) linear layer on row-major buffers:

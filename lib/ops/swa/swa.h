@@ -8,7 +8,7 @@
  *             bwd_dkdv.cl) and their plans
  *   rope.c    rotary embedding (rope.cl) and its plan; the frequency table
  *   decode.c  ring-buffer KV cache: fill, attend, combine (decode.cl)
- * Math: ALGORITHM.md §4.3 and swa_public.h.
+ * Math: ALGORITHM.md §4.3 and the SWA section of gdn.h.
  *
  * Conventions shared by every stage:
  *   - All float data is F32, token-major [T, heads, D]; offsets into big
@@ -24,7 +24,6 @@
 #define GDN_OPS_SWA_H
 
 #include "runtime.h"
-#include "swa_public.h"
 
 /* Problem shape of one call. */
 struct gdn_swa_shape {
