@@ -220,6 +220,9 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     struct tm  tmv;
     const gdn_device_info *d = &ctx->dev.info;
 
+    const char *git = getenv("GDN_GIT_REV") && *getenv("GDN_GIT_REV") ? getenv("GDN_GIT_REV")
+                                                                     : GDN_GIT_REV;
+
     memset(out, 0, sizeof(*out));
     if (!dir)
         return GDN_STATUS_OK;
@@ -239,7 +242,7 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     fprintf(out->csv,
             "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
             "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f\n",
-            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), GDN_GIT_REV,
+            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
             date, c->fma_gflops, c->copy_gbs, c->launch_us);
     fprintf(out->json,
             "{\n  \"op\": \"%s\",\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n"
@@ -247,7 +250,7 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
             "  \"date\": \"%s\",\n  \"tuning\": \"built-in defaults\",\n"
             "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f},\n"
             "  \"rows\": [",
-            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), GDN_GIT_REV,
+            op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
             date, c->fma_gflops, c->copy_gbs, c->launch_us);
     return GDN_STATUS_OK;
 }

@@ -2,13 +2,20 @@
  * gdn.c - the libgdn command-line program.
  *
  *   gdn info        every OpenCL platform and device, and what libgdn uses
+ *   gdn bench       run the benchmark programs (bench/), all or named ops
  *   gdn version     library version
  *
  * Uses only the public API (gdn.h), as an application would.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gdn.h"
 
@@ -75,11 +82,91 @@ static int cmd_info(void)
     return 0;
 }
 
+#ifndef GDN_LIBEXECDIR
+#    define GDN_LIBEXECDIR "/usr/local/libexec/gdn"
+#endif
+
+/* The benchmark programs: next to this binary in a build tree
+ * (<build>/tools/gdn -> <build>/bench/bench_<op>), else installed under
+ * GDN_LIBEXECDIR. */
+static int bench_path(const char *op, char *out, size_t cap)
+{
+    char        self[PATH_MAX];
+    ssize_t     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    struct stat st;
+
+    if (n > 0) {
+        char *slash;
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/')) != NULL) {
+            *slash = '\0';
+            snprintf(out, cap, "%s/../bench/bench_%s", self, op);
+            if (stat(out, &st) == 0)
+                return 0;
+        }
+    }
+    snprintf(out, cap, "%s/bench_%s", GDN_LIBEXECDIR, op);
+    return stat(out, &st) == 0 ? 0 : -1;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    static const char *all[] = {"gated_delta", "swa", "mamba2", "layer_ops", "linear"};
+    const char        *ops[16];
+    char              *pass[32];
+    int                nops = 0, npass = 0, i, failed = 0;
+
+    for (i = 0; i < argc && npass < 30 && nops < 16; i++) {
+        if (argv[i][0] == '-') {
+            pass[npass++] = argv[i];
+            if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "--device") ||
+                 !strcmp(argv[i], "--reps")) &&
+                i + 1 < argc)
+                pass[npass++] = argv[++i];
+        } else {
+            ops[nops++] = argv[i];
+        }
+    }
+    if (nops == 0)
+        for (i = 0; i < (int)(sizeof(all) / sizeof(all[0])); i++)
+            ops[nops++] = all[i];
+    for (i = 0; i < nops; i++) {
+        char  path[PATH_MAX + 64];
+        char *args[34];
+        pid_t pid;
+        int   status = 0, j;
+
+        if (bench_path(ops[i], path, sizeof(path)) != 0) {
+            fprintf(stderr, "gdn bench: no benchmark program for '%s'\n", ops[i]);
+            failed++;
+            continue;
+        }
+        printf("==== %s\n", ops[i]);
+        fflush(stdout);
+        args[0] = path;
+        for (j = 0; j < npass; j++)
+            args[j + 1] = pass[j];
+        args[npass + 1] = NULL;
+        pid             = fork();
+        if (pid == 0) {
+            execv(path, args);
+            perror("gdn bench: exec");
+            _exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 77))
+            failed++;
+    }
+    return failed ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gdn <command> [options]\n"
                "commands:\n"
                "  info       list OpenCL devices and what libgdn uses from them\n"
+               "  bench      [op ...] [--quick] [--out DIR] [--device SEL] [--reps N]\n"
+               "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear)\n"
                "  version    print the library version\n");
 }
 
@@ -91,6 +178,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "info"))
         return cmd_info();
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(argv[1], "version")) {
         printf("%s\n", gdn_version_string());
         return 0;
