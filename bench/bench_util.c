@@ -126,7 +126,8 @@ static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size
 gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c)
 {
     const int               chains = 8, iters = quick ? 256 : 2048;
-    const struct gdn_define fma_defs[] = {{"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}};
+    const struct gdn_define fma_defs[] = {
+        {"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}, {"CONTIGUOUS", 0}};
     char                    opts[256];
     cl_kernel               k;
     cl_mem                  a = NULL, b = NULL;
@@ -149,7 +150,7 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
     if ((st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_float(ctx, k, 1, 0.25f)) ||
         (st = time_kernel(ctx, k, global, local, reps, &ms)))
         goto out;
-    c->fma_gflops = 2.0 * chains * iters * (double)global / (ms * 1e6);
+    c->fma_gflops = 8.0 * chains * iters * (double)global / (ms * 1e6); /* float4 fma */
 
     /* Copy bandwidth: a buffer well beyond the caches. */
     bytes = ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? ((size_t)512 << 20) : ((size_t)64 << 20);
@@ -161,8 +162,9 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
         (st = gdn__fill_f32(ctx, a, bytes / 4, 1.0f)))
         goto out;
     {
-        const struct gdn_define copy_defs[] = {{"WG_SIZE", 256}, {"CHAINS", chains},
-                                               {"ITERS", iters}};
+        const bool              gpu         = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0;
+        const struct gdn_define copy_defs[] = {
+            {"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}, {"CONTIGUOUS", gpu ? 0 : 1}};
         gdn__defines_format(copy_defs, GDN_ARRAY_SIZE(copy_defs), opts, sizeof(opts));
     }
     if ((st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, "gdn_bench_copy", &k)))

@@ -796,6 +796,353 @@ GDN_API gdn_status gdn_cross_entropy_backward(gdn_context *ctx,
                                               const gdn_tensor *lse, const gdn_tensor *dloss,
                                               gdn_tensor *dlogits);
 
+/* ------------------------------------------------------------------------ */
+/* Mamba2 (SSD) mixer core, op level                                        */
+/* ------------------------------------------------------------------------ */
+/*
+ * The selective state-space recurrence of Mamba2 (mamba_ssm's
+ * mamba_chunk_scan_combined / ssd_minimal, with dt_softplus = True). Per
+ * sequence and head h, reading B/C group g = h / (H/G), state S in
+ * R^{P x DS}:
+ *
+ *     dt_t = min(max(softplus(dt_raw_t + dt_bias_h), dt_min), dt_max)
+ *     A_h  = -exp(A_log_h)
+ *     S_t  = exp(dt_t A_h) S_{t-1} + dt_t x_t B_t^T
+ *     y_t  = S_t C_t + D_h x_t
+ *
+ * softplus(v) = v for v > 20 (as torch). Where the clamp is active the
+ * gradient of dt_raw is 0 (as mamba_ssm).
+ *
+ * Tensors (all F32; packed layout, or batched with a leading B):
+ *   x         [T, H, P]     or [B, T_b, H, P]     head inputs
+ *   dt        [T, H]        or [B, T_b, H]        raw dt (before bias/softplus)
+ *   A_log     [H]                                 A = -exp(A_log)
+ *   dt_bias   [H]           optional (NULL: 0)
+ *   B, C      [T, G, DS]    or [B, T_b, G, DS]    input / output projections
+ *   D         [H]           optional skip (NULL: none)
+ *   h0, ht    [N, H, P, DS] initial / final state per sequence, row-major
+ *                           with DS fastest: h[n][h][p][s] (mamba_ssm's
+ *                           (batch, nheads, headdim, dstate))
+ *   y         [T, H, P]     or [B, T_b, H, P]
+ * Sequences: with 4-D x, N = B sequences of T_b tokens. With 3-D x,
+ * seq_offsets (N + 1 entries, host memory, copied) packs N variable-length
+ * sequences along T (lengths may be 0 or 1); NULL means one sequence.
+ *
+ * Dimensions: P (head dim) and DS (state size) multiples of 16 from 16 to
+ * 256 (DS = 64 and 128, P = 64 are the fastest); H a multiple of G;
+ * H, G <= 4096. Chunked scan with chunk size 64 (default), 128 or 256.
+ */
+
+/** Settings of one Mamba2 call. Fill with gdn_mamba2_params_init. */
+typedef struct gdn_mamba2_params {
+    float    dt_min;       /**< lower clamp of dt; 0 (default): none          */
+    float    dt_max;       /**< upper clamp of dt; 0 (default) or +inf: none;
+                                else must be > dt_min                        */
+    int32_t  chunk_size;   /**< 0 (default): the library's choice (64); else
+                                64, 128 or 256. Results agree to rounding.   */
+    uint32_t reserved[13]; /**< must be zero                                 */
+} gdn_mamba2_params;
+
+/** Fill *params with defaults (no clamp, default chunk size). */
+GDN_API void gdn_mamba2_params_init(gdn_mamba2_params *params);
+
+/** The inputs of one call. Tensors are borrowed for the duration of the call
+ *  (and, when a tape is recorded, until the tape is destroyed). */
+typedef struct gdn_mamba2_args {
+    const gdn_tensor *x;           /**< [T, H, P]                              */
+    const gdn_tensor *dt;          /**< [T, H] raw dt                          */
+    const gdn_tensor *A_log;       /**< [H]                                    */
+    const gdn_tensor *dt_bias;     /**< [H] or NULL (zero bias)                */
+    const gdn_tensor *B;           /**< [T, G, DS]                             */
+    const gdn_tensor *C;           /**< [T, G, DS]                             */
+    const gdn_tensor *D;           /**< [H] or NULL (no skip term)             */
+    const gdn_tensor *h0;          /**< [N, H, P, DS] or NULL (zero state)     */
+    const int32_t    *seq_offsets; /**< N + 1 host ints (3-D tensors) or NULL  */
+    int32_t           n_seqs;      /**< N when seq_offsets is set, else 0      */
+    uint32_t          reserved[7]; /**< must be zero                           */
+} gdn_mamba2_args;
+
+/** What forward saves for backward: dt after softplus/clamp and the
+ *  chunk-local cumulative decay (8 bytes per token and head, plus 4 per
+ *  chunk and head), the sequence
+ *  tables, and borrowed references to x, dt, A_log, dt_bias, B, C, D and h0:
+ *  keep those alive and unchanged until backward has been enqueued. Owned by
+ *  the caller; destroy with gdn_mamba2_tape_destroy (before the context). */
+typedef struct gdn_mamba2_tape gdn_mamba2_tape;
+
+GDN_API void gdn_mamba2_tape_destroy(gdn_mamba2_tape *tape);
+
+/** Chunked forward (training and prefill). y (required) and ht (optional,
+ *  [N, H, P, DS]; must not alias h0) are written. When tape is not NULL,
+ *  *tape receives a new tape for backward (NULL on failure).
+ *  @return OK; INVALID_ARGUMENT (NULL, bad offsets, non-zero reserved, bad
+ *  clamp or chunk size, aliasing); SHAPE_MISMATCH; UNSUPPORTED (P, DS,
+ *  device limits); OUT_OF_DEVICE_MEMORY; OUT_OF_HOST_MEMORY; BUILD_FAILED;
+ *  OPENCL. Enqueued; returns before the device is done. */
+GDN_API gdn_status gdn_mamba2_forward(gdn_context *ctx, const gdn_mamba2_params *params,
+                                      const gdn_mamba2_args *args, gdn_tensor *y, gdn_tensor *ht,
+                                      gdn_mamba2_tape **tape);
+
+/** Gradients written by backward. Every non-NULL tensor is overwritten with
+ *  the gradient of the same shape as its input: dx [T, H, P]; ddt [T, H]
+ *  (w.r.t. raw dt); dA_log [H]; ddt_bias [H] (needs dt_bias); dB, dC
+ *  [T, G, DS] (summed over the heads of each group); dD [H] (needs D);
+ *  dh0 [N, H, P, DS] (allowed without h0: the gradient of a zero initial
+ *  state). NULL entries are not written. Per-head parameter gradients are
+ *  reduced in a fixed order (bitwise reproducible, no atomics). */
+typedef struct gdn_mamba2_grads {
+    gdn_tensor *dx;
+    gdn_tensor *ddt;
+    gdn_tensor *dA_log;
+    gdn_tensor *ddt_bias;
+    gdn_tensor *dB;
+    gdn_tensor *dC;
+    gdn_tensor *dD;
+    gdn_tensor *dh0;
+    void       *reserved[4]; /**< must be NULL */
+} gdn_mamba2_grads;
+
+/** Backward of the forward recorded in tape for loss gradients dy [like y]
+ *  and dht [N, H, P, DS] (NULL: the final state was not used). Chunk states
+ *  are recomputed. A tape may be used for several backward calls. Gradient
+ *  tensors must not alias the inputs, dy, dht or each other.
+ *  @return as gdn_mamba2_forward. */
+GDN_API gdn_status gdn_mamba2_backward(gdn_context *ctx, const gdn_mamba2_tape *tape,
+                                       const gdn_tensor *dy, const gdn_tensor *dht,
+                                       const gdn_mamba2_grads *grads);
+
+/** Decode: one token for each of N sequences, updating state [N, H, P, DS]
+ *  in place (mamba_ssm selective_state_update). args->x is [N, H, P]; dt
+ *  [N, H]; B, C [N, G, DS]; A_log, dt_bias, D as above; args->h0 and
+ *  seq_offsets must be NULL. y is [N, H, P]. params: only dt_min/dt_max are
+ *  used. @return as gdn_mamba2_forward. */
+GDN_API gdn_status gdn_mamba2_step(gdn_context *ctx, const gdn_mamba2_params *params,
+                                   const gdn_mamba2_args *args, gdn_tensor *state, gdn_tensor *y);
+
+/* ------------------------------------------------------------------------ */
+/* Layer ops: norms                                                         */
+/* ------------------------------------------------------------------------ */
+/*
+ * Norms over the last dimension D of a tensor x of any shape [..., D], or,
+ * with params.group_size = G > 0, over each group of G consecutive elements
+ * of the last dimension (D must be a multiple of G; group i of a row covers
+ * elements i G .. i G + G - 1 and uses weight w[i G .. i G + G - 1]). Call
+ * one group a "row"; with G = D (the default) the rows are the rows of x.
+ * Per row, with n = G and s = silu(g) = g sigmoid(g):
+ *
+ *   GDN_NORM_L2              y = x / sqrt(sum x^2 + eps)
+ *   GDN_NORM_RMS             y = x / sqrt(sum x^2 / n + eps) * w
+ *   GDN_NORM_RMS_GATED       y = x / sqrt(sum x^2 / n + eps) * w * silu(g)
+ *                            (fla FusedRMSNormGated, the GDN output norm:
+ *                            norm per head over V, then gate)
+ *   GDN_NORM_RMS_GATE_FIRST  u = x * silu(g);  y = u / sqrt(sum u^2 / n + eps) * w
+ *                            (Mamba2 RMSNormGated, norm_before_gate=False,
+ *                            with group_size = d_inner / n_groups)
+ *
+ * Tensors (all F32, dense):
+ *   x, y        [..., D]   any shape of 1 to 4 dims (numel 0 is a no-op)
+ *   weight      [D]        RMS types; NULL means no weight (w = 1). Must be
+ *                          NULL for L2.
+ *   gate        like x     the g of the two gated types; NULL otherwise
+ * The normalised size G (= D by default) must be in [1, 8192] (UNSUPPORTED
+ * otherwise); 64 .. 4096 is the fast range. y may be x (in place).
+ *
+ * Nothing is saved for backward: the backward recomputes the norm from x.
+ */
+
+/** Which norm (gdn_norm_params.type). */
+typedef enum gdn_norm_type {
+    GDN_NORM_L2             = 0, /**< x / sqrt(sum x^2 + eps)                   */
+    GDN_NORM_RMS            = 1, /**< x * rsqrt(mean x^2 + eps) * w             */
+    GDN_NORM_RMS_GATED      = 2, /**< rmsnorm(x) * w * silu(gate)               */
+    GDN_NORM_RMS_GATE_FIRST = 3  /**< rmsnorm(x * silu(gate)) * w               */
+} gdn_norm_type;
+
+/** Settings of one norm call. Fill with gdn_norm_params_init. */
+typedef struct gdn_norm_params {
+    gdn_norm_type type;         /**< default GDN_NORM_RMS                        */
+    float         eps;          /**< added to sum x^2 (L2) or mean x^2 (RMS);
+                                     0 (default): 1e-6. Must be finite, >= 0.  */
+    int32_t       group_size;   /**< G; 0 (default): the whole last dim        */
+    uint32_t      reserved[13]; /**< must be zero                              */
+} gdn_norm_params;
+
+/** Fill *params with defaults (RMS, eps 1e-6, whole last dim). */
+GDN_API void gdn_norm_params_init(gdn_norm_params *params);
+
+/** Inputs of a norm call, borrowed for the duration of the call. */
+typedef struct gdn_norm_args {
+    const gdn_tensor *x;           /**< [..., D]                                */
+    const gdn_tensor *weight;      /**< [D] or NULL (RMS types only)            */
+    const gdn_tensor *gate;        /**< like x (gated types), else NULL         */
+    uint32_t          reserved[8]; /**< must be zero                            */
+} gdn_norm_args;
+
+/** Forward: y (required, like x) = norm(x). params may be NULL (defaults).
+ *  @return OK; INVALID_ARGUMENT (NULL, non-zero reserved, bad type or eps,
+ *  weight with L2, gate missing or given when the type does not use it,
+ *  y aliasing weight or gate); SHAPE_MISMATCH (x not F32, other shapes,
+ *  group_size not dividing D); UNSUPPORTED (G > 8192, or nothing fits the
+ *  device); BUILD_FAILED; OPENCL. Enqueued; returns before the device is
+ *  done. */
+GDN_API gdn_status gdn_norm_forward(gdn_context *ctx, const gdn_norm_params *params,
+                                    const gdn_norm_args *args, gdn_tensor *y);
+
+/** Gradients written by gdn_norm_backward. Non-NULL entries are overwritten:
+ *  dx like x; dweight [D] (summed over all rows in a fixed order: the result
+ *  is bit-identical from run to run; no atomics); dgate like x (gated types
+ *  only). NULL entries are not computed. */
+typedef struct gdn_norm_grads {
+    gdn_tensor *dx;
+    gdn_tensor *dweight;     /**< needs args.weight                              */
+    gdn_tensor *dgate;       /**< needs args.gate                                */
+    void       *reserved[4]; /**< must be NULL                                   */
+} gdn_norm_grads;
+
+/** Backward of gdn_norm_forward with the same params and args: dy is like x.
+ *  dx may be dy (in place); no other output may alias an input. With
+ *  dweight, allocates a temporary device buffer for per-work-group partial
+ *  sums of at most max(4 x compute units, D / G) x max(1024, G) floats
+ *  (2 MiB to 17 MiB on a 132-CU GPU), released when the work is done.
+ *  @return as gdn_norm_forward; OUT_OF_DEVICE_MEMORY (scratch). */
+GDN_API gdn_status gdn_norm_backward(gdn_context *ctx, const gdn_norm_params *params,
+                                     const gdn_norm_args *args, const gdn_tensor *dy,
+                                     const gdn_norm_grads *grads);
+
+/* ------------------------------------------------------------------------ */
+/* Layer ops: element-wise                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Element-wise activations, with s = sigmoid(x) = 1 / (1 + exp(-x)). */
+typedef enum gdn_activation {
+    GDN_ACTIVATION_SILU     = 0, /**< x s;          d/dx = s (1 + x (1 - s))        */
+    GDN_ACTIVATION_SIGMOID  = 1, /**< s;            d/dx = s (1 - s)                */
+    GDN_ACTIVATION_SOFTPLUS = 2  /**< log(1 + e^x), = x when x > 20 (PyTorch's
+                                      threshold); d/dx = s, = 1 when x > 20        */
+} gdn_activation;
+
+/** y = act(x) element by element. x and y are F32 tensors of the same shape
+ *  (any shape; numel 0 is a no-op); y may be x (in place).
+ *  @return OK; INVALID_ARGUMENT (NULL, unknown act); SHAPE_MISMATCH;
+ *  BUILD_FAILED; OPENCL. Enqueued. */
+GDN_API gdn_status gdn_activation_forward(gdn_context *ctx, gdn_activation act,
+                                          const gdn_tensor *x, gdn_tensor *y);
+
+/** dx = dy * act'(x), where x is the forward's INPUT (not its output). All
+ *  three F32 of one shape; dx may be dy (in place), not x.
+ *  @return as gdn_activation_forward. */
+GDN_API gdn_status gdn_activation_backward(gdn_context *ctx, gdn_activation act,
+                                           const gdn_tensor *x, const gdn_tensor *dy,
+                                           gdn_tensor *dx);
+
+/** Residual add y = a + b, all F32 of one shape; y may be a or b (in place:
+ *  gdn_residual_add(ctx, h, f, h) is h += f). The backward is the identity
+ *  (da = db = dy), so it has no function of its own.
+ *  @return as gdn_activation_forward. */
+GDN_API gdn_status gdn_residual_add(gdn_context *ctx, const gdn_tensor *a, const gdn_tensor *b,
+                                    gdn_tensor *y);
+
+/* ------------------------------------------------------------------------ */
+/* Layer ops: causal depthwise short convolution                            */
+/* ------------------------------------------------------------------------ */
+/*
+ * The short convolution in front of the GDN q/k/v (fla ShortConvolution)
+ * and of Mamba2's xBC (causal_conv1d): per channel c, within each sequence,
+ *
+ *     y_t[c] = act(sum_{w < W} weight[c, w] * x_{t-W+1+w}[c] + bias[c])
+ *
+ * where positions before the sequence's first token read its initial conv
+ * state (or zero), and act is SiLU with GDN_CONV_SILU, else the identity.
+ * Inputs never leak from one sequence into the next.
+ *
+ * Conv state: the last W-1 raw (pre-convolution) inputs of a sequence per
+ * channel, oldest first: state[n, c, W-2] is the newest. (fla keeps W
+ * entries; its first one is never used.) The final state of a sequence of
+ * length L < W-1 is [the newest W-1-L entries of its initial state (zeros
+ * without one), its L inputs].
+ *
+ * Tensors (all F32, dense):
+ *   x, y            [T, C] packed (with seq_offsets) or [B, T_b, C] batched
+ *   weight          [C, W]        W in 2..8 (4 in every model here)
+ *   bias            [C] or NULL
+ *   initial_state,
+ *   final_state     [N, C, W-1]   N = n_seqs (packed) or B (batched)
+ * Sequences: with 3-D tensors N = B sequences of T_b tokens; with 2-D
+ * tensors seq_offsets (N + 1 host ints, copied; offsets[0] = 0,
+ * offsets[N] = T, non-decreasing; empty sequences allowed) packs N
+ * sequences along T, and NULL means one sequence of T tokens.
+ */
+
+/** Options of the short convolution (flags). */
+#define GDN_CONV_SILU (1u << 0) /**< y = silu(conv + bias) (fla activation 'silu') */
+
+/** Settings of one call. Fill with gdn_conv_params_init. */
+typedef struct gdn_conv_params {
+    uint32_t flags;        /**< GDN_CONV_*; default 0 (no activation)       */
+    uint32_t reserved[15]; /**< must be zero                                 */
+} gdn_conv_params;
+
+/** Fill *params with defaults (no activation). */
+GDN_API void gdn_conv_params_init(gdn_conv_params *params);
+
+/** The inputs of one call, borrowed for its duration. */
+typedef struct gdn_conv_args {
+    const gdn_tensor *x;             /**< [T, C] or [B, T_b, C]                  */
+    const gdn_tensor *weight;        /**< [C, W]                                 */
+    const gdn_tensor *bias;          /**< [C] or NULL (zero)                     */
+    const gdn_tensor *initial_state; /**< [N, C, W-1] or NULL (zeros)            */
+    const int32_t    *seq_offsets;   /**< N + 1 host ints (2-D x) or NULL        */
+    int32_t           n_seqs;        /**< N when seq_offsets is set, else 0      */
+    uint32_t          reserved[7];   /**< must be zero                           */
+} gdn_conv_args;
+
+/** Forward (training and prefill). y (required) is like x; final_state
+ *  ([N, C, W-1]) is written when not NULL and may be args.initial_state
+ *  (then the state is updated in place, as a prefill into a cache does).
+ *  y must not alias x. params may be NULL (defaults).
+ *  @return OK; INVALID_ARGUMENT (NULL, bad offsets, non-zero reserved,
+ *  unknown flags, aliasing); SHAPE_MISMATCH; UNSUPPORTED (W outside 2..8,
+ *  sizes beyond 2^31 - 1 elements per dim); OUT_OF_DEVICE_MEMORY;
+ *  BUILD_FAILED; OPENCL. Enqueued; returns before the device is done. */
+GDN_API gdn_status gdn_conv_forward(gdn_context *ctx, const gdn_conv_params *params,
+                                    const gdn_conv_args *args, gdn_tensor *y,
+                                    gdn_tensor *final_state);
+
+/** Gradients written by gdn_conv_backward; non-NULL entries are
+ *  overwritten, NULL ones are not computed. dx like x; dweight [C, W] and
+ *  dbias [C] (each summed over all tokens in a fixed order: bit-identical
+ *  from run to run, no atomics; dbias is the gradient w.r.t. the bias even
+ *  when args.bias is NULL); dinitial_state [N, C, W-1] (w.r.t. the initial
+ *  state, also when args.initial_state is NULL). */
+typedef struct gdn_conv_grads {
+    gdn_tensor *dx;
+    gdn_tensor *dweight;
+    gdn_tensor *dbias;
+    gdn_tensor *dinitial_state;
+    void       *reserved[4]; /**< must be NULL */
+} gdn_conv_grads;
+
+/** Backward of gdn_conv_forward with the same params and args (the
+ *  pre-activation is recomputed from x). dy is like x; dfinal_state
+ *  [N, C, W-1] is the gradient w.r.t. the final state, or NULL (unused).
+ *  Gradients must not alias inputs or each other. With dweight or dbias,
+ *  allocates a temporary device buffer of (W + 1) * C floats per chunk
+ *  (chunks are 8 to 64 tokens of one sequence: at most (T / 8 + N) chunks),
+ *  released when the work is done. @return as gdn_conv_forward. */
+GDN_API gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *params,
+                                     const gdn_conv_args *args, const gdn_tensor *dy,
+                                     const gdn_tensor *dfinal_state,
+                                     const gdn_conv_grads *grads);
+
+/** Decode: one token for each of N sequences. args->x is [N, C], weight and
+ *  bias as above; args->initial_state and seq_offsets must be NULL. state
+ *  [N, C, W-1] is read and updated in place (shifted by one, x appended);
+ *  y [N, C] (may be args->x) receives the outputs. The result equals the
+ *  last row of gdn_conv_forward over the whole history.
+ *  @return as gdn_conv_forward. */
+GDN_API gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params,
+                                 const gdn_conv_args *args, gdn_tensor *state, gdn_tensor *y);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

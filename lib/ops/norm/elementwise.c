@@ -1,0 +1,154 @@
+/*
+ * elementwise.c - SiLU, sigmoid and softplus (threshold 20, as PyTorch) with
+ * their backward, and the residual add: host side of cl/norm/elementwise.cl
+ * (argument checks, plan, launch).
+ */
+#include "norm.h"
+
+#define ELEMENTWISE_CL "norm/elementwise.cl"
+
+/* Plan of the element-wise kernels: no -D options; a grid-stride loop over
+ * quads of 4 floats in work-groups of `local`. */
+struct elementwise_plan {
+    size_t local;  /* work-group size                                        */
+    size_t global; /* work-items: min(quads, 64 groups per compute unit)     */
+};
+
+/* Generic default: 256 work-items per group, at most 64 groups per compute
+ * unit (each work-item then loops over its quads). */
+static gdn_status elementwise_plan(gdn_context *ctx, cl_kernel k, size_t n,
+                                   struct elementwise_plan *p)
+{
+    size_t kwg = 0, quads = (n + 3) / 4, cap;
+    cl_int err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg),
+                                          &kwg, NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "elementwise: CL_KERNEL_WORK_GROUP_SIZE");
+    p->local = 256;
+    while (p->local > 1 && (p->local > kwg || p->local > ctx->dev.info.max_work_group_size))
+        p->local /= 2;
+    cap       = (size_t)64 * (ctx->dev.info.compute_units ? ctx->dev.info.compute_units : 1) *
+          p->local;
+    p->global = quads < cap ? quads : cap;
+    if (p->global == 0)
+        p->global = 1;
+    return GDN_STATUS_OK;
+}
+
+/* Same context, F32, same shape as `like`. */
+static gdn_status check_like(gdn_context *ctx, const gdn_tensor *t, const char *name,
+                             const gdn_tensor *like)
+{
+    return gdn__check_tensor(ctx, t, name, GDN_DTYPE_F32, like->ndim, like->shape);
+}
+
+static gdn_status set_n(gdn_context *ctx, cl_kernel k, cl_uint a, size_t n)
+{
+    gdn_status st = gdn__arg_int(ctx, k, a, (int32_t)(n >> 31));
+    return st ? st : gdn__arg_int(ctx, k, a + 1, (int32_t)(n & 0x7fffffff));
+}
+
+static gdn_status check_first(gdn_context *ctx, const char *fn, const gdn_tensor *t,
+                              const char *name)
+{
+    if (!t)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: %s is NULL", fn, name);
+    if (t->ctx != ctx)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: %s belongs to another context",
+                         fn, name);
+    if (t->dtype != GDN_DTYPE_F32)
+        return gdn__fail(ctx, GDN_STATUS_SHAPE_MISMATCH, "%s: %s must be F32", fn, name);
+    if ((uint64_t)t->numel > ((uint64_t)INT32_MAX << 31))
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "%s: %s is too large", fn, name);
+    return GDN_STATUS_OK;
+}
+
+static gdn_status check_act(gdn_context *ctx, const char *fn, gdn_activation act)
+{
+    if ((int)act < GDN_ACTIVATION_SILU || (int)act > GDN_ACTIVATION_SOFTPLUS)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: act = %d is not a gdn_activation",
+                         fn, (int)act);
+    return GDN_STATUS_OK;
+}
+
+gdn_status gdn_activation_forward(gdn_context *ctx, gdn_activation act, const gdn_tensor *x,
+                                  gdn_tensor *y)
+{
+    static const char      *fn = "gdn_activation_forward";
+    struct elementwise_plan p;
+    cl_kernel               k;
+    size_t                  n;
+    gdn_status              st;
+
+    if (!ctx)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    if ((st = check_act(ctx, fn, act)) || (st = check_first(ctx, fn, x, "x")) ||
+        (st = check_like(ctx, y, "y", x)))
+        return st;
+    n = (size_t)x->numel;
+    if (n == 0)
+        return GDN_STATUS_OK;
+    if ((st = gdn__kernel_get(ctx, ELEMENTWISE_CL, "", "elementwise_act_fwd", &k)) ||
+        (st = elementwise_plan(ctx, k, n, &p)))
+        return st;
+    if ((st = gdn__arg_mem(ctx, k, 0, x->mem)) || (st = gdn__arg_mem(ctx, k, 1, y->mem)) ||
+        (st = set_n(ctx, k, 2, n)) || (st = gdn__arg_int(ctx, k, 4, (int32_t)act)))
+        return st;
+    return gdn__launch(ctx, k, 1, &p.global, &p.local, NULL);
+}
+
+gdn_status gdn_activation_backward(gdn_context *ctx, gdn_activation act, const gdn_tensor *x,
+                                   const gdn_tensor *dy, gdn_tensor *dx)
+{
+    static const char      *fn = "gdn_activation_backward";
+    struct elementwise_plan p;
+    cl_kernel               k;
+    size_t                  n;
+    gdn_status              st;
+
+    if (!ctx)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    if ((st = check_act(ctx, fn, act)) || (st = check_first(ctx, fn, x, "x")) ||
+        (st = check_like(ctx, dy, "dy", x)) || (st = check_like(ctx, dx, "dx", x)))
+        return st;
+    if (dx == x)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                         "%s: dx must not be x (dx may be dy)", fn);
+    n = (size_t)x->numel;
+    if (n == 0)
+        return GDN_STATUS_OK;
+    if ((st = gdn__kernel_get(ctx, ELEMENTWISE_CL, "", "elementwise_act_bwd", &k)) ||
+        (st = elementwise_plan(ctx, k, n, &p)))
+        return st;
+    if ((st = gdn__arg_mem(ctx, k, 0, x->mem)) || (st = gdn__arg_mem(ctx, k, 1, dy->mem)) ||
+        (st = gdn__arg_mem(ctx, k, 2, dx->mem)) || (st = set_n(ctx, k, 3, n)) ||
+        (st = gdn__arg_int(ctx, k, 5, (int32_t)act)))
+        return st;
+    return gdn__launch(ctx, k, 1, &p.global, &p.local, NULL);
+}
+
+gdn_status gdn_residual_add(gdn_context *ctx, const gdn_tensor *a, const gdn_tensor *b,
+                            gdn_tensor *y)
+{
+    static const char      *fn = "gdn_residual_add";
+    struct elementwise_plan p;
+    cl_kernel               k;
+    size_t                  n;
+    gdn_status              st;
+
+    if (!ctx)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    if ((st = check_first(ctx, fn, a, "a")) || (st = check_like(ctx, b, "b", a)) ||
+        (st = check_like(ctx, y, "y", a)))
+        return st;
+    n = (size_t)a->numel;
+    if (n == 0)
+        return GDN_STATUS_OK;
+    if ((st = gdn__kernel_get(ctx, ELEMENTWISE_CL, "", "elementwise_add", &k)) ||
+        (st = elementwise_plan(ctx, k, n, &p)))
+        return st;
+    if ((st = gdn__arg_mem(ctx, k, 0, a->mem)) || (st = gdn__arg_mem(ctx, k, 1, b->mem)) ||
+        (st = gdn__arg_mem(ctx, k, 2, y->mem)) || (st = set_n(ctx, k, 3, n)))
+        return st;
+    return gdn__launch(ctx, k, 1, &p.global, &p.local, NULL);
+}
