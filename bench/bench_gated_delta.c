@@ -10,6 +10,7 @@
  * step time and state GB/s against the measured copy bandwidth.
  *
  * usage: bench_gated_delta [--quick] [--out DIR] [--device SEL] [--reps N]
+ *                          [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -231,6 +232,9 @@ int main(int argc, char **argv)
     int                   dec_n[] = {1, 16, 64, 256};
     const struct shape   *train;
     size_t                ntrain;
+    struct shape          custom;
+    bool                  have_custom = false;
+    const char           *only        = NULL;
 
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -241,8 +245,16 @@ int main(int argc, char **argv)
             setenv("GDN_DEVICE", argv[++i], 1);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%d,%d,%d,%d,%d,%d", &custom.B, &custom.T, &custom.H,
+                        &custom.HV, &custom.K, &custom.V) == 6)
+            have_custom = true, i++;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N]\n",
+            fprintf(stderr,
+                    "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N] "
+                    "[--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]\n",
                     argv[0]);
             return 2;
         }
@@ -271,14 +283,16 @@ int main(int argc, char **argv)
     if (bench_out_open(ctx, out_dir, "gated_delta", &ceil, &out) != GDN_STATUS_OK)
         fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
 
-    if (quick)
+    if (have_custom)
+        train = &custom, ntrain = 1;
+    else if (quick)
         train = train_quick, ntrain = GDN_ARRAY_SIZE(train_quick);
     else if (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU)
         train = train_gpu, ntrain = GDN_ARRAY_SIZE(train_gpu);
     else
         train = train_cpu, ntrain = GDN_ARRAY_SIZE(train_cpu);
 
-    for (i = 0; i < (int)ntrain && !st; i++) {
+    for (i = 0; i < (int)ntrain && !st && !(only && !strcmp(only, "decode")); i++) {
         const struct shape *s = &train[i];
         struct gd_case      c;
         struct bench_stats  w, d;
@@ -297,6 +311,8 @@ int main(int argc, char **argv)
         st = case_init(ctx, s, true, false, &c);
         for (pass = 0; pass < 3 && !st; pass++) {
             int r = reps;
+            if (only && strcmp(only, names[pass]))
+                continue;
             /* The token-sequential path is slow on CPUs: fewer runs there. */
             if (pass == 2 && !(ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) && r > 3)
                 r = 3;
@@ -343,7 +359,8 @@ int main(int argc, char **argv)
     }
 
     /* Decode: one token per sequence, H = 16, K = V = 128. */
-    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st; i++) {
+    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st && !(only && strcmp(only, "decode"));
+         i++) {
         struct shape       s = {dec_n[i], 1, 16, 16, 128, 128};
         struct gd_case     c;
         struct bench_stats w, d;

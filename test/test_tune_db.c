@@ -28,7 +28,7 @@ static bool valid(const int32_t *v, const void *problem, const struct gdn_device
     return v[0] * 8 <= v[1] * 4;
 }
 
-static const struct gdn_tune_space space = {"test/stage", 2, params, valid};
+static const struct gdn_tune_space space = {"test/stage", 2, params, valid, NULL};
 
 static char        tmpdir[256];
 static char        logbuf[4096];

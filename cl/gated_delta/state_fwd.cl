@@ -107,8 +107,8 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
             const int r = e / BV, j = e - r * BV;
             h[hbase + (ulong)r * V + (ulong)j] = HsL[e];
         }
-        if (lid < CH)
-            Gs[lid] = lid < L ? G[(ulong)(first + lid) * (ulong)HV + (ulong)hv] : 0.0f;
+        for (int r = lid; r < CH; r += WG)
+            Gs[r] = r < L ? G[(ulong)(first + r) * (ulong)HV + (ulong)hv] : 0.0f;
 
         /* Vn = u - w Hs */
         GDN_TILE_ZERO(acc1, TM1, TN);
@@ -197,8 +197,8 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
 #define TM2F (K / LY)     /* state rows per work-item */
 #define LDW (K + 1)
 
-#if (CH * K) % WG != 0 || K % LY != 0
-#error "state_fwd_pf: inconsistent tile macros"
+#if (CH * K) % WG != 0 || K % LY != 0 || WG < CH
+#error "state_fwd_pf: inconsistent tile macros (and one work-item per chunk row at least)"
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))

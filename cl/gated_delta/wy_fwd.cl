@@ -18,13 +18,15 @@
  * columns of u) is computed as Ai @ (scaled 64 x BN operand tile) by
  * 256 work-items as 16 x 16, each with a 4 x BN/16 strided micro-tile.
  * Local memory: 4 * (64 * 65 + 64 * max(BNK, BNV) + 128) bytes (33 KiB at
- * BN = 64). Global (256 * NT, HV), local (256, 1).
+ * BN = 64). Global (WG * NT, HV), local (WG, 1), WG = LX * LY.
  *
- * Tuning macros (#ifndef defaults; set by wy_plan_default in
- * lib/ops/gated_delta/chunk_fwd.c):
+ * Tuning macros (#ifndef defaults; set by the wy_fwd plan in
+ * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
  *   BNK   w column tile: 16, 32 or 64, dividing K (default 16)
  *   BNV   u column tile: 16, 32 or 64, dividing V (default 16)
+ *   LX    work-items along columns: 4, 8 or 16, dividing BNK and BNV (16)
+ *   LY    work-items along rows: 4, 8 or 16 (default 16)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -42,20 +44,30 @@
 #define BNV 16
 #endif
 
+#ifndef LX
+#define LX 16
+#endif
+#ifndef LY
+#define LY 16
+#endif
 #define CH  64
-#define WG  256
+#define WG  (LX * LY)
+#define TMW (CH / LY) /* rows per work-item */
 #define LDA (CH + 1)
 #define BNMAX (BNK > BNV ? BNK : BNV)
 
 #if (K % BNK) != 0 || (V % BNV) != 0 || (BNK % 16) != 0 || (BNV % 16) != 0
 #error "BNK / BNV must be multiples of 16 dividing K / V"
 #endif
+#if (CH % LY) != 0 || (BNK % LX) != 0 || (BNV % LX) != 0
+#error "wy_fwd: LY must divide 64 and LX must divide BNK and BNV"
+#endif
 
 /* out[rows of the chunk, n0 .. n0 + BN) = AiL @ (scale_r * src rows). */
 #define WY_TILE(BN, src, src_head, src_heads, D, scl, dst)                                         \
     do {                                                                                           \
         for (int n0 = 0; n0 < (D); n0 += (BN)) {                                                   \
-            float acc_[4][(BN) / 16];                                                              \
+            float acc_[TMW][(BN) / LX];                                                            \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
             for (int e = lid; e < CH * (BN); e += WG) {                                            \
                 const int r = e / (BN), d = e - r * (BN);                                          \
@@ -66,14 +78,14 @@
                 XL[r * (BN) + d] = x;                                                              \
             }                                                                                      \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-            GDN_TILE_ZERO(acc_, 4, (BN) / 16);                                                     \
-            GDN_TILE_MMA(acc_, 4, (BN) / 16, AL, LDA, 0, XL, (BN), 0, ty, 16, tx, 16, CH);         \
-            for (int a = 0; a < 4; a++) {                                                          \
-                const int i = ty + 16 * a;                                                         \
+            GDN_TILE_ZERO(acc_, TMW, (BN) / LX);                                                   \
+            GDN_TILE_MMA(acc_, TMW, (BN) / LX, AL, LDA, 0, XL, (BN), 0, ty, LY, tx, LX, CH);       \
+            for (int a = 0; a < TMW; a++) {                                                        \
+                const int i = ty + LY * a;                                                         \
                 if (i < L)                                                                         \
-                    for (int j = 0; j < (BN) / 16; j++)                                            \
+                    for (int j = 0; j < (BN) / LX; j++)                                            \
                         dst[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)(D) +            \
-                            (ulong)(n0 + tx + 16 * j)] = acc_[a][j];                               \
+                            (ulong)(n0 + tx + LX * j)] = acc_[a][j];                               \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -88,19 +100,19 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     __local float XL[CH * BNMAX];
     __local float bw[CH], bu[CH];
     const int     lid = (int)get_local_id(0);
-    const int     tx = lid & 15, ty = lid >> 4;
+    const int     tx = lid % LX, ty = lid / LX;
     const int     c = (int)get_group_id(0), hv = (int)get_group_id(1);
     const int     kh = hv / (HV / H);
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
 
-    if (lid < CH) {
-        const bool  ok = lid < L;
-        const ulong at = (ulong)(first + (ok ? lid : 0)) * (ulong)HV + (ulong)hv;
+    for (int r = lid; r < CH; r += WG) {
+        const bool  ok = r < L;
+        const ulong at = (ulong)(first + (ok ? r : 0)) * (ulong)HV + (ulong)hv;
         const float bv = ok ? b[at] : 0.0f;
         const float gv = ok ? G[at] : 0.0f;
-        bu[lid]        = bv;
-        bw[lid]        = bv * exp2(gv);
+        bu[r]          = bv;
+        bw[r]          = bv * exp2(gv);
     }
     for (int e = lid; e < CH * CH; e += WG) {
         const int i = e >> 6, j = e & 63;

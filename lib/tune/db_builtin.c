@@ -9,8 +9,14 @@
 
 // clang-format off
 const struct gdn_tune_row gdn__tune_builtin[] = {
-    /* match       stage                         bucket   values */
-    {"*",          "",                           "",      ""}, /* sentinel, never matches */
+    /* match   stage                     bucket  values */
+    /* PoCL on CPUs: few work-items with large register tiles beat GPU-shaped
+     * groups by 3-11x (2-core AVX-512 host, B=1, T=1024, H=2, K=V=128;
+     * bench_gated_delta with GDN_TUNE sweeps). */
+    {"pocl",   "gated_delta/state_fwd", "*",    "PREFETCH=0 BV=64 BK=32 LX=4 LY=4"},
+    {"pocl",   "gated_delta/out_fwd",   "*",    "BK=32 BV=64 LX=4 LY=4"},
+    {"pocl",   "gated_delta/wy_fwd",    "*",    "BNK=64 BNV=64 LX=4 LY=4"},
+    {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on
 

@@ -152,16 +152,25 @@ bool gdn__tune_defines(const struct gdn_tune_space *space, const int32_t *vals, 
     return gdn__defines_format(defs, (size_t)space->n_params, buf, cap);
 }
 
+/* The generic defaults of a space for this problem. */
+static void base_values(const gdn_context *ctx, const struct gdn_tune_space *space,
+                        const void *problem, int32_t *vals)
+{
+    int32_t i;
+    for (i = 0; i < space->n_params; i++)
+        vals[i] = space->params[i].def;
+    if (space->defaults)
+        space->defaults(vals, problem, &ctx->dev);
+}
+
 /* Try one source's text: parse over the defaults, check validity. */
 static bool try_values(gdn_context *ctx, const struct gdn_tune_space *space, const char *text,
                        const void *problem, int32_t *vals, const char *from)
 {
     int32_t tmp[GDN_TUNE_MAX_PARAMS];
     char    err[256];
-    int32_t i;
 
-    for (i = 0; i < space->n_params; i++)
-        tmp[i] = space->params[i].def;
+    base_values(ctx, space, problem, tmp);
     if (!gdn__tune_parse_values(space, text, tmp, err, sizeof(err))) {
         gdn__log(ctx, GDN_LOG_LEVEL_WARN, "tuning %s ignored: %s", from, err);
         return false;
@@ -206,8 +215,7 @@ void gdn__tune_lookup(gdn_context *ctx, const struct gdn_tune_space *space, cons
     size_t      i;
     int         lv;
 
-    for (i = 0; i < (size_t)space->n_params; i++)
-        vals[i] = space->params[i].def;
+    base_values(ctx, space, problem, vals);
     if (src)
         *src = GDN_TUNE_SRC_GENERIC;
 
@@ -260,7 +268,6 @@ void gdn__tune_lookup(gdn_context *ctx, const struct gdn_tune_space *space, cons
                 }
             }
     }
-    /* 5. generic defaults (vals already hold them) */
-    for (i = 0; i < (size_t)space->n_params; i++)
-        vals[i] = space->params[i].def;
+    /* 5. generic defaults */
+    base_values(ctx, space, problem, vals);
 }

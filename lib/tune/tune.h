@@ -42,6 +42,11 @@ struct gdn_tune_space {
     /* Is this assignment usable for the problem on the device? `problem` is
      * the stage's own shape struct. NULL: every legal combination is. */
     bool (*valid)(const int32_t *vals, const void *problem, const struct gdn_device *dev);
+    /* Generic defaults that depend on the problem and the device's limits
+     * (e.g. the largest tile that fits local memory). NULL: the params'
+     * static `def` values. Must give values that pass `valid` on any
+     * OpenCL 1.2 device the op supports. */
+    void (*defaults)(int32_t *vals, const void *problem, const struct gdn_device *dev);
 };
 
 enum gdn_tune_source {

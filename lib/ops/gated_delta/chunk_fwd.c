@@ -17,8 +17,10 @@
  * test run builds few distinct programs.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "gated_delta.h"
+#include "tune/tune.h"
 
 #define CH GDN_GD_CHUNK
 
@@ -280,11 +282,13 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
 
 /* --------------------------------------------------------- F3: wy_fwd.cl */
 
-#define WY_WG 256 /* fixed in the kernel: 16 x 16 */
+#define WY_WG 256 /* generic default: 16 x 16 */
 
 struct gd_wy_plan {
     int32_t bnk; /* BNK: w column tile (16, 32, 64) */
     int32_t bnv; /* BNV: u column tile (16, 32, 64) */
+    int32_t lx;  /* LX: work-items along columns (4, 8, 16; divides BNK, BNV) */
+    int32_t ly;  /* LY: work-items along rows (4, 8, 16) */
 };
 
 static size_t wy_plan_local(const struct gd_wy_plan *p)
@@ -297,6 +301,7 @@ static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s
                             struct gd_wy_plan *p)
 {
     int32_t cap;
+    p->lx = p->ly = 16;
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bnk = tile_for(s->K, cap);
         p->bnv = tile_for(s->V, cap);
@@ -305,13 +310,19 @@ static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s
     }
 }
 
+static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
+{
+    return !(p->bnk % 16 || p->bnv % 16 || p->bnk > 64 || p->bnv > 64 || s->K % p->bnk ||
+             s->V % p->bnv || p->lx < 1 || p->ly < 1 || CH % p->ly || p->bnk % p->lx ||
+             p->bnv % p->lx);
+}
+
 static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
                                 const struct gdn_gd_shape *s)
 {
-    if (p->bnk % 16 || p->bnv % 16 || p->bnk > 64 || p->bnv > 64 || s->K % p->bnk ||
-        s->V % p->bnv)
+    if (!wy_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta wy_fwd: bad plan");
-    return check_limits(ctx, "wy_fwd", s, WY_WG, wy_plan_local(p));
+    return check_limits(ctx, "wy_fwd", s, (size_t)(p->lx * p->ly), wy_plan_local(p));
 }
 
 static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_shape *s,
@@ -320,16 +331,45 @@ static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_sh
     d[0].name = "BNK", d[0].value = p->bnk;
     d[1].name = "BNV", d[1].value = p->bnv;
     d[2].name = "K", d[2].value = s->K;
-    d[3].name = "V", d[3].value = s->V;
-    return 4;
+    d[3].name = "LX", d[3].value = p->lx;
+    d[4].name = "LY", d[4].value = p->ly;
+    d[5].name = "V", d[5].value = s->V;
+    return 6;
 }
+
+static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3]};
+    return wy_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
+           wy_plan_local(&p) <= dev->info.local_mem_bytes;
+}
+
+static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct gd_wy_plan p;
+    gdn_context       probe;
+    memset(&probe, 0, sizeof(probe));
+    probe.dev = *dev;
+    wy_plan_default(&probe, problem, &p);
+    v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly;
+}
+
+static const struct gdn_tune_param wy_params[] = {
+    {"BNK", 16, 3, {16, 32, 64}},
+    {"BNV", 16, 3, {16, 32, 64}},
+    {"LX", 16, 3, {4, 8, 16}},
+    {"LY", 16, 3, {4, 8, 16}},
+};
+static const struct gdn_tune_space wy_space = {
+    "gated_delta/wy_fwd", (int32_t)GDN_ARRAY_SIZE(wy_params), wy_params, wy_space_valid,
+    wy_space_defaults};
 
 gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
 {
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_wy_plan          p;
-    struct gdn_define          defs[4];
+    struct gdn_define          defs[6];
     size_t                     nd, global[2], local[2] = {WY_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -338,11 +378,18 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta wy_fwd: tape buffers missing");
     if (s->NT == 0)
         return GDN_STATUS_OK;
-    wy_plan_default(ctx, s, &p);
+    {
+        int32_t vals[GDN_TUNE_MAX_PARAMS];
+        char    bucket[32];
+        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+        gdn__tune_lookup(ctx, &wy_space, bucket, s, vals, NULL);
+        p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3];
+        local[0] = (size_t)(p.lx * p.ly);
+    }
     if ((st = wy_plan_check(ctx, &p, s)))
         return st;
     nd = wy_plan_defines(&p, s, defs);
-    st = get_kernel(ctx, "gated_delta/wy_fwd.cl", defs, nd, "gated_delta_wy_fwd", WY_WG, &k);
+    st = get_kernel(ctx, "gated_delta/wy_fwd.cl", defs, nd, "gated_delta_wy_fwd", local[0], &k);
     if (st)
         return st;
     SET_MEM(0, gdn__gd_kmem(tp));
@@ -355,7 +402,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
     SET_MEM(7, u);
     SET_INT(8, s->H);
     SET_INT(9, s->HV);
-    global[0] = (size_t)WY_WG * (size_t)s->NT;
+    global[0] = local[0] * (size_t)s->NT;
     global[1] = (size_t)s->HV;
     if (!st)
         st = gdn__launch(ctx, k, 2, global, local, NULL);
@@ -418,14 +465,60 @@ static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape
     }
 }
 
-static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
-                                   const struct gdn_gd_shape *s)
+static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
     if (p->bv % 16 || s->V % p->bv || p->bk % 16 || s->K % p->bk || p->lx < 1 ||
         p->bv % p->lx || p->ly < 1 || CH % p->ly || p->bk % p->ly)
+        return false;
+    if (p->pf && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
+        return false;
+    return true;
+}
+
+static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
+                                   const struct gdn_gd_shape *s)
+{
+    if (!state_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta state_fwd: bad plan");
     return check_limits(ctx, "state_fwd", s, (size_t)(p->lx * p->ly), state_plan_local(p, s));
 }
+
+/* The stage's tuning space (lib/tune): the plan's fields in this order. */
+static void state_plan_from(const int32_t *v, struct gd_state_plan *p)
+{
+    p->pf = v[0], p->bv = v[1], p->bk = v[2], p->lx = v[3], p->ly = v[4];
+}
+
+static bool state_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_gd_shape *s = problem;
+    struct gd_state_plan       p;
+    state_plan_from(v, &p);
+    return state_plan_ok(&p, s) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
+           state_plan_local(&p, s) <= dev->info.local_mem_bytes;
+}
+
+static void state_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct gd_state_plan p;
+    gdn_context          probe;
+    /* state_plan_default reads only the device limits of its context. */
+    memset(&probe, 0, sizeof(probe));
+    probe.dev = *dev;
+    state_plan_default(&probe, problem, &p);
+    v[0] = p.pf, v[1] = p.bv, v[2] = p.bk, v[3] = p.lx, v[4] = p.ly;
+}
+
+static const struct gdn_tune_param state_params[] = {
+    {"PREFETCH", 0, 2, {0, 1}},
+    {"BV", 16, 3, {16, 32, 64}},
+    {"BK", 16, 3, {16, 32, 64}},
+    {"LX", 4, 5, {1, 2, 4, 8, 16}},
+    {"LY", 16, 5, {4, 8, 16, 32, 64}},
+};
+static const struct gdn_tune_space state_space = {
+    "gated_delta/state_fwd", (int32_t)GDN_ARRAY_SIZE(state_params), state_params,
+    state_space_valid, state_space_defaults};
 
 static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn_gd_shape *s,
                                  struct gdn_define *d)
@@ -458,7 +551,13 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta state_fwd: tape buffers missing");
     if (s->N == 0 || (s->NT == 0 && !ht))
         return GDN_STATUS_OK;
-    state_plan_default(ctx, s, &p);
+    {
+        int32_t vals[GDN_TUNE_MAX_PARAMS];
+        char    bucket[32];
+        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+        gdn__tune_lookup(ctx, &state_space, bucket, s, vals, NULL);
+        state_plan_from(vals, &p);
+    }
     if ((st = state_plan_check(ctx, &p, s)))
         return st;
     nd       = state_plan_defines(&p, s, defs);
@@ -496,6 +595,8 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
 struct gd_out_plan {
     int32_t bk; /* BK: K slice of staged q, k, h (16, 32) */
     int32_t bv; /* BV: V tile per work-group (16, 32, 64) */
+    int32_t lx; /* LX: work-items along columns (4, 8, 16; divides BV) */
+    int32_t ly; /* LY: work-items along rows (4, 8, 16) */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
@@ -509,6 +610,7 @@ static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *
                              struct gd_out_plan *p)
 {
     int32_t cap;
+    p->lx = p->ly = 16;
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bv = tile_for(s->V, cap);
         p->bk = s->K % 32 == 0 ? 32 : 16;
@@ -520,12 +622,18 @@ static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *
     }
 }
 
+static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
+{
+    return !(p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 64 || s->V % p->bv ||
+             p->lx < 1 || p->ly < 1 || CH % p->lx || CH % p->ly || p->bv % p->lx);
+}
+
 static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
                                  const struct gdn_gd_shape *s)
 {
-    if (p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 64 || s->V % p->bv)
+    if (!out_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta out_fwd: bad plan");
-    return check_limits(ctx, "out_fwd", s, OUT_WG, out_plan_local(p));
+    return check_limits(ctx, "out_fwd", s, (size_t)(p->lx * p->ly), out_plan_local(p));
 }
 
 static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_shape *s,
@@ -534,16 +642,45 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
     d[0].name = "BK", d[0].value = p->bk;
     d[1].name = "BV", d[1].value = p->bv;
     d[2].name = "K", d[2].value = s->K;
-    d[3].name = "V", d[3].value = s->V;
-    return 4;
+    d[3].name = "LX", d[3].value = p->lx;
+    d[4].name = "LY", d[4].value = p->ly;
+    d[5].name = "V", d[5].value = s->V;
+    return 6;
 }
+
+static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gd_out_plan p = {v[0], v[1], v[2], v[3]};
+    return out_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
+           out_plan_local(&p) <= dev->info.local_mem_bytes;
+}
+
+static void out_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct gd_out_plan p;
+    gdn_context        probe;
+    memset(&probe, 0, sizeof(probe));
+    probe.dev = *dev;
+    out_plan_default(&probe, problem, &p);
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly;
+}
+
+static const struct gdn_tune_param out_params[] = {
+    {"BK", 16, 2, {16, 32}},
+    {"BV", 16, 3, {16, 32, 64}},
+    {"LX", 16, 3, {4, 8, 16}},
+    {"LY", 16, 3, {4, 8, 16}},
+};
+static const struct gdn_tune_space out_space = {
+    "gated_delta/out_fwd", (int32_t)GDN_ARRAY_SIZE(out_params), out_params, out_space_valid,
+    out_space_defaults};
 
 gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_new, cl_mem o)
 {
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_out_plan         p;
-    struct gdn_define          defs[4];
+    struct gdn_define          defs[6];
     size_t                     nd, global[2], local[2] = {OUT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -552,11 +689,18 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta out_fwd: tape buffers missing");
     if (s->NT == 0)
         return GDN_STATUS_OK;
-    out_plan_default(ctx, s, &p);
+    {
+        int32_t vals[GDN_TUNE_MAX_PARAMS];
+        char    bucket[32];
+        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+        gdn__tune_lookup(ctx, &out_space, bucket, s, vals, NULL);
+        p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3];
+        local[0] = (size_t)(p.lx * p.ly);
+    }
     if ((st = out_plan_check(ctx, &p, s)))
         return st;
     nd = out_plan_defines(&p, s, defs);
-    st = get_kernel(ctx, "gated_delta/out_fwd.cl", defs, nd, "gated_delta_out_fwd", OUT_WG, &k);
+    st = get_kernel(ctx, "gated_delta/out_fwd.cl", defs, nd, "gated_delta_out_fwd", local[0], &k);
     if (st)
         return st;
     SET_MEM(0, gdn__gd_qmem(tp));
@@ -569,7 +713,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     SET_INT(7, s->H);
     SET_INT(8, s->HV);
     SET_FLOAT(9, s->scale);
-    global[0] = (size_t)OUT_WG * (size_t)s->NT * (size_t)(s->V / p.bv);
+    global[0] = local[0] * (size_t)s->NT * (size_t)(s->V / p.bv);
     global[1] = (size_t)s->HV;
     if (!st)
         st = gdn__launch(ctx, k, 2, global, local, NULL);
