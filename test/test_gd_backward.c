@@ -63,6 +63,8 @@ static const struct gd_case cases[] = {
     {"in-op gate, T=200 GVA2",       1, {200},                   0, 2, 4,  32, 128, GIO, GM_DEFAULT, 1, 0},
     {"in-op L2, varlen GVA4",        3, {1, 66, 17},             0, 1, 4,  16,  16, L2, GM_MILD,   0, 1},
     {"K=256 V=32 GVA2 small",        3, {40, 1, 9},              0, 1, 2, 256,  32, 0, GM_MILD,    1, 1},
+    {"T=2048 K=V=64",                1, {2048},                  0, 1, 1,  64,  64, 0, GM_MILD,    1, 1},
+    {"K=32 V=256 T=70",              1, {70},                    0, 1, 1,  32, 256, 0, GM_DEFAULT, 1, 1},
 };
 // clang-format on
 
