@@ -66,6 +66,19 @@
 #define LDK (BK + 1)
 #define LDV (BV + 1)
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
+
+/* T_IN_GLOBAL = 1 keeps the 64 x 65 dT/dA tile in a per-work-group slice of
+ * global scratch instead of local memory, for devices with the OpenCL 1.2
+ * minimum of 32 KiB of local memory (Ai and dT together need 33 KiB). The
+ * barriers then also fence global memory. Same arithmetic, same order. */
+#ifndef T_IN_GLOBAL
+#    define T_IN_GLOBAL 0
+#endif
+#if T_IN_GLOBAL
+#    define WY_FENCE (CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
+#else
+#    define WY_FENCE CLK_LOCAL_MEM_FENCE
+#endif
 #define XSZ MAX2(MAX2(3 * CH * LDK, 3 * CH * LDV), CH * (2 * TX + TY))
 
 #if K_DIM % BK != 0 || V_DIM % BV != 0 || BK % TX != 0 || BV % TX != 0 || CH % TY != 0 ||     \
@@ -80,10 +93,15 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                    __global const float *dw, __global const float *du,
                    __global float *dkh, __global float *dv, __global float *db,
                    __global const float *dGp, __global float *dGs, int H, int HV, int T, int NK,
-                   int write_dv)
+                   int write_dv, __global float *tscratch)
 {
     __local float sAi[CH * LDC];
+#if T_IN_GLOBAL
+    __global float *sT =
+        tscratch + ((ulong)get_group_id(2) * get_num_groups(1) + get_group_id(1)) * (CH * LDC);
+#else
     __local float sT[CH * LDC];
+#endif
     __local float sX[XSZ];
     __local float sB[CH], sG[CH], sGam[CH];
 
@@ -115,7 +133,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     {
         __local float *sK = sX, *sKb = sX + CH * LDK, *sDW = sX + 2 * CH * LDK;
         for (int k0 = 0; k0 < K_DIM; k0 += BK) {
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             for (int idx = tid; idx < CH * BK; idx += WG) {
                 const int r = idx / BK, cc = idx % BK;
                 float     kv = 0.0f, dwv = 0.0f;
@@ -127,7 +145,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                 sKb[r * LDK + cc] = kv * sB[r] * sGam[r];
                 sDW[r * LDK + cc] = dwv;
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             GDN_TILE_MMA(dT, TM, TNC, sDW, LDK, 0, sKb, LDK, 1, ty, TY, tx, TX, BK);
             float acc[TM][TNK];
             GDN_TILE_ZERO(acc, TM, TNK);
@@ -151,7 +169,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     {
         __local float *sV = sX, *sVb = sX + CH * LDV, *sDU = sX + 2 * CH * LDV;
         for (int v0 = 0; v0 < V_DIM; v0 += BV) {
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             for (int idx = tid; idx < CH * BV; idx += WG) {
                 const int r = idx / BV, cc = idx % BV;
                 float     vv = 0.0f, duv = 0.0f;
@@ -164,7 +182,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                 sVb[r * LDV + cc] = vv * sB[r];
                 sDU[r * LDV + cc] = duv;
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             GDN_TILE_MMA(dT, TM, TNC, sDU, LDV, 0, sVb, LDV, 1, ty, TY, tx, TX, BV);
             float acc[TM][TNV];
             GDN_TILE_ZERO(acc, TM, TNV);
@@ -189,19 +207,19 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
             sT[i * LDC + j] = (j < i && i < L) ? dT[a][b] : 0.0f;
         }
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    barrier(WY_FENCE);
     {
         float x[TM][TNC];
         GDN_TILE_ZERO(x, TM, TNC);
         GDN_TILE_MMA(x, TM, TNC, sT, LDC, 0, sAi, LDC, 1, ty, TY, tx, TX, CH);
-        barrier(CLK_LOCAL_MEM_FENCE);
+        barrier(WY_FENCE);
         for (int a = 0; a < TM; a++)
             for (int b = 0; b < TNC; b++)
                 sT[(ty + a * TY) * LDC + tx + b * TX] = x[a][b];
-        barrier(CLK_LOCAL_MEM_FENCE);
+        barrier(WY_FENCE);
         GDN_TILE_ZERO(x, TM, TNC);
         GDN_TILE_MMA(x, TM, TNC, sAi, LDC, 1, sT, LDC, 0, ty, TY, tx, TX, CH);
-        barrier(CLK_LOCAL_MEM_FENCE);
+        barrier(WY_FENCE);
         for (int a = 0; a < TM; a++) {
             const int i = ty + a * TY;
             for (int b = 0; b < TNC; b++) {
@@ -218,14 +236,14 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     {
         __local float *sK = sX, *sKb = sX + CH * LDK;
         for (int k0 = 0; k0 < K_DIM; k0 += BK) {
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             for (int idx = tid; idx < CH * BK; idx += WG) {
                 const int r  = idx / BK, cc = idx % BK;
                 const float kv = r < L ? k[((ulong)(t0 + r) * H + hk) * K_DIM + k0 + cc] : 0.0f;
                 sK[r * LDK + cc]  = kv;
                 sKb[r * LDK + cc] = kv * sB[r];
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            barrier(WY_FENCE);
             GDN_TILE_MMA(kk, TM, TNC, sK, LDK, 0, sK, LDK, 1, ty, TY, tx, TX, BK);
             float dkb[TM][TNK], dkt[TM][TNK];
             GDN_TILE_ZERO(dkb, TM, TNK);
@@ -258,7 +276,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
             colp[b] += p;
         }
     }
-    barrier(CLK_LOCAL_MEM_FENCE); /* tiles are dead */
+    barrier(WY_FENCE); /* tiles are dead */
     {
         __local float *rdb = sX, *rdg = sX + CH * TX, *rcol = sX + 2 * CH * TX;
         for (int a = 0; a < TM; a++) {
@@ -267,7 +285,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         }
         for (int b = 0; b < TNC; b++)
             rcol[(tx + b * TX) * TY + ty] = colp[b];
-        barrier(CLK_LOCAL_MEM_FENCE);
+        barrier(WY_FENCE);
         if (tid < L) {
             const ulong o = (ulong)(t0 + tid) * HV + hv;
             float       sb = 0.0f, sg = 0.0f;

@@ -144,17 +144,45 @@ gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t
     return GDN_STATUS_OK;
 }
 
-/* Plan of core/fill.cl: a plain grid-stride fill, WG work-items per group. */
+gdn_status gdn__kernel_check_wg(gdn_context *ctx, cl_kernel k, size_t wg, const char *what)
+{
+    size_t kwg = 0, reqd[3] = {0, 0, 0};
+    cl_int err;
+
+    err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
+                                   NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+    if (kwg >= wg)
+        return GDN_STATUS_OK;
+    if (clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_COMPILE_WORK_GROUP_SIZE, sizeof(reqd),
+                                 reqd, NULL) == CL_SUCCESS &&
+        reqd[0] * (reqd[1] ? reqd[1] : 1) * (reqd[2] ? reqd[2] : 1) == wg &&
+        wg <= ctx->dev.info.max_work_group_size)
+        return GDN_STATUS_OK;
+    return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                     "%s: the device runs at most %zu work-items of this kernel, the plan needs "
+                     "%zu",
+                     what, kwg, wg);
+}
+
+/* Plan of core/fill.cl: a plain grid-stride fill, WG_SIZE work-items per
+ * group: 256, or the largest power of two the device allows below that. */
 #define FILL_WG 256
 
 gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value)
 {
-    const struct gdn_define defs[] = {{"WG_SIZE", FILL_WG}};
+    size_t                  local = FILL_WG, global;
+    const size_t            max_wg = ctx->dev.info.max_work_group_size;
+    struct gdn_define       defs[1];
     char                    opts[64];
-    size_t                  global, local = FILL_WG;
     cl_kernel               k;
     gdn_status              st;
 
+    while (max_wg && local > max_wg)
+        local /= 2;
+    defs[0].name  = "WG_SIZE";
+    defs[0].value = (int64_t)local;
     if (n == 0)
         return GDN_STATUS_OK;
     if (n > (size_t)INT32_MAX * 64)
@@ -163,7 +191,7 @@ gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value)
     st = gdn__kernel_get(ctx, "core/fill.cl", opts, "gdn_fill_f32", &k);
     if (st)
         return st;
-    global = n < (size_t)FILL_WG * 4096 ? n : (size_t)FILL_WG * 4096;
+    global = n < local * 4096 ? n : local * 4096;
     if ((st = gdn__arg_mem(ctx, k, 0, mem)) || (st = gdn__arg_int(ctx, k, 1, (int32_t)(n >> 31))) ||
         (st = gdn__arg_int(ctx, k, 2, (int32_t)(n & 0x7fffffff))) ||
         (st = gdn__arg_float(ctx, k, 3, value)))

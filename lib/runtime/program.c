@@ -18,6 +18,7 @@
  *     binaries itself and reading CL_PROGRAM_BINARIES forces a recompile.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,54 +72,82 @@ bool gdn__defines_format(const struct gdn_define *defs, size_t n, char *buf, siz
 
 /* ---------------------------------------------------------------- sources */
 
-/* Expand `#include "x"` lines against <dir>/include/ (recursively, each file
- * once, as with include guards) and add #line markers, like embed_cl.py. */
+/* If [p, e) is an include line as cl/embed_cl.py reads them (its INCLUDE_RE,
+ * ^\s*#\s*include\s+"([^"]+)"\s*$), point *name at the name and return its
+ * length; else 0. Both expanders must agree (test/test_status.c checks). */
+static size_t include_name(const char *p, const char *e, const char **name)
+{
+    const char *q;
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    if (p == e || *p++ != '#')
+        return 0;
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    if (e - p < 8 || strncmp(p, "include", 7) != 0 || !isspace((unsigned char)p[7]))
+        return 0;
+    p += 7;
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    if (p == e || *p != '"')
+        return 0;
+    q = ++p;
+    while (p < e && *p != '"')
+        p++;
+    if (p == e || p == q)
+        return 0;
+    for (*name = q, q = p + 1; q < e; q++)
+        if (!isspace((unsigned char)*q))
+            return 0;
+    return (size_t)(p - *name);
+}
+
+/* Expand `#include "x"` lines against <dir>/include/ (recursively; headers
+ * carry include guards) and add #line markers, exactly like embed_cl.py
+ * (which also reads CRLF line ends as LF). */
 static gdn_status expand(gdn_context *ctx, const char *dir, const char *rel, const char *text,
                          struct gdn_strbuf *out, int depth)
 {
-    const char *line = text;
+    const char *line   = text;
     int         lineno = 1;
 
     if (depth > 16)
         return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: includes nested too deeply", rel);
     gdn__strbuf_appendf(out, "#line 1 \"%s\"\n", rel);
-    while (*line) {
-        const char *end = strchr(line, '\n');
-        size_t      n   = end ? (size_t)(end - line) : strlen(line);
-        const char *p   = line;
-        while (p < line + n && (*p == ' ' || *p == '\t'))
-            p++;
-        if ((size_t)(line + n - p) > 10 && !strncmp(p, "#include", 8)) {
-            const char *q = strchr(p, '"');
-            const char *r = q ? memchr(q + 1, '"', (size_t)(line + n - q - 1)) : NULL;
-            if (q && r) {
-                struct gdn_strbuf inc_rel = {0}, inc_path = {0};
-                char             *inc_text = NULL;
-                size_t            inc_size;
-                gdn_status        st;
-                gdn__strbuf_appendf(&inc_rel, "include/%.*s", (int)(r - q - 1), q + 1);
-                gdn__strbuf_appendf(&inc_path, "%s/%s", dir, inc_rel.data ? inc_rel.data : "");
-                st = gdn__file_read(inc_path.data ? inc_path.data : "", &inc_text, &inc_size);
-                if (st == GDN_STATUS_OK)
-                    st = expand(ctx, dir, inc_rel.data, inc_text, out, depth + 1);
-                else
-                    st = gdn__fail(ctx, GDN_STATUS_IO, "%s:%d: cannot read included file %s",
-                                   rel, lineno, inc_path.data ? inc_path.data : "?");
-                gdn__free(inc_text);
-                gdn__strbuf_free(&inc_rel);
-                gdn__strbuf_free(&inc_path);
-                if (st)
-                    return st;
-                gdn__strbuf_appendf(out, "#line %d \"%s\"\n", lineno + 1, rel);
-                line = end ? end + 1 : line + n;
-                lineno++;
-                continue;
-            }
+    for (; *line; lineno++) {
+        const char *end  = strchr(line, '\n');
+        const char *next = end ? end + 1 : line + strlen(line);
+        size_t      n    = end ? (size_t)(end - line) : strlen(line);
+        const char *name = NULL;
+        size_t      name_len;
+
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        name_len = include_name(line, line + n, &name);
+        if (name_len) {
+            struct gdn_strbuf inc_rel = {0}, inc_path = {0};
+            char             *inc_text = NULL;
+            size_t            inc_size;
+            gdn_status        st;
+            gdn__strbuf_appendf(&inc_rel, "include/%.*s", (int)name_len, name);
+            gdn__strbuf_appendf(&inc_path, "%s/%s", dir, inc_rel.data ? inc_rel.data : "");
+            st = gdn__file_read(inc_path.data ? inc_path.data : "", &inc_text, &inc_size);
+            if (st == GDN_STATUS_OK)
+                st = expand(ctx, dir, inc_rel.data, inc_text, out, depth + 1);
+            else
+                st = gdn__fail(ctx, GDN_STATUS_IO, "%s:%d: cannot read included file %s", rel,
+                               lineno, inc_path.data ? inc_path.data : "?");
+            gdn__free(inc_text);
+            gdn__strbuf_free(&inc_rel);
+            gdn__strbuf_free(&inc_path);
+            if (st)
+                return st;
+            gdn__strbuf_appendf(out, "#line %d \"%s\"\n", lineno + 1, rel);
+        } else {
+            gdn__strbuf_append(out, line, n);
+            gdn__strbuf_append(out, "\n", 1);
         }
-        gdn__strbuf_append(out, line, n);
-        gdn__strbuf_append(out, "\n", 1);
-        line = end ? end + 1 : line + n;
-        lineno++;
+        line = next;
     }
     return out->oom ? GDN_STATUS_OUT_OF_HOST_MEMORY : GDN_STATUS_OK;
 }
@@ -334,6 +363,66 @@ out:
 
 /* ---------------------------------------------------------------- building */
 
+/* The file and line that physical line `target` of an expanded source came
+ * from, through its #line markers. */
+static bool source_line(const char *src, long target, char *file, size_t cap, long *line)
+{
+    const char *p       = src;
+    long        phys    = 1, logical = 1;
+    char        cur[256] = "?";
+
+    while (*p && phys < target) {
+        const char *e = strchr(p, '\n');
+        long        l;
+        char        f[256];
+        if (!strncmp(p, "#line ", 6) && sscanf(p, "#line %ld \"%255[^\"\n]\"", &l, f) == 2) {
+            gdn__strlcpy(cur, f, sizeof(cur));
+            logical = l;
+        } else {
+            logical++;
+        }
+        phys++;
+        if (!e)
+            return false;
+        p = e + 1;
+    }
+    if (phys != target || !*p)
+        return false;
+    gdn__strlcpy(file, cur, cap);
+    *line = logical;
+    return true;
+}
+
+/* Some compilers ignore #line (NVIDIA's log says "<kernel>:24:13: error"):
+ * rewrite such locations to the real file and line. Returns a new string
+ * (or NULL when out of memory). */
+char *gdn__map_log_locations(const char *log, const char *src)
+{
+    static const char tag[] = "<kernel>:";
+    struct gdn_strbuf out   = {0};
+    const char       *p     = log, *hit;
+
+    while ((hit = strstr(p, tag)) != NULL) {
+        const char *d = hit + sizeof(tag) - 1;
+        char       *end;
+        long        phys = strtol(d, &end, 10);
+        char        file[256];
+        long        line;
+        gdn__strbuf_append(&out, p, (size_t)(hit - p));
+        if (end != d && source_line(src, phys, file, sizeof(file), &line))
+            gdn__strbuf_appendf(&out, "%s:%ld", file, line);
+        else
+            gdn__strbuf_append(&out, hit, (size_t)(end - hit));
+        p = end;
+    }
+    gdn__strbuf_append(&out, p, strlen(p));
+    if (out.oom) {
+        gdn__strbuf_free(&out);
+        return NULL;
+    }
+    return out.data;
+}
+
 static gdn_status build_from_source(gdn_context *ctx, const char *path, const char *text,
                                     size_t size, const char *options, cl_program *out)
 {
@@ -358,6 +447,13 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
             log[log_size] = '\0';
         }
         ctx->last_cl_error = err;
+        if (log) {
+            char *mapped = gdn__map_log_locations(log, text);
+            if (mapped) {
+                gdn__free(log);
+                log = mapped;
+            }
+        }
         st = gdn__fail(ctx, err == CL_BUILD_PROGRAM_FAILURE ? GDN_STATUS_BUILD_FAILED
                                                             : gdn__status_from_cl(err),
                        "%s: build failed (%s %d) with options '%s' on '%s' (%s, driver %s):\n%s",

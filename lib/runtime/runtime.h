@@ -182,6 +182,16 @@ gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *opti
 /* Get a kernel (cached per program and name; owned by ctx). */
 gdn_status gdn__kernel_get(gdn_context *ctx, const char *path, const char *options,
                            const char *name, cl_kernel *out);
+/* A build log with "<kernel>:LINE" locations (compilers that ignore #line,
+ * such as NVIDIA's) rewritten to "file:line" through the #line markers of
+ * src, the expanded source. New heap string, or NULL when out of memory. */
+char *gdn__map_log_locations(const char *log, const char *src);
+/* Can kernel k run work-groups of wg work-items? Yes when the kernel's
+ * CL_KERNEL_WORK_GROUP_SIZE allows it, or when the kernel was compiled with
+ * reqd_work_group_size equal to wg and the device allows wg (Mesa's rusticl
+ * 22.x reports its SIMD width, 32, as the kernel limit even then, and runs
+ * such kernels correctly). Else GDN_STATUS_UNSUPPORTED naming `what`. */
+gdn_status gdn__kernel_check_wg(gdn_context *ctx, cl_kernel k, size_t wg, const char *what);
 /* Free every cached program and kernel of ctx. */
 void gdn__program_cache_clear(gdn_context *ctx);
 

@@ -26,6 +26,8 @@
  */
 #include <string.h>
 
+#include <stdio.h>
+
 #include "gated_delta.h"
 
 #define CH GDN_GD_CHUNK
@@ -82,11 +84,20 @@ struct dvl_plan {
     struct launch_geom g;
 };
 
-static void dvl_plan_default(const struct gdn_gd_shape *s, struct dvl_plan *p)
+static size_t dvl_lmem(const struct dvl_plan *p)
+{
+    return (size_t)(CH * (CH + 1) + 64) * 4 +
+           max_sz((size_t)2 * CH * (p->bk + 1), (size_t)CH * (p->bv + 1)) * 4;
+}
+
+static void dvl_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                             struct dvl_plan *p)
 {
     p->bk = pick_div(s->K, 32);
     p->bv = pick_div(s->V, 32);
     p->ty = p->tx = 16;
+    if (!lmem_fits(ctx, dvl_lmem(p))) /* 32 KiB devices */
+        p->bk = p->bv = 16;
 }
 
 static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
@@ -95,8 +106,7 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
                                    {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx}};
     struct launch_geom     *g   = &p->g;
-    g->lmem = (size_t)(CH * (CH + 1) + 64) * 4 +
-              max_sz((size_t)2 * CH * (p->bk + 1), (size_t)CH * (p->bv + 1)) * 4;
+    g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
     if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
@@ -123,6 +133,8 @@ static void sbwd_plan_default(const gdn_context *ctx, const struct gdn_gd_shape 
     p->bv          = pick_div(s->V, 32);
     if (p->bv > 16 && !lmem_fits(ctx, sbwd_lmem(s, p->bv, p->bks)))
         p->bv = 16;
+    if (!lmem_fits(ctx, sbwd_lmem(s, p->bv, p->bks))) /* K = 256 on 32 KiB devices */
+        p->bv = p->tx = 8;
 }
 
 static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
@@ -186,25 +198,36 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
 /* B6: wy_bwd.cl */
 struct wyb_plan {
     int                bk, bv, ty, tx;
+    int                t_in_global; /* T_IN_GLOBAL: dT tile in global scratch */
     struct launch_geom g;
 };
 
-static void wyb_plan_default(const struct gdn_gd_shape *s, struct wyb_plan *p)
+static size_t wyb_lmem(const struct wyb_plan *p)
+{
+    size_t tiles = max_sz(max_sz((size_t)3 * CH * (p->bk + 1), (size_t)3 * CH * (p->bv + 1)),
+                          (size_t)CH * (2 * p->tx + p->ty));
+    return ((size_t)(p->t_in_global ? 1 : 2) * CH * (CH + 1) + tiles + 3 * CH) * 4;
+}
+
+static void wyb_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+                             struct wyb_plan *p)
 {
     (void)s;
     p->bk = p->bv = 16;
     p->ty = p->tx = 16;
+    p->t_in_global = 0;
+    if (!lmem_fits(ctx, wyb_lmem(p))) /* 32 KiB devices */
+        p->t_in_global = 1;
 }
 
 static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                   struct wyb_plan *p)
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx}};
+                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
+                                   {"T_IN_GLOBAL", p->t_in_global}};
     struct launch_geom     *g   = &p->g;
-    size_t tiles = max_sz(max_sz((size_t)3 * CH * (p->bk + 1), (size_t)3 * CH * (p->bv + 1)),
-                          (size_t)CH * (2 * p->tx + p->ty));
-    g->lmem      = ((size_t)2 * CH * (CH + 1) + tiles + 3 * CH) * 4;
+    g->lmem                     = wyb_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
     if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
@@ -276,21 +299,17 @@ static gdn_status run(gdn_context *ctx, const char *file, const char *entry,
 {
     cl_kernel  k;
     gdn_status st = gdn__kernel_get(ctx, file, g->defines, entry, &k);
-    size_t     i, kwg = 0, wg = g->local[0] * g->local[1] * g->local[2];
-    cl_int     err;
+    size_t     i, wg = g->local[0] * g->local[1] * g->local[2];
     if (st)
         return st;
     /* The built kernel may accept fewer work-items than the device maximum
      * (register pressure): the plan's work-group must still fit. */
-    err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
-                                   NULL);
-    if (err != CL_SUCCESS)
-        return gdn__fail_cl(ctx, err, "clGetKernelWorkGroupInfo");
-    if (kwg < wg)
-        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                         "%s (%s): the device runs at most %zu work-items of this kernel, the "
-                         "plan needs %zu",
-                         entry, g->defines, kwg, wg);
+    {
+        char what[320];
+        snprintf(what, sizeof(what), "%s (%s)", entry, g->defines);
+        if ((st = gdn__kernel_check_wg(ctx, k, wg, what)))
+            return st;
+    }
     for (i = 0; i < nargs && !st; i++) {
         switch (args[i].type) {
         case 'm':
@@ -318,7 +337,7 @@ static gdn_status run(gdn_context *ctx, const char *file, const char *entry,
 
 #define ALLOC(mem, n_floats)                                                                       \
     do {                                                                                           \
-        if ((st = gdn__buffer_create(ctx, (size_t)(n_floats) * sizeof(float), &(mem))))            \
+        if ((st = gdn__scratch_acquire(ctx, (size_t)(n_floats) * sizeof(float), &(mem))))          \
             goto done;                                                                             \
     } while (0)
 
@@ -363,7 +382,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     const size_t K = (size_t)s->K, V = (size_t)s->V;
     const cl_mem qm = gdn__gd_qmem(tp), km = gdn__gd_kmem(tp);
     cl_mem w = NULL, u = NULL, h = NULL, vn = NULL, dh = NULL, dv2 = NULL;
-    cl_mem dqs = NULL, dks = NULL, dGp = NULL, db = NULL, dGs = NULL, part = NULL;
+    cl_mem dqs = NULL, dks = NULL, dGp = NULL, db = NULL, dGs = NULL, part = NULL, tsc = NULL;
     cl_mem dqh, dkh;
     int    nk;
     gdn_status st;
@@ -371,10 +390,10 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     if (s->T == 0 || s->NT == 0)
         return backward_empty(tp, dht, grads);
 
-    dvl_plan_default(s, &pdvl);
+    dvl_plan_default(ctx, s, &pdvl);
     sbwd_plan_default(ctx, s, &psb);
     dqkwg_plan_default(ctx, s, &pdq);
-    wyb_plan_default(s, &pwy);
+    wyb_plan_default(ctx, s, &pwy);
     prepb_plan_default(ctx, &ppr);
     if ((st = dvl_plan_finish(ctx, s, &pdvl)) || (st = sbwd_plan_finish(ctx, s, &psb)) ||
         (st = dqkwg_plan_finish(ctx, s, &pdq)) || (st = wyb_plan_finish(ctx, s, &pwy)) ||
@@ -425,11 +444,14 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh), KM(dv2), KM(dqh), KM(dkh), KM(w), KM(dGp),
         KI(s->H), KI(s->HV), KI((int32_t)s->T), KF(s->scale));
 
-    /* B6: WY backward: dk += dk2, dv, dbeta (as used), dG sum. */
+    /* B6: WY backward: dk += dk2, dv, dbeta (as used), dG sum. On 32 KiB
+     * devices its dT tile lives in global scratch (one slice per group). */
+    if (pwy.t_in_global)
+        ALLOC(tsc, NT * HV * (size_t)CH * (CH + 1));
     RUN("wy_bwd.cl", "gated_delta_wy_bwd", &pwy.g, 3, KM(tp->idx.chunks), KM(km), KM(tp->v->mem),
         KM(tp->b), KM(tp->G), KM(tp->Ai), KM(w), KM(dv2), KM(dkh),
         KM(grads->dv ? grads->dv->mem : NULL), KM(db), KM(dGp), KM(dGs), KI(s->H), KI(s->HV),
-        KI((int32_t)s->T), KI(nk), KI(grads->dv != NULL));
+        KI((int32_t)s->T), KI(nk), KI(grads->dv != NULL), KM(tsc));
 
     /* B7-B9: reverse cumsum, gate and beta backward. */
     if (grads->dg || grads->dbeta || (gate && (grads->dA_log || grads->ddt_bias)))
@@ -455,17 +477,18 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
             KM(grads->dk->mem), KI((int32_t)(s->T * s->H)), KI(s->HV / s->H), KI(l2));
 
 done:
-    gdn__buffer_release(w);
-    gdn__buffer_release(u);
-    gdn__buffer_release(vn);
-    gdn__buffer_release(dv2);
-    gdn__buffer_release(h);
-    gdn__buffer_release(dh);
-    gdn__buffer_release(dGp);
-    gdn__buffer_release(db);
-    gdn__buffer_release(dGs);
-    gdn__buffer_release(part);
-    gdn__buffer_release(dqs);
-    gdn__buffer_release(dks);
+    gdn__scratch_release(ctx, w);
+    gdn__scratch_release(ctx, u);
+    gdn__scratch_release(ctx, vn);
+    gdn__scratch_release(ctx, dv2);
+    gdn__scratch_release(ctx, h);
+    gdn__scratch_release(ctx, dh);
+    gdn__scratch_release(ctx, dGp);
+    gdn__scratch_release(ctx, db);
+    gdn__scratch_release(ctx, dGs);
+    gdn__scratch_release(ctx, part);
+    gdn__scratch_release(ctx, dqs);
+    gdn__scratch_release(ctx, dks);
+    gdn__scratch_release(ctx, tsc);
     return st;
 }

@@ -32,8 +32,6 @@ static gdn_status get_kernel(gdn_context *ctx, const char *path, const struct gd
                              size_t ndefs, const char *entry, size_t wg, cl_kernel *out)
 {
     char       opts[256];
-    size_t     kwg = 0;
-    cl_int     err;
     gdn_status st;
 
     if (!gdn__defines_format(defs, ndefs, opts, sizeof(opts)))
@@ -41,16 +39,11 @@ static gdn_status get_kernel(gdn_context *ctx, const char *path, const struct gd
     st = gdn__kernel_get(ctx, path, opts, entry, out);
     if (st)
         return st;
-    err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
-                                   NULL);
-    if (err != CL_SUCCESS)
-        return gdn__fail_cl(ctx, err, "clGetKernelWorkGroupInfo");
-    if (kwg < wg)
-        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                         "%s (%s): the device runs at most %zu work-items of this kernel, the "
-                         "plan needs %zu",
-                         entry, opts, kwg, wg);
-    return GDN_STATUS_OK;
+    {
+        char what[320];
+        snprintf(what, sizeof(what), "%s (%s)", entry, opts);
+        return gdn__kernel_check_wg(ctx, *out, wg, what);
+    }
 }
 
 /* Common device-limit check of a plan: work-group size and local memory. */

@@ -132,8 +132,6 @@ static gdn_status build(gdn_context *ctx, const char *file, const char *entry,
                         cl_kernel *out)
 {
     char       opts[256];
-    size_t     kwg = 0;
-    cl_int     err;
     gdn_status st;
 
     if (wg > ctx->dev.info.max_work_group_size || lmem > ctx->dev.info.local_mem_bytes)
@@ -146,19 +144,7 @@ static gdn_status build(gdn_context *ctx, const char *file, const char *entry,
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "mamba2 %s: options too long", entry);
     if ((st = gdn__kernel_get(ctx, file, opts, entry, out)))
         return st;
-    err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg),
-                                   &kwg, NULL);
-    if (err != CL_SUCCESS)
-        return gdn__fail_cl(ctx, err, "mamba2: CL_KERNEL_WORK_GROUP_SIZE");
-    /* Mesa rusticl 22.x reports its SIMD width (32) here even for kernels
-     * compiled with reqd_work_group_size(256); they do run at 256 (the whole
-     * suite passes there), so its value is not trusted. */
-    if (kwg < wg && !strstr(ctx->dev.info.platform_name, "rusticl"))
-        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                         "mamba2 %s: the compiled kernel allows %zu work-items per group, the "
-                         "plan needs %zu",
-                         entry, kwg, wg);
-    return GDN_STATUS_OK;
+    return gdn__kernel_check_wg(ctx, *out, wg, entry);
 }
 
 gdn_status gdn__m2_tile_kernel(gdn_context *ctx, const struct gdn_m2_shape *s,

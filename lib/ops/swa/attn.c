@@ -117,8 +117,6 @@ static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D
                               struct attn_plan *p, cl_kernel *out)
 {
     char       opts[256];
-    size_t     kwg = 0;
-    cl_int     err;
     gdn_status st;
 
     if ((st = attn_plan_fit(ctx, stage, D, p)))
@@ -132,15 +130,7 @@ static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D
     }
     if ((st = gdn__kernel_get(ctx, stage_file[stage], opts, stage_entry[stage], out)))
         return st;
-    err = clGetKernelWorkGroupInfo(*out, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg), &kwg,
-                                   NULL);
-    if (err != CL_SUCCESS)
-        return gdn__fail_cl(ctx, err, "swa: CL_KERNEL_WORK_GROUP_SIZE");
-    if (kwg < WG)
-        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                         "swa %s: the compiled kernel allows only %zu work-items per group (needs "
-                         "%d)", stage_entry[stage], kwg, WG);
-    return GDN_STATUS_OK;
+    return gdn__kernel_check_wg(ctx, *out, WG, stage_entry[stage]);
 }
 
 /* Tile table: one int4 (seq, bos, L, first row) per tile of `tile` rows of

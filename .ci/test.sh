@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# .ci/test.sh - set up and run every test: the README's test command, and
+# what .ci/run runs in CI once the packages are installed.
+#
+#   1. build with -Dwerror=true                           ($GDN_CI_BUILD, build-ci)
+#   2. every suite on PoCL                                (OCL_ICD_VENDORS=pocl.icd)
+#   3. the device suites again on Mesa rusticl / llvmpipe (RUSTICL_ENABLE=llvmpipe)
+#   4. an AddressSanitizer + UBSan build ($GDN_CI_ASAN_BUILD, build-ci-asan):
+#      the host, runtime and cache suites on PoCL, leaks fail the tests
+#      (.ci/lsan.supp silences only the OpenCL loader, PoCL and LLVM)
+#
+# Knobs (environment): GDN_CI_RUSTICL_TESTS (meson test selection for step 3,
+# default "--suite gpu"), GDN_CI_SKIP_RUSTICL=1, GDN_CI_SKIP_ASAN=1,
+# GDN_CI_VENDORS (folder of the .icd files, default /etc/OpenCL/vendors).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${GDN_CI_BUILD:-build-ci}
+ASAN_BUILD=${GDN_CI_ASAN_BUILD:-build-ci-asan}
+VENDORS=${GDN_CI_VENDORS:-/etc/OpenCL/vendors}
+RUSTICL_TESTS=${GDN_CI_RUSTICL_TESTS:---suite gpu}
+
+# Only the variables set below reach the tests.
+unset GDN_DEVICE GDN_CL_DIR GDN_CACHE GDN_LOG OCL_ICD_VENDORS RUSTICL_ENABLE
+export GDN_CACHE_DIR=$ROOT/$BUILD/gdn-cache
+export MESON_TESTTHREADS=${MESON_TESTTHREADS:-$(nproc)}
+
+T0=$SECONDS
+TIMINGS=()
+FAILED=()
+report() {
+    echo
+    echo "==== timings"
+    local t
+    for t in "${TIMINGS[@]}"; do echo "$t"; done
+    echo "$(printf '%5d s' $((SECONDS - T0)))  total"
+    if [ ${#FAILED[@]} -gt 0 ]; then
+        echo "FAILED: ${FAILED[*]}"
+    fi
+}
+trap report EXIT
+# Run a step; a failed step is recorded and the next ones still run (the
+# step functions chain their commands with || return).
+step() {
+    local name=$1 t=$SECONDS status=ok
+    shift
+    echo
+    echo "==== $name"
+    "$@" || status=FAILED
+    [ $status = ok ] || FAILED+=("[$name]")
+    TIMINGS+=("$(printf '%5d s  %-6s' $((SECONDS - t)) $status) $name")
+    [ $status = ok ]
+}
+
+setup() { # folder, meson options...
+    local dir=$1
+    shift
+    if [ -d "$dir/meson-private" ]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        meson setup "$dir" "$@"
+    fi
+}
+
+pocl() { env OCL_ICD_VENDORS="$VENDORS/pocl.icd" "$@"; }
+rusticl() { env OCL_ICD_VENDORS="$VENDORS/rusticl.icd" RUSTICL_ENABLE=llvmpipe "$@"; }
+keep_log() { cp "$1/meson-logs/testlog.txt" "$1/meson-logs/testlog-$2.txt"; }
+
+build() {
+    setup "$BUILD" -Dwerror=true || return
+    meson compile -C "$BUILD"
+}
+
+test_pocl() {
+    pocl "$BUILD/tools/gdn" info || return # fails when PoCL shows no device
+    local st=0
+    pocl meson test -C "$BUILD" --no-rebuild --print-errorlogs || st=$?
+    keep_log "$BUILD" pocl
+    return $st
+}
+
+test_rusticl() {
+    rusticl "$BUILD/tools/gdn" info || return
+    local st=0
+    # shellcheck disable=SC2086 # RUSTICL_TESTS is a list of arguments
+    rusticl meson test -C "$BUILD" --no-rebuild --print-errorlogs $RUSTICL_TESTS || st=$?
+    keep_log "$BUILD" rusticl
+    return $st
+}
+
+asan() {
+    setup "$ASAN_BUILD" -Dwerror=true -Db_sanitize=address,undefined -Dbench=false || return
+    meson compile -C "$ASAN_BUILD" test_status test_runtime test_cache || return
+    local st=0
+    pocl env ASAN_OPTIONS=detect_leaks=1 \
+        LSAN_OPTIONS="suppressions=$ROOT/.ci/lsan.supp:print_suppressions=0" \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        GDN_CACHE_DIR="$ROOT/$ASAN_BUILD/gdn-cache" \
+        meson test -C "$ASAN_BUILD" --no-rebuild --print-errorlogs status runtime cache || st=$?
+    keep_log "$ASAN_BUILD" asan
+    return $st
+}
+
+step "build (-Dwerror=true)" build || exit 1
+step "tests on PoCL" test_pocl || true
+if [ "${GDN_CI_SKIP_RUSTICL:-0}" != 1 ]; then
+    step "device tests on rusticl ($RUSTICL_TESTS)" test_rusticl || true
+fi
+if [ "${GDN_CI_SKIP_ASAN:-0}" != 1 ]; then
+    step "ASan+UBSan build: host, runtime, cache suites on PoCL" asan || true
+fi
+
+echo
+echo "==== disk program cache, from the test logs"
+grep -h -E "^(first|second) process: |^default mode on " "$BUILD"/meson-logs/testlog-*.txt || true
+[ ${#FAILED[@]} -eq 0 ]
