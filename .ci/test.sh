@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # .ci/test.sh - set up and run every test: the README's test command, and
-# what .ci/run runs in CI once the packages are installed.
+# what .ci/run runs in CI. Installs the packages first (.ci/setup.sh).
 #
 #   1. build with -Dwerror=true                           ($GDN_CI_BUILD, build-ci)
+#      and a release build with -Dwerror=true             (build-ci-release)
 #   2. every suite on PoCL                                (OCL_ICD_VENDORS=pocl.icd)
 #   3. the device suites again on Mesa rusticl / llvmpipe (RUSTICL_ENABLE=llvmpipe)
 #   4. an AddressSanitizer + UBSan build ($GDN_CI_ASAN_BUILD, build-ci-asan):
@@ -15,8 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. .ci/setup.sh
 BUILD=${GDN_CI_BUILD:-build-ci}
 ASAN_BUILD=${GDN_CI_ASAN_BUILD:-build-ci-asan}
+REL_BUILD=${GDN_CI_REL_BUILD:-build-ci-release}
 VENDORS=${GDN_CI_VENDORS:-/etc/OpenCL/vendors}
 RUSTICL_TESTS=${GDN_CI_RUSTICL_TESTS:---suite gpu}
 
@@ -88,6 +91,11 @@ test_rusticl() {
     return $st
 }
 
+release_build() { # -O3 finds maybe-uninitialized warnings that -O2 does not
+    setup "$REL_BUILD" -Dwerror=true -Dbuildtype=release || return
+    meson compile -C "$REL_BUILD"
+}
+
 asan() {
     setup "$ASAN_BUILD" -Dwerror=true -Db_sanitize=address,undefined -Dbench=false || return
     meson compile -C "$ASAN_BUILD" test_status test_runtime test_cache || return
@@ -102,6 +110,7 @@ asan() {
 }
 
 step "build (-Dwerror=true)" build || exit 1
+step "release build (-Dwerror=true -O3) compiles" release_build || true
 step "tests on PoCL" test_pocl || true
 if [ "${GDN_CI_SKIP_RUSTICL:-0}" != 1 ]; then
     step "device tests on rusticl ($RUSTICL_TESTS)" test_rusticl || true

@@ -128,7 +128,7 @@ gdn_status gdn_cross_entropy_forward(gdn_context *ctx, const gdn_cross_entropy_p
     static const char       *fn = "gdn_cross_entropy_forward";
     gdn_cross_entropy_params defaults;
     struct ce_plan           p;
-    int64_t                  M, V;
+    int64_t                  M = 0, V = 0;
     const int64_t            one = 1;
     cl_mem                   lse = NULL, row = NULL, cnt = NULL;
     cl_kernel                kr;
@@ -191,7 +191,7 @@ gdn_status gdn_cross_entropy_backward(gdn_context *ctx, const gdn_cross_entropy_
     static const char       *fn = "gdn_cross_entropy_backward";
     gdn_cross_entropy_params defaults;
     struct ce_plan           p;
-    int64_t                  M, V;
+    int64_t                  M = 0, V = 0;
     const int64_t            one = 1;
     cl_mem                   lse_s = NULL, row_s = NULL, scale = NULL;
     cl_kernel                ks, kb;
