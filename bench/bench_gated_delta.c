@@ -219,13 +219,13 @@ static const char *HDR_DEC =
 
 int main(int argc, char **argv)
 {
-    bool                  quick = false;
-    const char           *out_dir = NULL;
-    int                   reps = 20, i;
-    gdn_context          *ctx  = NULL;
+    struct bench_opts     o     = BENCH_OPTS_INIT;
+    bool                  quick;
+    int                   reps, i;
+    gdn_context          *ctx = NULL;
     struct bench_ceilings ceil;
     struct bench_out      out;
-    gdn_status            st;
+    gdn_status            st = GDN_STATUS_OK;
     struct shape          train_gpu[] = {{4, 4096, 16, 16, 128, 128}, {1, 16384, 16, 16, 128, 128}};
     struct shape          train_cpu[] = {{1, 4096, 2, 2, 128, 128}, {1, 4096, 4, 4, 64, 64}};
     struct shape          train_quick[] = {{2, 256, 2, 2, 64, 64}};
@@ -237,51 +237,28 @@ int main(int argc, char **argv)
     const char           *only        = NULL;
 
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            setenv("GDN_DEVICE", argv[++i], 1);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
-                 sscanf(argv[i + 1], "%d,%d,%d,%d,%d,%d", &custom.B, &custom.T, &custom.H,
-                        &custom.HV, &custom.K, &custom.V) == 6)
+        if (bench_common_arg(argc, argv, &i, &o))
+            continue;
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
+            sscanf(argv[i + 1], "%d,%d,%d,%d,%d,%d", &custom.B, &custom.T, &custom.H, &custom.HV,
+                   &custom.K, &custom.V) == 6)
             have_custom = true, i++;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
             fprintf(stderr,
-                    "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N] "
-                    "[--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]\n",
+                    "usage: %s " BENCH_USAGE
+                    " [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (quick && reps > 3)
-        reps = 3;
-    if (reps < 1)
-        reps = 1;
-    st = gdn_context_create(NULL, &ctx);
-    if (st) {
-        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
-        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    {
+        int rc = bench_begin("gated_delta", &o, &ctx, &ceil, &out);
+        if (rc)
+            return rc;
+        quick = o.quick, reps = o.reps;
     }
-    printf("device: %s (%s, driver %s), %u CUs\n", ctx->dev.info.name, ctx->dev.info.platform_name,
-           ctx->dev.info.driver_version, ctx->dev.info.compute_units);
-    st = bench_measure_ceilings(ctx, quick, &ceil);
-    if (st) {
-        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
-                gdn_context_last_error(ctx));
-        gdn_context_destroy(ctx);
-        return 1;
-    }
-    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
-           "%.1f us\n",
-           ceil.fma_gflops, ceil.copy_gbs, ceil.launch_us);
-    if (bench_out_open(ctx, out_dir, "gated_delta", &ceil, &out) != GDN_STATUS_OK)
-        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
 
     if (have_custom)
         train = &custom, ntrain = 1;

@@ -149,53 +149,28 @@ static void bench_norm(gdn_context *ctx, struct bench_out *out, const struct ben
 
 int main(int argc, char **argv)
 {
-    bool                  quick = false;
-    const char           *out_dir = NULL;
-    int                   reps = 20, i;
+    struct bench_opts     o = BENCH_OPTS_INIT;
+    bool                  quick;
+    int                   reps, i;
     gdn_context          *ctx  = NULL;
     struct bench_ceilings ceil;
     struct bench_out      out;
-    gdn_status            st;
     int64_t               T = 4 * 4096, Dm = 2304, Cc = 6912;
 
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            setenv("GDN_DEVICE", argv[++i], 1);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N]\n",
-                    argv[0]);
+        if (!bench_common_arg(argc, argv, &i, &o)) {
+            fprintf(stderr, "usage: %s " BENCH_USAGE "\n", argv[0]);
             return 2;
         }
     }
-    if (quick) {
+    {
+        int rc = bench_begin("layer_ops", &o, &ctx, &ceil, &out);
+        if (rc)
+            return rc;
+        quick = o.quick, reps = o.reps;
+    }
+    if (quick)
         T = 256, Dm = 256, Cc = 512;
-        if (reps > 3)
-            reps = 3;
-    }
-    if (reps < 1)
-        reps = 1;
-    st = gdn_context_create(NULL, &ctx);
-    if (st) {
-        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
-        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
-    }
-    printf("device: %s (%s, driver %s), %u CUs\n", ctx->dev.info.name, ctx->dev.info.platform_name,
-           ctx->dev.info.driver_version, ctx->dev.info.compute_units);
-    if ((st = bench_measure_ceilings(ctx, quick, &ceil))) {
-        fprintf(stderr, "bench: ceilings: %s\n", gdn_context_last_error(ctx));
-        gdn_context_destroy(ctx);
-        return 1;
-    }
-    printf("measured ceilings: copy %.1f GB/s (read+write), launch+finish %.1f us\n",
-           ceil.copy_gbs, ceil.launch_us);
-    if (bench_out_open(ctx, out_dir, "layer_ops", &ceil, &out) != GDN_STATUS_OK)
-        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
 
     printf("\nnorms (bytes: x, y [, gate]; bwd x, dy, dx [, gate, dgate])\n");
     bench_norm(ctx, &out, &ceil, reps, "rmsnorm (pre-norm)", GDN_NORM_RMS, T, Dm, 0, 1);

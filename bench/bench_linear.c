@@ -334,14 +334,14 @@ static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct
 
 int main(int argc, char **argv)
 {
-    bool                  quick = false, gemm_only = false, gpu;
-    const char           *out_dir = NULL;
-    int                   reps = 20, i;
+    struct bench_opts     opt   = BENCH_OPTS_INIT;
+    bool                  quick, gemm_only = false, gpu;
+    int                   reps, i;
     gdn_context          *ctx  = NULL;
     struct bench_ceilings ceil;
     struct bench_out      bout;
     struct ctx_out        o;
-    gdn_status            st;
+    gdn_status            st = GDN_STATUS_OK;
     const struct cfg      cfg_gpu[]   = {{4096, 1536, 6144, 32000}, {4096, 2048, 5632, 32000}};
     const struct cfg      cfg_cpu[]   = {{512, 512, 1536, 8192}};
     const struct cfg      cfg_quick[] = {{64, 64, 192, 1000}};
@@ -352,48 +352,23 @@ int main(int argc, char **argv)
     size_t                nsq;
 
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--gemm-only"))
+        if (bench_common_arg(argc, argv, &i, &opt))
+            continue;
+        if (!strcmp(argv[i], "--gemm-only"))
             gemm_only = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            setenv("GDN_DEVICE", argv[++i], 1);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
         else {
-            fprintf(stderr,
-                    "usage: %s [--quick] [--gemm-only] [--out DIR] [--device SEL] [--reps N]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s " BENCH_USAGE " [--gemm-only]\n", argv[0]);
             return 2;
         }
     }
-    if (quick && reps > 3)
-        reps = 3;
-    if (reps < 1)
-        reps = 1;
-    st = gdn_context_create(NULL, &ctx);
-    if (st) {
-        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
-        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    {
+        int rc = bench_begin("linear", &opt, &ctx, &ceil, &bout);
+        if (rc)
+            return rc;
+        quick = opt.quick, reps = opt.reps;
     }
     gpu = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0;
-    printf("device: %s (%s, driver %s), %u CUs; GEMM backend %s\n", ctx->dev.info.name,
-           ctx->dev.info.platform_name, ctx->dev.info.driver_version,
-           ctx->dev.info.compute_units, gdn__gemm_backend_name());
-    st = bench_measure_ceilings(ctx, quick, &ceil);
-    if (st) {
-        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
-                gdn_context_last_error(ctx));
-        gdn_context_destroy(ctx);
-        return 1;
-    }
-    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
-           "%.1f us\n",
-           ceil.fma_gflops, ceil.copy_gbs, ceil.launch_us);
-    if (bench_out_open(ctx, out_dir, "linear", &ceil, &bout) != GDN_STATUS_OK)
-        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
+    printf("GEMM backend: %s\n", gdn__gemm_backend_name());
     o.ctx = ctx, o.ceil = &ceil, o.out = &bout, o.reps = reps, o.warmup = quick ? 1 : 2;
 
     if (quick)

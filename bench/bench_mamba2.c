@@ -219,13 +219,13 @@ static const char *HDR_DEC =
 
 int main(int argc, char **argv)
 {
-    bool                  quick = false;
-    const char           *out_dir = NULL;
-    int                   reps = 20, i;
+    struct bench_opts     o = BENCH_OPTS_INIT;
+    bool                  quick;
+    int                   reps, i;
     gdn_context          *ctx  = NULL;
     struct bench_ceilings ceil;
     struct bench_out      out;
-    gdn_status            st;
+    gdn_status            st = GDN_STATUS_OK;
     struct shape          train_gpu[] = {{4, 4096, 64, 1, 64, 128}, {1, 16384, 64, 1, 64, 128}};
     struct shape          train_cpu[] = {{1, 1024, 4, 1, 64, 128}};
     struct shape          train_quick[] = {{1, 256, 2, 1, 64, 64}};
@@ -236,43 +236,20 @@ int main(int argc, char **argv)
 
     memset(&out, 0, sizeof(out));
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            setenv("GDN_DEVICE", argv[++i], 1);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
+        if (bench_common_arg(argc, argv, &i, &o))
+            continue;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N]\n",
+            fprintf(stderr, "usage: %s " BENCH_USAGE "\n",
                     argv[0]);
             return 2;
         }
     }
-    if (quick && reps > 3)
-        reps = 3;
-    if (reps < 1)
-        reps = 1;
-    st = gdn_context_create(NULL, &ctx);
-    if (st) {
-        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
-        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    {
+        int rc = bench_begin("mamba2", &o, &ctx, &ceil, &out);
+        if (rc)
+            return rc;
+        quick = o.quick, reps = o.reps;
     }
-    printf("device: %s (%s, driver %s), %u CUs\n", ctx->dev.info.name, ctx->dev.info.platform_name,
-           ctx->dev.info.driver_version, ctx->dev.info.compute_units);
-    st = bench_measure_ceilings(ctx, quick, &ceil);
-    if (st) {
-        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
-                gdn_context_last_error(ctx));
-        gdn_context_destroy(ctx);
-        return 1;
-    }
-    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
-           "%.1f us\n",
-           ceil.fma_gflops, ceil.copy_gbs, ceil.launch_us);
-    if (bench_out_open(ctx, out_dir, "mamba2", &ceil, &out) != GDN_STATUS_OK)
-        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
 
     if (quick)
         train = train_quick, ntrain = GDN_ARRAY_SIZE(train_quick);

@@ -185,13 +185,14 @@ static const char *HDR_DEC   = "what,N,Hq,Hkv,D,W,wall_us_median,wall_us_p10,wal
 
 int main(int argc, char **argv)
 {
-    bool                  quick = false;
-    const char           *out_dir = NULL, *only = NULL;
-    int                   reps = 20, i;
+    struct bench_opts     o    = BENCH_OPTS_INIT;
+    bool                  quick;
+    const char           *only = NULL;
+    int                   reps, i;
     gdn_context          *ctx  = NULL;
     struct bench_ceilings ceil;
     struct bench_out      out;
-    gdn_status            st;
+    gdn_status            st = GDN_STATUS_OK;
     struct shape          train_gpu[] = {{1, 4096, 16, 16, 128, 2048, 1},
                                          {1, 16384, 16, 16, 128, 2048, 1},
                                          {4, 4096, 16, 16, 128, 2048, 1},
@@ -206,47 +207,24 @@ int main(int argc, char **argv)
     size_t                ntrain;
 
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            setenv("GDN_DEVICE", argv[++i], 1);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+        if (bench_common_arg(argc, argv, &i, &o))
+            continue;
+        if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
             fprintf(stderr,
-                    "usage: %s [--quick] [--out DIR] [--device SEL] [--reps N] [--only "
+                    "usage: %s " BENCH_USAGE " [--only "
                     "train|decode]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (quick && reps > 3)
-        reps = 3;
-    if (reps < 1)
-        reps = 1;
-    st = gdn_context_create(NULL, &ctx);
-    if (st) {
-        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
-        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    {
+        int rc = bench_begin("swa", &o, &ctx, &ceil, &out);
+        if (rc)
+            return rc;
+        quick = o.quick, reps = o.reps;
     }
-    printf("device: %s (%s, driver %s), %u CUs\n", ctx->dev.info.name, ctx->dev.info.platform_name,
-           ctx->dev.info.driver_version, ctx->dev.info.compute_units);
-    st = bench_measure_ceilings(ctx, quick, &ceil);
-    if (st) {
-        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
-                gdn_context_last_error(ctx));
-        gdn_context_destroy(ctx);
-        return 1;
-    }
-    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
-           "%.1f us\n",
-           ceil.fma_gflops, ceil.copy_gbs, ceil.launch_us);
-    if (bench_out_open(ctx, out_dir, "swa", &ceil, &out) != GDN_STATUS_OK)
-        fprintf(stderr, "bench: cannot write results under %s\n", out_dir);
 
     if (quick)
         train = train_quick, ntrain = GDN_ARRAY_SIZE(train_quick);

@@ -301,3 +301,57 @@ void bench_out_close(struct bench_out *out)
         fclose(out->csv);
     memset(out, 0, sizeof(*out));
 }
+
+bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--quick")) {
+        o->quick = true;
+        return true;
+    }
+    if (*i + 1 >= argc)
+        return false;
+    if (!strcmp(a, "--out"))
+        o->out_dir = argv[++*i];
+    else if (!strcmp(a, "--device"))
+        setenv("GDN_DEVICE", argv[++*i], 1);
+    else if (!strcmp(a, "--reps"))
+        o->reps = atoi(argv[++*i]);
+    else
+        return false;
+    return true;
+}
+
+int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
+                struct bench_ceilings *ceil, struct bench_out *out)
+{
+    gdn_status st;
+
+    memset(out, 0, sizeof(*out));
+    if (o->quick && o->reps > 3)
+        o->reps = 3;
+    if (o->reps < 1)
+        o->reps = 1;
+    st = gdn_context_create(NULL, ctx);
+    if (st) {
+        fprintf(stderr, "bench: no context: %s\n", gdn_status_string(st));
+        return st == GDN_STATUS_NO_DEVICE ? 77 : 1;
+    }
+    printf("device: %s (%s, driver %s), %u CUs\n", (*ctx)->dev.info.name,
+           (*ctx)->dev.info.platform_name, (*ctx)->dev.info.driver_version,
+           (*ctx)->dev.info.compute_units);
+    st = bench_measure_ceilings(*ctx, o->quick, ceil);
+    if (st) {
+        fprintf(stderr, "bench: ceilings: %s: %s\n", gdn_status_string(st),
+                gdn_context_last_error(*ctx));
+        gdn_context_destroy(*ctx);
+        *ctx = NULL;
+        return 1;
+    }
+    printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
+           "%.1f us\n",
+           ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us);
+    if (bench_out_open(*ctx, o->out_dir, op, ceil, out) != GDN_STATUS_OK)
+        fprintf(stderr, "bench: cannot write results under %s\n", o->out_dir);
+    return 0;
+}

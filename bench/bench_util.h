@@ -20,6 +20,36 @@ struct bench_ceilings {
 /* Measure the ceilings with the microkernels of cl/bench/ceiling.cl. */
 gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c);
 
+/* Results file: opened in dir (created), named <op>-<device slug>.{csv,json}.
+ * The header lines name device, driver, library version, git revision and
+ * the date. */
+struct bench_out {
+    FILE *csv;
+    FILE *json;
+    int   json_rows;
+};
+gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
+                          const struct bench_ceilings *c, struct bench_out *out);
+/* The options every bench program takes. */
+struct bench_opts {
+    bool        quick;   /* --quick: CI smoke sizes, 3 runs */
+    const char *out_dir; /* --out DIR: CSV + JSON result files */
+    int         reps;    /* --reps N: timed runs (default 20) */
+};
+#define BENCH_OPTS_INIT {false, NULL, 20}
+#define BENCH_USAGE     "[--quick] [--out DIR] [--device SEL] [--reps N]"
+
+/* If argv[*i] is a common option (--quick, --out DIR, --device SEL, which
+ * sets GDN_DEVICE, --reps N), take it (advancing *i past its value) and
+ * return true. */
+bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o);
+
+/* Clamp o->reps, create the context, print the device, measure and print
+ * its ceilings and open the result files of `op` (when o->out_dir). Returns
+ * 0, or the exit status for main (77: no device, 1: error). */
+int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
+                struct bench_ceilings *ceil, struct bench_out *out);
+
 /* Statistics of a sample of times (ms). */
 struct bench_stats {
     double median, p10, p90, min;
@@ -36,16 +66,6 @@ gdn_status bench_time(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int 
                       struct bench_stats *wall, struct bench_stats *device,
                       struct gdn_prof_sum **prof_out, size_t *nprof_out);
 
-/* Results file: opened in dir (created), named <op>-<device slug>.{csv,json}.
- * The header lines name device, driver, library version, git revision and
- * the date. */
-struct bench_out {
-    FILE *csv;
-    FILE *json;
-    int   json_rows;
-};
-gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
-                          const struct bench_ceilings *c, struct bench_out *out);
 void bench_out_row(struct bench_out *out, const char *csv_header, const char *fmt, ...)
     GDN_PRINTF(3, 4);
 void bench_out_close(struct bench_out *out);
