@@ -141,6 +141,15 @@ struct gdn_tensor {
 gdn_status gdn__check_tensor(gdn_context *ctx, const gdn_tensor *t, const char *name,
                              gdn_dtype dtype, int32_t ndim, const int64_t *shape);
 
+/* The sequences of an op call as N + 1 token offsets (heap copy in *out,
+ * free with gdn__free; count in *n_out). With seq_offsets (n_seqs + 1 host
+ * ints): checks 1 <= n_seqs <= 2^24, offsets[0] = 0, offsets[n_seqs] = T and
+ * no decrease. Without: B sequences of Tb tokens (1 <= B <= 2^24).
+ * Failures are INVALID_ARGUMENT with a message that starts with fn. */
+gdn_status gdn__seq_offsets(gdn_context *ctx, const char *fn, const int32_t *seq_offsets,
+                            int32_t n_seqs, int64_t B, int64_t Tb, int32_t **out,
+                            int32_t *n_out);
+
 /* Internal scratch buffers (device memory not visible to the user). */
 gdn_status gdn__buffer_create(gdn_context *ctx, size_t nbytes, cl_mem *out);
 void       gdn__buffer_release(cl_mem mem);

@@ -378,3 +378,46 @@ void gdn__scratch_trim(gdn_context *ctx)
     while (ctx->n_scratch > 0)
         gdn__buffer_release(ctx->scratch[--ctx->n_scratch].mem);
 }
+
+gdn_status gdn__seq_offsets(gdn_context *ctx, const char *fn, const int32_t *seq_offsets,
+                            int32_t n_seqs, int64_t B, int64_t Tb, int32_t **out,
+                            int32_t *n_out)
+{
+    const int64_t T = B * Tb;
+    int32_t       n, i, *off;
+
+    *out   = NULL;
+    *n_out = 0;
+    if (seq_offsets ? n_seqs < 1 || n_seqs > (1 << 24) : B < 1 || B > (1 << 24))
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: %s = %lld must be in [1, 2^24]",
+                         fn, seq_offsets ? "n_seqs" : "batch",
+                         seq_offsets ? (long long)n_seqs : (long long)B);
+    n   = seq_offsets ? n_seqs : (int32_t)B;
+    off = gdn__malloc(((size_t)n + 1) * sizeof(int32_t));
+    if (!off)
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
+    if (!seq_offsets) {
+        for (i = 0; i <= n; i++)
+            off[i] = (int32_t)(i * Tb);
+    } else {
+        memcpy(off, seq_offsets, ((size_t)n + 1) * sizeof(int32_t));
+        if (off[0] != 0 || off[n] != T) {
+            gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                      "%s: seq_offsets must start at 0 and end at T = %lld (got %d and %d)", fn,
+                      (long long)T, (int)off[0], (int)off[n]);
+            gdn__free(off);
+            return GDN_STATUS_INVALID_ARGUMENT;
+        }
+        for (i = 0; i < n; i++)
+            if (off[i + 1] < off[i]) {
+                gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                          "%s: seq_offsets decreases at entry %d (%d > %d)", fn, (int)i + 1,
+                          (int)off[i], (int)off[i + 1]);
+                gdn__free(off);
+                return GDN_STATUS_INVALID_ARGUMENT;
+            }
+    }
+    *out   = off;
+    *n_out = n;
+    return GDN_STATUS_OK;
+}

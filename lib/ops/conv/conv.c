@@ -97,39 +97,9 @@ static gdn_status conv_check(gdn_context *ctx, const char *fn, const gdn_conv_pa
         return st;
 
     /* sequences */
-    if (args->seq_offsets) {
-        if (args->n_seqs < 1 || args->n_seqs > (1 << 24))
-            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                             "%s: n_seqs = %d must be in [1, 2^24]", fn, (int)args->n_seqs);
-        s->N = args->n_seqs;
-    } else {
-        s->N = (int32_t)B;
-    }
-    if (s->N < 1)
-        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: batch of %d sequences", fn,
-                         (int)s->N);
-    s->offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-    if (!s->offsets)
-        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
-    if (args->seq_offsets) {
-        memcpy(s->offsets, args->seq_offsets, ((size_t)s->N + 1) * sizeof(int32_t));
-        if (s->offsets[0] != 0 || s->offsets[s->N] != s->T) {
-            st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                           "%s: seq_offsets must start at 0 and end at T = %d (got %d and %d)", fn,
-                           (int)s->T, (int)s->offsets[0], (int)s->offsets[s->N]);
-            goto fail;
-        }
-        for (i = 0; i < (size_t)s->N; i++)
-            if (s->offsets[i + 1] < s->offsets[i]) {
-                st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                               "%s: seq_offsets decreases at entry %d (%d > %d)", fn, (int)i + 1,
-                               (int)s->offsets[i], (int)s->offsets[i + 1]);
-                goto fail;
-            }
-    } else {
-        for (i = 0; i <= (size_t)s->N; i++)
-            s->offsets[i] = (int32_t)((int64_t)i * Tb);
-    }
+    if ((st = gdn__seq_offsets(ctx, fn, args->seq_offsets, args->n_seqs, B, Tb, &s->offsets,
+                               &s->N)))
+        return st;
     shp[0] = s->N, shp[1] = s->C, shp[2] = s->W - 1;
     if (args->initial_state &&
         (st = gdn__check_tensor(ctx, args->initial_state, "initial_state", GDN_DTYPE_F32, 3, shp)))

@@ -271,48 +271,8 @@ gdn_status gdn__gd_tape_init(gdn_context *ctx, const gdn_gated_delta_params *par
     }
 
     /* Sequences. */
-    if (args->seq_offsets) {
-        if (args->n_seqs < 1 || args->n_seqs > (1 << 24)) {
-            st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                           "gated_delta: n_seqs = %d must be in [1, 2^24]", (int)args->n_seqs);
-            goto fail;
-        }
-        s->N = args->n_seqs;
-        tp->idx.offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-        if (!tp->idx.offsets) {
-            st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "gated_delta: out of memory");
-            goto fail;
-        }
-        memcpy(tp->idx.offsets, args->seq_offsets, ((size_t)s->N + 1) * sizeof(int32_t));
-        if (tp->idx.offsets[0] != 0 || tp->idx.offsets[s->N] != s->T) {
-            st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                           "gated_delta: seq_offsets must start at 0 and end at T = %lld "
-                           "(got %d and %d)",
-                           (long long)s->T, (int)tp->idx.offsets[0], (int)tp->idx.offsets[s->N]);
-            goto fail;
-        }
-        for (i = 0; i < s->N; i++)
-            if (tp->idx.offsets[i + 1] < tp->idx.offsets[i]) {
-                st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                               "gated_delta: seq_offsets decreases at entry %d (%d > %d)",
-                               (int)i + 1, (int)tp->idx.offsets[i], (int)tp->idx.offsets[i + 1]);
-                goto fail;
-            }
-    } else {
-        if (B < 1 || B > (1 << 24)) {
-            st = gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "gated_delta: batch %lld not in "
-                           "[1, 2^24]", (long long)B);
-            goto fail;
-        }
-        s->N            = (int32_t)B;
-        tp->idx.offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-        if (!tp->idx.offsets) {
-            st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "gated_delta: out of memory");
-            goto fail;
-        }
-        for (i = 0; i <= s->N; i++)
-            tp->idx.offsets[i] = (int32_t)(i * Tb);
-    }
+    CHECK(gdn__seq_offsets(ctx, "gated_delta", args->seq_offsets, args->n_seqs, B, Tb,
+                           &tp->idx.offsets, &s->N));
     {
         int64_t st_shape[4] = {s->N, s->HV, s->K, s->V};
         if (args->h0)

@@ -248,32 +248,8 @@ gdn_status gdn__m2_tape_init(gdn_context *ctx, const gdn_mamba2_params *params,
     }
 
     /* Sequences. */
-    if (args->seq_offsets) {
-        if (args->n_seqs < 1 || args->n_seqs > (1 << 24))
-            FAIL(GDN_STATUS_INVALID_ARGUMENT, "mamba2: n_seqs = %d must be in [1, 2^24]",
-                 (int)args->n_seqs);
-        s->N            = args->n_seqs;
-        tp->idx.offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-        if (!tp->idx.offsets)
-            FAIL(GDN_STATUS_OUT_OF_HOST_MEMORY, "mamba2: out of host memory");
-        memcpy(tp->idx.offsets, args->seq_offsets, ((size_t)s->N + 1) * sizeof(int32_t));
-        if (tp->idx.offsets[0] != 0 || tp->idx.offsets[s->N] != s->T)
-            FAIL(GDN_STATUS_INVALID_ARGUMENT,
-                 "mamba2: seq_offsets must start at 0 and end at T = %lld (got %d and %d)",
-                 (long long)s->T, (int)tp->idx.offsets[0], (int)tp->idx.offsets[s->N]);
-        for (i = 0; i < s->N; i++)
-            if (tp->idx.offsets[i + 1] < tp->idx.offsets[i])
-                FAIL(GDN_STATUS_INVALID_ARGUMENT,
-                     "mamba2: seq_offsets decreases at entry %d (%d > %d)", (int)i + 1,
-                     (int)tp->idx.offsets[i], (int)tp->idx.offsets[i + 1]);
-    } else {
-        s->N            = (int32_t)Bsz;
-        tp->idx.offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-        if (!tp->idx.offsets)
-            FAIL(GDN_STATUS_OUT_OF_HOST_MEMORY, "mamba2: out of host memory");
-        for (i = 0; i <= s->N; i++)
-            tp->idx.offsets[i] = (int32_t)(i * Tb);
-    }
+    CHECK(gdn__seq_offsets(ctx, "mamba2", args->seq_offsets, args->n_seqs, Bsz, Tb,
+                           &tp->idx.offsets, &s->N));
     {
         int64_t st_shape[4] = {s->N, s->H, s->P, s->DS};
         if (args->h0)

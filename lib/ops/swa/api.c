@@ -71,40 +71,15 @@ static gdn_status build_index(gdn_context *ctx, const char *fn, const int32_t *s
                               int32_t n_seqs, const int32_t *pos_offsets, int64_t B, int64_t Tb,
                               int64_t T, struct gdn_swa_shape *s, struct gdn_swa_index *idx)
 {
-    int32_t i;
+    int32_t    i;
+    gdn_status st0;
 
-    if (seq_offsets) {
-        if (n_seqs < 1 || n_seqs > (1 << 24))
-            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: n_seqs = %d must be in "
-                             "[1, 2^24]", fn, (int)n_seqs);
-        s->N = n_seqs;
-    } else {
-        if (n_seqs != 0)
-            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                             "%s: n_seqs is set but seq_offsets is NULL", fn);
-        if (B < 1 || B > (1 << 24))
-            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: batch %lld not in [1, 2^24]",
-                             fn, (long long)B);
-        s->N = (int32_t)B;
-    }
-    idx->offsets = gdn__malloc(((size_t)s->N + 1) * sizeof(int32_t));
-    if (!idx->offsets)
-        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
-    if (seq_offsets) {
-        memcpy(idx->offsets, seq_offsets, ((size_t)s->N + 1) * sizeof(int32_t));
-        if (idx->offsets[0] != 0 || idx->offsets[s->N] != T)
-            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                             "%s: seq_offsets must start at 0 and end at T = %lld (got %d and %d)",
-                             fn, (long long)T, (int)idx->offsets[0], (int)idx->offsets[s->N]);
-        for (i = 0; i < s->N; i++)
-            if (idx->offsets[i + 1] < idx->offsets[i])
-                return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                                 "%s: seq_offsets decreases at entry %d (%d > %d)", fn,
-                                 (int)i + 1, (int)idx->offsets[i], (int)idx->offsets[i + 1]);
-    } else {
-        for (i = 0; i <= s->N; i++)
-            idx->offsets[i] = (int32_t)(i * Tb);
-    }
+    if (!seq_offsets && n_seqs != 0)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                         "%s: n_seqs is set but seq_offsets is NULL", fn);
+    (void)T; /* = B * Tb, checked by gdn__seq_offsets */
+    if ((st0 = gdn__seq_offsets(ctx, fn, seq_offsets, n_seqs, B, Tb, &idx->offsets, &s->N)))
+        return st0;
     s->max_len = 0;
     for (i = 0; i < s->N; i++)
         if (idx->offsets[i + 1] - idx->offsets[i] > s->max_len)
