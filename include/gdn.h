@@ -412,6 +412,40 @@ GDN_API gdn_status gdn_gated_delta_step(gdn_context *ctx, const gdn_gated_delta_
                                         gdn_tensor *o);
 
 /* ------------------------------------------------------------------------ */
+/* Tuning                                                                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * Kernel parameters (tile sizes, work-group shapes, variants) come from, in
+ * order: the GDN_TUNE override, the user tuning database of this device and
+ * driver (<cache folder>/tune/<device>.txt, written by the tuner), built-in
+ * values for this device, architecture or vendor, and generic defaults that
+ * are correct on any OpenCL 1.2 device.
+ */
+
+/** Autotune the gated delta rule's chunked forward stages for head dims K,
+ *  V on ctx's device. Every legal candidate of each stage is built and run on
+ *  a representative problem (B=2, T=4096, H=16 on GPUs; B=1, T=1024, H=2
+ *  elsewhere), checked against the generic default's output (candidates that
+ *  differ by more than 1e-5 relative RMS are discarded and logged) and timed
+ *  (median device time of 5 runs after a warm-up). The fastest per stage is
+ *  written to the device's user tuning database, which later calls on any
+ *  context of this device and driver use. budget_s bounds the search (0:
+ *  300 s); the stages searched until then are still recorded. report (may be
+ *  NULL) receives one line per stage (copied, truncated to report_cap).
+ *  Blocks. @return OK; INVALID_ARGUMENT; UNSUPPORTED (head dims); IO (no
+ *  cache folder, or the database cannot be written); BUILD_FAILED; OPENCL;
+ *  OUT_OF_DEVICE_MEMORY. */
+GDN_API gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double budget_s,
+                                        char *report, size_t report_cap);
+
+/** What the gated delta rule's tuned stages will use on ctx's device for
+ *  head dims K, V, and where each value comes from (override, user
+ *  database, built-in, generic), one line per stage, into buf (truncated to
+ *  cap). @return OK, INVALID_ARGUMENT, OUT_OF_HOST_MEMORY. */
+GDN_API gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf,
+                                     size_t cap);
+
+/* ------------------------------------------------------------------------ */
 /* Sliding-window attention (SWA), op level                                 */
 /* ------------------------------------------------------------------------ */
 /*

@@ -3,6 +3,8 @@
  *
  *   gdn info        every OpenCL platform and device, and what libgdn uses
  *   gdn bench       run the benchmark programs (bench/), all or named ops
+ *   gdn tune        autotune the gated delta rule for this device, or
+ *                   --show what it uses and where the values come from
  *   gdn version     library version
  *
  * Uses only the public API (gdn.h), as an application would.
@@ -160,6 +162,55 @@ static int cmd_bench(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
+/* gdn tune [--K n] [--V n] [--budget s] [--show] */
+static int cmd_tune(int argc, char **argv)
+{
+    int32_t      K = 128, V = 128;
+    double       budget = 300;
+    int          show = 0, i;
+    gdn_context *ctx  = NULL;
+    gdn_status   st;
+    char         report[4096];
+
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--show"))
+            show = 1;
+        else if (!strcmp(argv[i], "--K") && i + 1 < argc)
+            K = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--V") && i + 1 < argc)
+            V = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
+            budget = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: gdn tune [--K n] [--V n] [--budget seconds] [--show]\n");
+            return 2;
+        }
+    }
+    st = gdn_context_create(NULL, &ctx);
+    if (st) {
+        fprintf(stderr, "gdn tune: %s\n", gdn_status_string(st));
+        return 1;
+    }
+    if (!show) {
+        printf("tuning the gated delta rule (K = %d, V = %d) for %.0f s at most...\n", (int)K,
+               (int)V, budget);
+        fflush(stdout);
+        st = gdn_tune_gated_delta(ctx, K, V, budget, report, sizeof(report));
+        if (st) {
+            fprintf(stderr, "gdn tune: %s: %s\n", gdn_status_string(st),
+                    gdn_context_last_error(ctx));
+            gdn_context_destroy(ctx);
+            return 1;
+        }
+        printf("%s", report);
+    }
+    st = gdn_tune_describe(ctx, K, V, report, sizeof(report));
+    if (!st)
+        printf("in use on this device:\n%s", report);
+    gdn_context_destroy(ctx);
+    return st ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gdn <command> [options]\n"
@@ -167,6 +218,8 @@ static void usage(FILE *f)
                "  info       list OpenCL devices and what libgdn uses from them\n"
                "  bench      [op ...] [--quick] [--out DIR] [--device SEL] [--reps N]\n"
                "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear)\n"
+               "  tune       [--K n] [--V n] [--budget s] [--show]\n"
+               "             autotune the gated delta rule for this device (or show the values)\n"
                "  version    print the library version\n");
 }
 
@@ -178,6 +231,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "info"))
         return cmd_info();
+    if (!strcmp(argv[1], "tune"))
+        return cmd_tune(argc - 2, argv + 2);
     if (!strcmp(argv[1], "bench"))
         return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(argv[1], "version")) {

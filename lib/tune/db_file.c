@@ -33,6 +33,11 @@ struct gdn_tune_db {
     size_t         n, cap;
 };
 
+struct gdn_tune_db *gdn__tune_db_new(void)
+{
+    return gdn__calloc(1, sizeof(struct gdn_tune_db));
+}
+
 void gdn__tune_db_free(struct gdn_tune_db *db)
 {
     size_t i;

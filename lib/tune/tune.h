@@ -93,6 +93,8 @@ struct gdn_tune_db;
 /* Load <dir>/tune/<slug>.txt for ctx's device. A missing file is an empty DB;
  * a malformed or foreign-version file is reported (WARN) and ignored. */
 gdn_status gdn__tune_db_load(gdn_context *ctx, const char *path, struct gdn_tune_db **out);
+/* An empty database (NULL when out of memory). */
+struct gdn_tune_db *gdn__tune_db_new(void);
 void       gdn__tune_db_free(struct gdn_tune_db *db);
 /* Set (stage, bucket) -> values; replaces an existing row. */
 gdn_status gdn__tune_db_set(struct gdn_tune_db *db, const char *stage, const char *bucket,

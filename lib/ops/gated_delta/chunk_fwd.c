@@ -353,7 +353,7 @@ static const struct gdn_tune_param wy_params[] = {
     {"LX", 16, 3, {4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
-static const struct gdn_tune_space wy_space = {
+const struct gdn_tune_space gdn__gd_wy_space = {
     "gated_delta/wy_fwd", (int32_t)GDN_ARRAY_SIZE(wy_params), wy_params, wy_space_valid,
     wy_space_defaults};
 
@@ -375,7 +375,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         char    bucket[32];
         snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &wy_space, bucket, s, vals, NULL);
+        gdn__tune_lookup(ctx, &gdn__gd_wy_space, bucket, s, vals, NULL);
         p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }
@@ -509,7 +509,7 @@ static const struct gdn_tune_param state_params[] = {
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 5, {4, 8, 16, 32, 64}},
 };
-static const struct gdn_tune_space state_space = {
+const struct gdn_tune_space gdn__gd_state_space = {
     "gated_delta/state_fwd", (int32_t)GDN_ARRAY_SIZE(state_params), state_params,
     state_space_valid, state_space_defaults};
 
@@ -548,7 +548,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         char    bucket[32];
         snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &state_space, bucket, s, vals, NULL);
+        gdn__tune_lookup(ctx, &gdn__gd_state_space, bucket, s, vals, NULL);
         state_plan_from(vals, &p);
     }
     if ((st = state_plan_check(ctx, &p, s)))
@@ -664,7 +664,7 @@ static const struct gdn_tune_param out_params[] = {
     {"LX", 16, 3, {4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
-static const struct gdn_tune_space out_space = {
+const struct gdn_tune_space gdn__gd_out_space = {
     "gated_delta/out_fwd", (int32_t)GDN_ARRAY_SIZE(out_params), out_params, out_space_valid,
     out_space_defaults};
 
@@ -686,7 +686,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         char    bucket[32];
         snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &out_space, bucket, s, vals, NULL);
+        gdn__tune_lookup(ctx, &gdn__gd_out_space, bucket, s, vals, NULL);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }

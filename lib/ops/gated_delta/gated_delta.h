@@ -92,6 +92,12 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
  * released inside). ht may be NULL. */
 gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o, gdn_tensor *ht);
 
+/* Tuning spaces of the forward stages (lib/tune; problem = gdn_gd_shape). */
+struct gdn_tune_space;
+extern const struct gdn_tune_space gdn__gd_wy_space;
+extern const struct gdn_tune_space gdn__gd_state_space;
+extern const struct gdn_tune_space gdn__gd_out_space;
+
 /* ---- chunk_bwd.c ---- */
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
                                   const gdn_tensor *dht, const gdn_gated_delta_grads *grads);

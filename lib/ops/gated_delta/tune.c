@@ -1,0 +1,376 @@
+/*
+ * tune.c - autotuning of the gated delta rule's chunked forward stages
+ * (wy_fwd, state_fwd, out_fwd): the stages whose plans have declared tuning
+ * spaces (chunk_fwd.c).
+ *
+ * For one (K, V) on the context's device: run the forward on a
+ * representative problem with every stage at its generic default and keep
+ * that output as the reference; then, one stage at a time, build and run
+ * every legal candidate of its space (the others at their defaults),
+ * discard a candidate whose output differs from the reference by more than
+ * 1e-5 relative RMS (logged), and time the stage's kernels (median device
+ * time of TUNE_REPS runs after one warm-up). The fastest candidate of each
+ * stage becomes a row of the device's user tuning database, which is written
+ * atomically. A wall-time budget stops the search early; what was measured
+ * until then is still recorded (each stage gets an equal share).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gated_delta.h"
+#include "tune/tune.h"
+
+#define TUNE_REPS 5
+
+static const struct gdn_tune_space *const stages[] = {&gdn__gd_wy_space, &gdn__gd_state_space,
+                                                       &gdn__gd_out_space};
+
+struct problem {
+    gdn_gated_delta_args args;
+    gdn_tensor          *q, *k, *v, *g, *b, *o;
+    int64_t              n_out;
+};
+
+static void problem_free(struct problem *p)
+{
+    gdn_tensor_destroy(p->q);
+    gdn_tensor_destroy(p->k);
+    gdn_tensor_destroy(p->v);
+    gdn_tensor_destroy(p->g);
+    gdn_tensor_destroy(p->b);
+    gdn_tensor_destroy(p->o);
+}
+
+/* Uniform values in [lo, hi) from a fixed LCG; rows normalised when l2. */
+static gdn_status upload(gdn_context *ctx, int nd, const int64_t *shape, float lo, float hi,
+                         bool l2, uint32_t *seed, gdn_tensor **out)
+{
+    size_t     n = 1, i, j, D = (size_t)shape[nd - 1];
+    float     *h;
+    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
+    if (st)
+        return st;
+    for (i = 0; i < (size_t)nd; i++)
+        n *= (size_t)shape[i];
+    h = gdn__malloc(n * sizeof(float));
+    if (!h)
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+    for (i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        h[i]  = lo + (hi - lo) * (float)(*seed >> 8) / 16777216.0f;
+    }
+    for (i = 0; l2 && i < n / D; i++) {
+        double s2 = 0;
+        for (j = 0; j < D; j++)
+            s2 += (double)h[i * D + j] * h[i * D + j];
+        for (j = 0; j < D; j++)
+            h[i * D + j] = (float)(h[i * D + j] / sqrt(s2 + 1e-12));
+    }
+    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
+    gdn__free(h);
+    return st;
+}
+
+/* A problem big enough to fill the device: B=2, T=4096, H=16 on GPUs;
+ * B=1, T=1024, H=2 elsewhere. */
+static gdn_status problem_init(gdn_context *ctx, int32_t K, int32_t V, struct problem *p)
+{
+    const bool gpu = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0;
+    int64_t    B = gpu ? 2 : 1, T = gpu ? 4096 : 1024, H = gpu ? 16 : 2;
+    int64_t    qk[4] = {B, T, H, K}, vv[4] = {B, T, H, V}, gg[3] = {B, T, H};
+    uint32_t   seed = 20261128u;
+    gdn_status st;
+
+    memset(p, 0, sizeof(*p));
+    if ((st = upload(ctx, 4, qk, -1, 1, true, &seed, &p->q)) ||
+        (st = upload(ctx, 4, qk, -1, 1, true, &seed, &p->k)) ||
+        (st = upload(ctx, 4, vv, -1, 1, false, &seed, &p->v)) ||
+        (st = upload(ctx, 3, gg, -1, 0, false, &seed, &p->g)) ||
+        (st = upload(ctx, 3, gg, 0, 1, false, &seed, &p->b)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, vv, &p->o)))
+        return st;
+    p->n_out     = B * T * H * V;
+    p->args.q    = p->q;
+    p->args.k    = p->k;
+    p->args.v    = p->v;
+    p->args.g    = p->g;
+    p->args.beta = p->b;
+    return GDN_STATUS_OK;
+}
+
+/* "stage:KEY=v,KEY=v" of vals, appended to sb with a ';' separator. */
+static void append_stage(struct gdn_strbuf *sb, const struct gdn_tune_space *sp,
+                         const int32_t *vals)
+{
+    char    text[256];
+    size_t  i;
+    gdn__tune_format_values(sp, vals, text, sizeof(text));
+    for (i = 0; text[i]; i++)
+        if (text[i] == ' ')
+            text[i] = ',';
+    gdn__strbuf_appendf(sb, "%s%s:%s", sb->len ? ";" : "", sp->stage, text);
+}
+
+/* Run the forward with the given override and read o into host memory. */
+static gdn_status run_read(gdn_context *ctx, struct problem *p, char *ovr, float *host)
+{
+    gdn_status st;
+    ctx->tune_override = ovr;
+    st                 = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL);
+    if (!st)
+        st = gdn_tensor_read(p->o, host, 0, (size_t)p->n_out * sizeof(float));
+    return st;
+}
+
+/* Median device time (ms) of the kernels whose name starts with `prefix`. */
+static gdn_status time_stage(gdn_context *ctx, struct problem *p, char *ovr, const char *prefix,
+                             double *median)
+{
+    double     ms[TUNE_REPS], t;
+    gdn_status st;
+    int        r, i, j;
+
+    ctx->tune_override = ovr;
+    if ((st = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL)) ||
+        (st = gdn_context_finish(ctx)))
+        return st;
+    for (r = 0; r < TUNE_REPS; r++) {
+        struct gdn_prof_sum *sums = NULL;
+        size_t               n = 0, k;
+        gdn__prof_enable(ctx, true);
+        st = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL);
+        gdn__prof_enable(ctx, false);
+        if (!st)
+            st = gdn__prof_collect(ctx, &sums, &n);
+        if (st) {
+            gdn__free(sums);
+            return st;
+        }
+        ms[r] = 0;
+        for (k = 0; k < n; k++)
+            if (!strncmp(sums[k].name, prefix, strlen(prefix)))
+                ms[r] += sums[k].ms;
+        gdn__free(sums);
+    }
+    for (i = 1; i < TUNE_REPS; i++) /* insertion sort */
+        for (j = i; j > 0 && ms[j - 1] > ms[j]; j--)
+            t = ms[j], ms[j] = ms[j - 1], ms[j - 1] = t;
+    *median = ms[TUNE_REPS / 2];
+    return GDN_STATUS_OK;
+}
+
+static double rel_rms(const float *a, const float *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    if (!isfinite(num))
+        return INFINITY;
+    return sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+/* Advance vals over the Cartesian product of the legal values (odometer);
+ * false when every combination has been visited. */
+static bool next_candidate(const struct gdn_tune_space *sp, int32_t *pos, int32_t *vals)
+{
+    int32_t i;
+    for (i = 0; i < sp->n_params; i++) {
+        if (++pos[i] < sp->params[i].n_values) {
+            vals[i] = sp->params[i].values[pos[i]];
+            return true;
+        }
+        pos[i]  = 0;
+        vals[i] = sp->params[i].values[0];
+    }
+    return false;
+}
+
+gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double budget_s,
+                                char *report, size_t report_cap)
+{
+    struct gdn_gd_shape s;
+    struct problem      p;
+    struct gdn_strbuf   rep = {0};
+    char               *saved_ovr, *path = NULL, bucket[32];
+    float              *ref = NULL, *got = NULL;
+    int32_t             defs[3][GDN_TUNE_MAX_PARAMS];
+    double              t0 = gdn__now();
+    gdn_status          st;
+    size_t              si;
+
+    if (!ctx)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    if (report && report_cap)
+        report[0] = '\0';
+    if (K < 16 || K > 256 || K % 16 || V < 16 || V > 256 || V % 16)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                         "gdn_tune_gated_delta: head dims K = %d, V = %d are not supported",
+                         (int)K, (int)V);
+    if (!(budget_s > 0))
+        budget_s = 300;
+    path = gdn__tune_db_default_path(ctx);
+    if (!path)
+        return gdn__fail(ctx, GDN_STATUS_IO,
+                         "gdn_tune_gated_delta: no cache folder for the tuning database (set "
+                         "GDN_CACHE_DIR)");
+    saved_ovr = ctx->tune_override;
+    st        = problem_init(ctx, K, V, &p);
+    if (st)
+        goto out;
+    /* The shape the stages see (for the spaces' checks and defaults). */
+    memset(&s, 0, sizeof(s));
+    s.T = gdn_tensor_dim(p.q, 0) * gdn_tensor_dim(p.q, 1);
+    s.N = (int32_t)gdn_tensor_dim(p.q, 0), s.H = s.HV = (int32_t)gdn_tensor_dim(p.q, 2);
+    s.K = K, s.V = V, s.max_len = (int32_t)gdn_tensor_dim(p.q, 1);
+    s.NT = s.N * ((s.max_len + GDN_GD_CHUNK - 1) / GDN_GD_CHUNK);
+    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)K, (int)V);
+
+    ref = gdn__malloc((size_t)p.n_out * sizeof(float));
+    got = gdn__malloc((size_t)p.n_out * sizeof(float));
+    if (!ref || !got) {
+        st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+        goto out;
+    }
+    /* Reference: every stage at its generic default. */
+    {
+        struct gdn_strbuf ovr = {0};
+        for (si = 0; si < GDN_ARRAY_SIZE(stages); si++) {
+            int32_t i;
+            for (i = 0; i < stages[si]->n_params; i++)
+                defs[si][i] = stages[si]->params[i].def;
+            stages[si]->defaults(defs[si], &s, &ctx->dev);
+            append_stage(&ovr, stages[si], defs[si]);
+        }
+        st = ovr.oom ? GDN_STATUS_OUT_OF_HOST_MEMORY : run_read(ctx, &p, ovr.data, ref);
+        gdn__strbuf_free(&ovr);
+        if (st)
+            goto out;
+    }
+    if (!ctx->tune_db && !(ctx->tune_db = gdn__tune_db_new())) {
+        st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+        goto out;
+    }
+    ctx->tune_db_loaded = true;
+
+    for (si = 0; si < GDN_ARRAY_SIZE(stages) && !st; si++) {
+        const struct gdn_tune_space *sp = stages[si];
+        int32_t pos[GDN_TUNE_MAX_PARAMS] = {0}, vals[GDN_TUNE_MAX_PARAMS];
+        int32_t best[GDN_TUNE_MAX_PARAMS];
+        double  best_ms = INFINITY, def_ms = INFINITY;
+        int     tried = 0, rejected = 0, i;
+        char    prefix[64], text[256], comment[128];
+        bool    more = true;
+
+        /* kernels of stage "gated_delta/x_fwd" are named gated_delta_x_fwd* */
+        snprintf(prefix, sizeof(prefix), "%s", sp->stage);
+        for (i = 0; prefix[i]; i++)
+            if (prefix[i] == '/')
+                prefix[i] = '_';
+        for (i = 0; i < sp->n_params; i++)
+            vals[i] = sp->params[i].values[0];
+        for (; more && !st; more = next_candidate(sp, pos, vals)) {
+            struct gdn_strbuf ovr = {0};
+            double            ms, err;
+            size_t            sj;
+            bool              is_def = !memcmp(vals, defs[si], (size_t)sp->n_params * 4);
+            if (!sp->valid(vals, &s, &ctx->dev))
+                continue;
+            /* Each stage gets an equal share of the budget; past its share
+             * only the default is still timed. */
+            if (gdn__now() - t0 > budget_s * (double)(si + 1) / GDN_ARRAY_SIZE(stages) &&
+                !is_def)
+                continue;
+            for (sj = 0; sj < GDN_ARRAY_SIZE(stages); sj++)
+                append_stage(&ovr, stages[sj], sj == si ? vals : defs[sj]);
+            if (ovr.oom) {
+                st = GDN_STATUS_OUT_OF_HOST_MEMORY;
+                break;
+            }
+            tried++;
+            st = run_read(ctx, &p, ovr.data, got);
+            if (st == GDN_STATUS_UNSUPPORTED || st == GDN_STATUS_BUILD_FAILED) {
+                gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tune %s: %s skipped: %s", sp->stage,
+                         ovr.data, gdn_context_last_error(ctx));
+                gdn__strbuf_free(&ovr);
+                rejected++;
+                st = GDN_STATUS_OK;
+                continue;
+            }
+            if (!st && (err = rel_rms(got, ref, p.n_out)) > 1e-5) {
+                gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                         "tune %s: candidate %s disagrees with the generic default (rel RMS "
+                         "%.2e): discarded",
+                         sp->stage, ovr.data, err);
+                gdn__strbuf_free(&ovr);
+                rejected++;
+                continue;
+            }
+            if (!st)
+                st = time_stage(ctx, &p, ovr.data, prefix, &ms);
+            gdn__strbuf_free(&ovr);
+            if (st)
+                break;
+            if (is_def)
+                def_ms = ms;
+            if (ms < best_ms) {
+                best_ms = ms;
+                memcpy(best, vals, sizeof(best));
+            }
+        }
+        if (st || best_ms == INFINITY)
+            break;
+        gdn__tune_format_values(sp, best, text, sizeof(text));
+        snprintf(comment, sizeof(comment), "%.4f ms; generic default %.4f ms; %d tried, %d "
+                 "rejected", best_ms, def_ms, tried, rejected);
+        st = gdn__tune_db_set(ctx->tune_db, sp->stage, bucket, text, comment);
+        gdn__strbuf_appendf(&rep, "%-22s %-9s %-40s %s\n", sp->stage, bucket, text, comment);
+    }
+    if (!st)
+        st = gdn__tune_db_save(ctx, ctx->tune_db, path);
+out:
+    ctx->tune_override = saved_ovr;
+    if (report && report_cap && rep.data)
+        gdn__strlcpy(report, rep.data, report_cap);
+    gdn__strbuf_free(&rep);
+    gdn__free(ref);
+    gdn__free(got);
+    gdn__free(path);
+    problem_free(&p);
+    return st;
+}
+
+gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, size_t cap)
+{
+    struct gdn_gd_shape s;
+    struct gdn_strbuf   sb = {0};
+    char                bucket[32], text[256];
+    size_t              si;
+
+    if (!ctx || !buf || !cap)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    memset(&s, 0, sizeof(s));
+    s.N = 1, s.H = s.HV = 1, s.K = K, s.V = V, s.T = 4096, s.max_len = 4096, s.NT = 64;
+    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)K, (int)V);
+    for (si = 0; si < GDN_ARRAY_SIZE(stages); si++) {
+        int32_t              vals[GDN_TUNE_MAX_PARAMS];
+        enum gdn_tune_source src;
+        gdn__tune_lookup(ctx, stages[si], bucket, &s, vals, &src);
+        gdn__tune_format_values(stages[si], vals, text, sizeof(text));
+        gdn__strbuf_appendf(&sb, "%-22s %-9s %-40s %s\n", stages[si]->stage, bucket, text,
+                            gdn__tune_source_name(src));
+    }
+    if (sb.oom) {
+        gdn__strbuf_free(&sb);
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    gdn__strlcpy(buf, sb.data ? sb.data : "", cap);
+    gdn__strbuf_free(&sb);
+    return GDN_STATUS_OK;
+}

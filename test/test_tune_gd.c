@@ -1,0 +1,149 @@
+/*
+ * test_tune_gd.c - device suite for the autotuner of the gated delta rule
+ * (gdn_tune_gated_delta, gdn_tune_describe): a short search writes a user
+ * database with one row per stage, later lookups take their values from it,
+ * the forward stays correct with the tuned plans, and bad arguments fail
+ * cleanly. The cache folder is a fresh temporary one.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gated_delta_ref.h"
+#include "gdn_test.h"
+
+static char dir[128];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/gdn-tune-gd-%ld", (long)getpid());
+    setenv("GDN_CACHE_DIR", dir, 1);
+    unsetenv("GDN_TUNE");
+    gdn_test_ctx_setup();
+}
+
+static void teardown(void)
+{
+    char cmd[256];
+    gdn_test_ctx_teardown();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+START_TEST(tune_writes_rows_and_they_are_used)
+{
+    char  report[4096], desc[4096], path[512], *text = NULL;
+    FILE *f;
+    long  n;
+
+    GDN_TEST_OK(gdn_tune_gated_delta(gdn_test_ctx, 16, 32, 6.0, report, sizeof(report)));
+    ck_assert_msg(strstr(report, "gated_delta/state_fwd") && strstr(report, "gated_delta/wy_fwd") &&
+                      strstr(report, "gated_delta/out_fwd"),
+                  "report: %s", report);
+    /* The database file names the device and holds the three rows. */
+    GDN_TEST_OK(gdn_tune_describe(gdn_test_ctx, 16, 32, desc, sizeof(desc)));
+    ck_assert_msg(strstr(desc, "user tuning database") != NULL, "describe: %s", desc);
+    {
+        gdn_device_info info;
+        size_t          i, m = 0;
+        char            slug[128];
+        GDN_TEST_OK(gdn_context_device_info(gdn_test_ctx, &info));
+        for (i = 0; info.name[i] && m + 1 < sizeof(slug); i++) {
+            char c    = info.name[i];
+            slug[m++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+                            ? c
+                            : '_';
+        }
+        slug[m] = '\0';
+        snprintf(path, sizeof(path), "%s/tune/%s.txt", dir, slug);
+    }
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no database at %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    text = calloc(1, (size_t)n + 1);
+    ck_assert_int_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    ck_assert_msg(strstr(text, "gdn-tune-db 1") && strstr(text, "row gated_delta/state_fwd K16.V32"),
+                  "database: %s", text);
+    free(text);
+}
+END_TEST
+
+/* After tuning, the forward with the tuned plans still matches the float64
+ * reference (the tuner only keeps candidates that agree with the default). */
+START_TEST(tuned_forward_is_correct)
+{
+    struct gdn_ref_gd_problem p;
+    struct gdn_rng            rng;
+    const int64_t             T = 150;
+    const int32_t             K = 16, V = 32, off[3] = {0, 70, 150};
+    double                   *q, *k, *v, *g, *b, *o;
+    gdn_tensor               *tq, *tk, *tv, *tg, *tb, *to;
+    gdn_gated_delta_args      a;
+    int64_t                   sq[3] = {T, 1, K}, sv[3] = {T, 1, V}, sg[2] = {T, 1};
+
+    GDN_TEST_OK(gdn_tune_gated_delta(gdn_test_ctx, K, V, 3.0, NULL, 0));
+    gdn_rng_seed(&rng, 7);
+    q = malloc(sizeof(double) * (size_t)(T * K));
+    k = malloc(sizeof(double) * (size_t)(T * K));
+    v = malloc(sizeof(double) * (size_t)(T * V));
+    g = malloc(sizeof(double) * (size_t)T);
+    b = malloc(sizeof(double) * (size_t)T);
+    o = malloc(sizeof(double) * (size_t)(T * V));
+    gdn_rng_fill_l2rows(&rng, q, (size_t)T, (size_t)K);
+    gdn_rng_fill_l2rows(&rng, k, (size_t)T, (size_t)K);
+    gdn_rng_fill_normal(&rng, v, (size_t)(T * V), 1.0);
+    gdn_rng_fill_uniform(&rng, g, (size_t)T, -2.0, 0.0);
+    gdn_rng_fill_uniform(&rng, b, (size_t)T, 0.0, 1.0);
+    tq = gdn_test_tensor(3, sq, q);
+    tk = gdn_test_tensor(3, sq, k);
+    tv = gdn_test_tensor(3, sv, v);
+    tg = gdn_test_tensor(2, sg, g);
+    tb = gdn_test_tensor(2, sg, b);
+    to = gdn_test_tensor(3, sv, NULL);
+    memset(&a, 0, sizeof(a));
+    a.q = tq, a.k = tk, a.v = tv, a.g = tg, a.beta = tb, a.seq_offsets = off, a.n_seqs = 2;
+    GDN_TEST_OK(gdn_gated_delta_forward(gdn_test_ctx, NULL, &a, to, NULL, NULL));
+    memset(&p, 0, sizeof(p));
+    p.T = T, p.H = 1, p.HV = 1, p.K = K, p.V = V, p.n_seqs = 2, p.offsets = off;
+    p.scale = 1.0 / sqrt((double)K);
+    gdn_ref_gd_forward(&p, q, k, v, g, b, NULL, o, NULL);
+    gdn_test_expect(to, o, 2e-5, "o", "tuned plans");
+    gdn_tensor_destroy(tq), gdn_tensor_destroy(tk), gdn_tensor_destroy(tv);
+    gdn_tensor_destroy(tg), gdn_tensor_destroy(tb), gdn_tensor_destroy(to);
+    free(q), free(k), free(v), free(g), free(b), free(o);
+}
+END_TEST
+
+START_TEST(bad_arguments)
+{
+    char buf[64];
+    ck_assert_int_eq(gdn_tune_gated_delta(NULL, 64, 64, 1, NULL, 0), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(gdn_tune_gated_delta(gdn_test_ctx, 24, 64, 1, NULL, 0),
+                     GDN_STATUS_UNSUPPORTED);
+    ck_assert_msg(strstr(gdn_context_last_error(gdn_test_ctx), "K = 24") != NULL, "%s",
+                  gdn_context_last_error(gdn_test_ctx));
+    ck_assert_int_eq(gdn_tune_describe(gdn_test_ctx, 64, 64, NULL, 0),
+                     GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(gdn_tune_describe(NULL, 64, 64, buf, sizeof(buf)),
+                     GDN_STATUS_INVALID_ARGUMENT);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s  = suite_create("tune_gd");
+    TCase *tc = tcase_create("tune_gd");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, tune_writes_rows_and_they_are_used);
+    tcase_add_test(tc, tuned_forward_is_correct);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(s, tc);
+    return gdn_test_run(s, 1);
+}
