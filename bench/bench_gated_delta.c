@@ -68,44 +68,6 @@ struct gd_case {
     gdn_tensor            *state;
 };
 
-static void fill_random(float *x, size_t n, unsigned *seed, float lo, float hi)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        x[i]  = lo + (hi - lo) * (float)(*seed >> 8) / (float)(1u << 24);
-    }
-}
-
-static gdn_status make_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
-                              float lo, float hi, int l2rows, gdn_tensor **out)
-{
-    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
-    size_t     n  = 1, i, j;
-    float     *h;
-    if (st)
-        return st;
-    for (i = 0; i < (size_t)nd; i++)
-        n *= (size_t)shape[i];
-    h = malloc(n * sizeof(float));
-    if (!h)
-        return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    fill_random(h, n, seed, lo, hi);
-    if (l2rows) {
-        size_t D = (size_t)shape[nd - 1];
-        for (i = 0; i < n / D; i++) {
-            double s = 0;
-            for (j = 0; j < D; j++)
-                s += (double)h[i * D + j] * h[i * D + j];
-            for (j = 0; j < D; j++)
-                h[i * D + j] /= (float)sqrt(s + 1e-12);
-        }
-    }
-    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
-    free(h);
-    return st;
-}
-
 static gdn_status fn_fwd(void *arg)
 {
     struct gd_case *c = arg;
@@ -168,18 +130,18 @@ static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool grads,
         nd    = 3;
         off   = 1;
     }
-    if ((st = make_tensor(ctx, nd, qk, &seed, -1, 1, 1, &c->q)) ||
-        (st = make_tensor(ctx, nd, qk, &seed, -1, 1, 1, &c->k)) ||
-        (st = make_tensor(ctx, nd, vv, &seed, -1, 1, 0, &c->v)) ||
-        (st = make_tensor(ctx, nd - 1, gg, &seed, -2, 0, 0, &c->g)) ||
-        (st = make_tensor(ctx, nd - 1, gg, &seed, 0, 1, 0, &c->beta)) ||
+    if ((st = bench_random_tensor(ctx, nd, qk, &seed, -1, 1, true, &c->q)) ||
+        (st = bench_random_tensor(ctx, nd, qk, &seed, -1, 1, true, &c->k)) ||
+        (st = bench_random_tensor(ctx, nd, vv, &seed, -1, 1, false, &c->v)) ||
+        (st = bench_random_tensor(ctx, nd - 1, gg, &seed, -2, 0, false, &c->g)) ||
+        (st = bench_random_tensor(ctx, nd - 1, gg, &seed, 0, 1, false, &c->beta)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, vv, &c->o)))
         return st;
     (void)off;
-    if (decode && (st = make_tensor(ctx, 4, st4, &seed, -0.1f, 0.1f, 0, &c->state)))
+    if (decode && (st = bench_random_tensor(ctx, 4, st4, &seed, -0.1f, 0.1f, false, &c->state)))
         return st;
     if (grads) {
-        if ((st = make_tensor(ctx, nd, vv, &seed, -1, 1, 0, &c->do_)) ||
+        if ((st = bench_random_tensor(ctx, nd, vv, &seed, -1, 1, false, &c->do_)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, qk, &c->dq)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, qk, &c->dk)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, vv, &c->dv)) ||

@@ -48,15 +48,6 @@ struct lin_case {
     bool         ta, tb;
 };
 
-static void fill_random(float *x, size_t n, unsigned *seed, float lo, float hi)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        x[i]  = lo + (hi - lo) * (float)(*seed >> 8) / (float)(1u << 24);
-    }
-}
-
 static gdn_status mk(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed, float amp,
                      gdn_tensor **out)
 {
@@ -68,7 +59,7 @@ static gdn_status mk(gdn_context *ctx, int nd, const int64_t *shape, unsigned *s
     h = malloc((n ? n : 1) * sizeof(float));
     if (!h)
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    fill_random(h, n, seed, -amp, amp);
+    bench_fill_uniform(h, n, seed, -amp, amp);
     st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
     free(h);
     return st;
@@ -316,7 +307,7 @@ static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct
     h = malloc((na > nb ? na : nb) * sizeof(float));
     if (!h)
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    fill_random(h, na > nb ? na : nb, &seed, -1, 1);
+    bench_fill_uniform(h, na > nb ? na : nb, &seed, -1, 1);
     for (i = 0; i < 2 && !st; i++) {
         cl_int err = clEnqueueWriteBuffer(o->ctx->queue, i ? k->B : k->A, CL_TRUE, 0,
                                           (i ? nb : na) * 4, h, 0, NULL, NULL);

@@ -81,34 +81,6 @@ struct m2_case {
     gdn_tensor *state;
 };
 
-static void fill_random(float *x, size_t n, unsigned *seed, float lo, float hi)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        x[i]  = lo + (hi - lo) * (float)(*seed >> 8) / (float)(1u << 24);
-    }
-}
-
-static gdn_status make_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
-                              float lo, float hi, gdn_tensor **out)
-{
-    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
-    size_t     n  = 1, i;
-    float     *h;
-    if (st)
-        return st;
-    for (i = 0; i < (size_t)nd; i++)
-        n *= (size_t)shape[i];
-    h = malloc((n ? n : 1) * sizeof(float));
-    if (!h)
-        return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    fill_random(h, n, seed, lo, hi);
-    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
-    free(h);
-    return st;
-}
-
 static gdn_status fn_fwd(void *arg)
 {
     struct m2_case *c = arg;
@@ -165,19 +137,19 @@ static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool grads,
         xs[1] = s->H, xs[2] = s->P, ts[1] = s->H, bs[1] = s->G, bs[2] = s->DS;
         nd    = 3;
     }
-    if ((st = make_tensor(ctx, nd, xs, &seed, -1, 1, &c->x)) ||
-        (st = make_tensor(ctx, nd - 1, ts, &seed, -1, 1, &c->dt)) ||
-        (st = make_tensor(ctx, 1, &hs, &seed, 0.0f, 2.77f, &c->Al)) ||
-        (st = make_tensor(ctx, 1, &hs, &seed, -6.9f, -2.25f, &c->bias)) ||
-        (st = make_tensor(ctx, nd, bs, &seed, -1, 1, &c->B)) ||
-        (st = make_tensor(ctx, nd, bs, &seed, -1, 1, &c->C)) ||
-        (st = make_tensor(ctx, 1, &hs, &seed, -1, 1, &c->D)) ||
+    if ((st = bench_random_tensor(ctx, nd, xs, &seed, -1, 1, false, &c->x)) ||
+        (st = bench_random_tensor(ctx, nd - 1, ts, &seed, -1, 1, false, &c->dt)) ||
+        (st = bench_random_tensor(ctx, 1, &hs, &seed, 0.0f, 2.77f, false, &c->Al)) ||
+        (st = bench_random_tensor(ctx, 1, &hs, &seed, -6.9f, -2.25f, false, &c->bias)) ||
+        (st = bench_random_tensor(ctx, nd, bs, &seed, -1, 1, false, &c->B)) ||
+        (st = bench_random_tensor(ctx, nd, bs, &seed, -1, 1, false, &c->C)) ||
+        (st = bench_random_tensor(ctx, 1, &hs, &seed, -1, 1, false, &c->D)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, xs, &c->y)))
         return st;
-    if (decode && (st = make_tensor(ctx, 4, ss, &seed, -0.1f, 0.1f, &c->state)))
+    if (decode && (st = bench_random_tensor(ctx, 4, ss, &seed, -0.1f, 0.1f, false, &c->state)))
         return st;
     if (grads) {
-        if ((st = make_tensor(ctx, nd, xs, &seed, -1, 1, &c->dy)) ||
+        if ((st = bench_random_tensor(ctx, nd, xs, &seed, -1, 1, false, &c->dy)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, xs, &c->dx)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd - 1, ts, &c->ddt)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 1, &hs, &c->dAl)) ||

@@ -60,34 +60,6 @@ struct swa_case {
     gdn_tensor    *q, *k, *v, *o, *do_, *dq, *dk, *dv;
 };
 
-static void fill_random(float *x, size_t n, unsigned *seed)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        x[i]  = -1.0f + 2.0f * (float)(*seed >> 8) / (float)(1u << 24);
-    }
-}
-
-static gdn_status make_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
-                              gdn_tensor **out)
-{
-    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
-    size_t     n  = 1, i;
-    float     *h;
-    if (st)
-        return st;
-    for (i = 0; i < (size_t)nd; i++)
-        n *= (size_t)shape[i];
-    h = malloc(n * sizeof(float));
-    if (!h)
-        return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    fill_random(h, n, seed);
-    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
-    free(h);
-    return st;
-}
-
 static gdn_status fn_fwd(void *arg)
 {
     struct swa_case *c = arg;
@@ -143,9 +115,9 @@ static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool decode
         sq[1] = s->Hq, sq[2] = s->D, sk[1] = s->Hkv, sk[2] = s->D;
         nd = 3;
     }
-    if ((st = make_tensor(ctx, nd, sq, &seed, &c->q)) ||
-        (st = make_tensor(ctx, nd, sk, &seed, &c->k)) ||
-        (st = make_tensor(ctx, nd, sk, &seed, &c->v)) ||
+    if ((st = bench_random_tensor(ctx, nd, sq, &seed, -1, 1, false, &c->q)) ||
+        (st = bench_random_tensor(ctx, nd, sk, &seed, -1, 1, false, &c->k)) ||
+        (st = bench_random_tensor(ctx, nd, sk, &seed, -1, 1, false, &c->v)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sq, &c->o)))
         return st;
     c->args.q = c->q, c->args.k = c->k, c->args.v = c->v;
@@ -157,8 +129,8 @@ static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool decode
             return GDN_STATUS_OUT_OF_HOST_MEMORY;
         for (i = 0; i < s->B; i++)
             h[i] = 4 * s->W; /* a full ring */
-        if ((st = make_tensor(ctx, 4, sc, &seed, &c->cache.k)) ||
-            (st = make_tensor(ctx, 4, sc, &seed, &c->cache.v)) ||
+        if ((st = bench_random_tensor(ctx, 4, sc, &seed, -1, 1, false, &c->cache.k)) ||
+            (st = bench_random_tensor(ctx, 4, sc, &seed, -1, 1, false, &c->cache.v)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_I32, 1, &n, &c->cache.len)) ||
             (st = gdn_tensor_create(ctx, GDN_DTYPE_I32, 1, &n, &c->cache.pos)) ||
             (st = gdn_tensor_write(c->cache.len, h, 0, (size_t)n * sizeof(int32_t))) ||
@@ -169,7 +141,7 @@ static gdn_status case_init(gdn_context *ctx, const struct shape *s, bool decode
         free(h);
         return GDN_STATUS_OK;
     }
-    if ((st = make_tensor(ctx, nd, sq, &seed, &c->do_)) ||
+    if ((st = bench_random_tensor(ctx, nd, sq, &seed, -1, 1, false, &c->do_)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sq, &c->dq)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sk, &c->dk)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, sk, &c->dv)))

@@ -5,6 +5,7 @@
 #include "bench_util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,4 +355,40 @@ int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
     if (bench_out_open(*ctx, o->out_dir, op, ceil, out) != GDN_STATUS_OK)
         fprintf(stderr, "bench: cannot write results under %s\n", o->out_dir);
     return 0;
+}
+
+void bench_fill_uniform(float *x, size_t n, unsigned *seed, float lo, float hi)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        x[i]  = lo + (hi - lo) * (float)(*seed >> 8) / (float)(1u << 24);
+    }
+}
+
+gdn_status bench_random_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
+                               float lo, float hi, bool l2rows, gdn_tensor **out)
+{
+    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
+    size_t     n, i, j, D;
+    float     *h;
+
+    if (st)
+        return st;
+    n = (size_t)gdn_tensor_numel(*out);
+    D = (size_t)shape[nd - 1];
+    h = malloc((n ? n : 1) * sizeof(float));
+    if (!h)
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    bench_fill_uniform(h, n, seed, lo, hi);
+    for (i = 0; l2rows && D && i < n / D; i++) {
+        double s2 = 0;
+        for (j = 0; j < D; j++)
+            s2 += (double)h[i * D + j] * h[i * D + j];
+        for (j = 0; j < D; j++)
+            h[i * D + j] /= (float)sqrt(s2 + 1e-12);
+    }
+    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
+    free(h);
+    return st;
 }

@@ -50,6 +50,14 @@ bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o);
 int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
                 struct bench_ceilings *ceil, struct bench_out *out);
 
+/* Uniform values in [lo, hi) from a small LCG advanced through *seed
+ * (repeatable inputs across devices). */
+void bench_fill_uniform(float *x, size_t n, unsigned *seed, float lo, float hi);
+/* A new F32 tensor of `shape` filled by bench_fill_uniform; with l2rows,
+ * each row of the last dimension is scaled to unit L2 norm (q, k). */
+gdn_status bench_random_tensor(gdn_context *ctx, int nd, const int64_t *shape, unsigned *seed,
+                               float lo, float hi, bool l2rows, gdn_tensor **out);
+
 /* Statistics of a sample of times (ms). */
 struct bench_stats {
     double median, p10, p90, min;
