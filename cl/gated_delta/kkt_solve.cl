@@ -41,14 +41,25 @@
 #define BK 16
 #endif
 
+#ifndef LX
+#define LX 16
+#endif
+#ifndef LY
+#define LY 16
+#endif
 #define CH   64          /* chunk size */
-#define WG   256         /* work-items, 16 x 16 */
+#define WG   (LX * LY)   /* work-items */
+#define TMG  (CH / LY)   /* Gram rows per work-item */
+#define TNG  (CH / LX)   /* Gram columns per work-item */
 #define LDA  (CH + 1)    /* padded row stride of the 64 x 64 tiles */
 #define LDK  (BK + 1)    /* padded row stride of the key slice */
 #define LDX  (48 + 1)    /* row stride of the 16 x 48 merge scratch */
 
 #if (K % BK) != 0 || (BK % 16) != 0
 #error "BK must be a multiple of 16 dividing K"
+#endif
+#if (CH % LX) != 0 || (CH % LY) != 0
+#error "LX and LY must divide 64"
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -60,22 +71,22 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     __local float KL[CH * LDK];       /* key slice; later the merge scratch X */
     __local float Gs[CH], bs[CH];
     const int     lid = (int)get_local_id(0);
-    const int     tx = lid & 15, ty = lid >> 4;
+    const int     tx = lid % LX, ty = lid / LX;
     const int     c = (int)get_group_id(0), hv = (int)get_group_id(1);
     const int     kh = hv / (HV / H);
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
-    float         acc[4][4];
+    float         acc[TMG][TNG];
 
-    if (lid < CH) {
-        const bool  ok = lid < L;
-        const ulong at = (ulong)(first + (ok ? lid : 0)) * (ulong)HV + (ulong)hv;
-        Gs[lid]        = ok ? G[at] : 0.0f;
-        bs[lid]        = ok ? b[at] : 0.0f;
+    for (int r = lid; r < CH; r += WG) {
+        const bool  ok = r < L;
+        const ulong at = (ulong)(first + (ok ? r : 0)) * (ulong)HV + (ulong)hv;
+        Gs[r]          = ok ? G[at] : 0.0f;
+        bs[r]          = ok ? b[at] : 0.0f;
     }
 
     /* Gram matrix K_c K_c^T over slices of BK key columns. */
-    GDN_TILE_ZERO(acc, 4, 4);
+    GDN_TILE_ZERO(acc, TMG, TNG);
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int e = lid; e < CH * BK; e += WG) {
@@ -86,13 +97,13 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             KL[r * LDK + d] = x;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        GDN_TILE_MMA(acc, 4, 4, KL, LDK, 0, KL, LDK, 1, ty, 16, tx, 16, BK);
+        GDN_TILE_MMA(acc, TMG, TNG, KL, LDK, 0, KL, LDK, 1, ty, LY, tx, LX, BK);
     }
 
     /* Gate, beta and the strict-lower mask (mask first, then exp2). */
-    for (int a = 0; a < 4; a++)
-        for (int e = 0; e < 4; e++) {
-            const int   i = ty + 16 * a, j = tx + 16 * e;
+    for (int a = 0; a < TMG; a++)
+        for (int e = 0; e < TNG; e++) {
+            const int   i = ty + LY * a, j = tx + LX * e;
             const bool  m = j < i && i < L;
             const float x = select(0.0f, Gs[i] - Gs[j], (int)m);
             AL[i * LDA + j] = select(0.0f, bs[i] * acc[a][e] * exp2(x), (int)m);
@@ -100,42 +111,52 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Diagonal 16 x 16 blocks: column cc of block p by forward substitution. */
-    {
+    /* (Columns are solved into KL, which is free now, then copied back, so
+     * no column is overwritten while another still reads it.) */
+    for (int col = lid; col < CH; col += WG) {
+        const int p = col >> 4, cc = col & 15, o = 16 * p;
         float     x[16];
-        const int p = (lid >> 4) & 3, cc = lid & 15, o = 16 * p;
-        if (lid < CH) {
 #pragma unroll
-            for (int r = 0; r < 16; r++) {
-                float s = r == cc ? 1.0f : 0.0f;
+        for (int r = 0; r < 16; r++) {
+            float s = r == cc ? 1.0f : 0.0f;
 #pragma unroll
-                for (int m = 0; m < r; m++)
-                    s = fma(-AL[(o + r) * LDA + o + m], x[m], s);
-                x[r] = s;
+            for (int m = 0; m < r; m++)
+                s = fma(-AL[(o + r) * LDA + o + m], x[m], s);
+            x[r] = s;
+        }
+#pragma unroll
+        for (int r = 0; r < 16; r++)
+            KL[col * 16 + r] = x[r];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int e = lid; e < CH * 16; e += WG) {
+        const int col = e >> 4, r = e & 15, o = 16 * (col >> 4);
+        AL[(o + r) * LDA + o + (col & 15)] = KL[col * 16 + r];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Block rows 1..3: X_pq = A_p,[q,p) Ai_[q,p),q ; Ai_pq = -Ai_pp X_pq. */
+    /* (Each of the 16 x 16 block elements (ey, ex) is computed by work-item
+     * (ey * 16 + ex) % WG, in turn.) */
+    for (int p = 1; p < 4; p++) {
+        for (int e = lid; e < 256; e += WG) {
+            const int ey = e >> 4, ex = e & 15;
+            for (int q = 0; q < p; q++) {
+                float x1[1][1] = {{0.0f}};
+                GDN_TILE_MMA(x1, 1, 1, (AL + 16 * p * LDA + 16 * q), LDA, 0,
+                             (AL + 16 * q * LDA + 16 * q), LDA, 0, ey, 1, ex, 1, 16 * (p - q));
+                KL[ey * LDX + 16 * q + ex] = x1[0][0];
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < CH) {
-#pragma unroll
-            for (int r = 0; r < 16; r++)
-                AL[(o + r) * LDA + o + cc] = x[r];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-
-    /* Block rows 1..3: X_pq = A_p,[q,p) Ai_[q,p),q ; Ai_pq = -Ai_pp X_pq. */
-    for (int p = 1; p < 4; p++) {
-        for (int q = 0; q < p; q++) {
-            float x1[1][1] = {{0.0f}};
-            GDN_TILE_MMA(x1, 1, 1, (AL + 16 * p * LDA + 16 * q), LDA, 0,
-                         (AL + 16 * q * LDA + 16 * q), LDA, 0, ty, 1, tx, 1, 16 * (p - q));
-            KL[ty * LDX + 16 * q + tx] = x1[0][0];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int q = 0; q < p; q++) {
-            float x1[1][1] = {{0.0f}};
-            GDN_TILE_MMA(x1, 1, 1, (AL + 16 * p * LDA + 16 * p), LDA, 0, (KL + 16 * q), LDX, 0,
-                         ty, 1, tx, 1, 16);
-            AL[(16 * p + ty) * LDA + 16 * q + tx] = -x1[0][0];
+        for (int e = lid; e < 256; e += WG) {
+            const int ey = e >> 4, ex = e & 15;
+            for (int q = 0; q < p; q++) {
+                float x1[1][1] = {{0.0f}};
+                GDN_TILE_MMA(x1, 1, 1, (AL + 16 * p * LDA + 16 * p), LDA, 0, (KL + 16 * q), LDX,
+                             0, ey, 1, ex, 1, 16);
+                AL[(16 * p + ey) * LDA + 16 * q + ex] = -x1[0][0];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

@@ -202,10 +202,12 @@ gdn_status gdn__gd_prep_fwd(struct gdn_gated_delta_tape *tp)
 
 /* ------------------------------------------------------ F2: kkt_solve.cl */
 
-#define KKT_WG 256 /* fixed in the kernel: 16 x 16 */
+#define KKT_WG 256 /* generic default: 16 x 16 */
 
 struct gd_kkt_plan {
     int32_t bk; /* BK: key columns per staged slice (16 or 32) */
+    int32_t lx; /* LX: work-items along columns (4, 8, 16) */
+    int32_t ly; /* LY: work-items along rows (4, 8, 16) */
 };
 
 static size_t kkt_plan_local(const struct gd_kkt_plan *p)
@@ -216,17 +218,24 @@ static size_t kkt_plan_local(const struct gd_kkt_plan *p)
 static void kkt_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
                              struct gd_kkt_plan *p)
 {
+    p->lx = p->ly = 16;
     p->bk = s->K % 32 == 0 ? 32 : 16;
     if (!fits(ctx, KKT_WG, kkt_plan_local(p)))
         p->bk = 16;
 }
 
+static bool kkt_plan_ok(const struct gd_kkt_plan *p, const struct gdn_gd_shape *s)
+{
+    return (p->bk == 16 || p->bk == 32) && s->K % p->bk == 0 && p->lx >= 1 && p->ly >= 1 &&
+           CH % p->lx == 0 && CH % p->ly == 0;
+}
+
 static gdn_status kkt_plan_check(gdn_context *ctx, const struct gd_kkt_plan *p,
                                  const struct gdn_gd_shape *s)
 {
-    if ((p->bk != 16 && p->bk != 32) || s->K % p->bk)
+    if (!kkt_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta kkt_solve: bad plan");
-    return check_limits(ctx, "kkt_solve", s, KKT_WG, kkt_plan_local(p));
+    return check_limits(ctx, "kkt_solve", s, (size_t)(p->lx * p->ly), kkt_plan_local(p));
 }
 
 static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_shape *s,
@@ -234,15 +243,43 @@ static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_
 {
     d[0].name = "BK", d[0].value = p->bk;
     d[1].name = "K", d[1].value = s->K;
-    return 2;
+    d[2].name = "LX", d[2].value = p->lx;
+    d[3].name = "LY", d[3].value = p->ly;
+    return 4;
 }
+
+static bool kkt_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gd_kkt_plan p = {v[0], v[1], v[2]};
+    return kkt_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
+           kkt_plan_local(&p) <= dev->info.local_mem_bytes;
+}
+
+static void kkt_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct gd_kkt_plan p;
+    gdn_context        probe;
+    memset(&probe, 0, sizeof(probe));
+    probe.dev = *dev;
+    kkt_plan_default(&probe, problem, &p);
+    v[0] = p.bk, v[1] = p.lx, v[2] = p.ly;
+}
+
+static const struct gdn_tune_param kkt_params[] = {
+    {"BK", 16, 2, {16, 32}},
+    {"LX", 16, 3, {4, 8, 16}},
+    {"LY", 16, 3, {4, 8, 16}},
+};
+const struct gdn_tune_space gdn__gd_kkt_space = {
+    "gated_delta/kkt_solve", (int32_t)GDN_ARRAY_SIZE(kkt_params), kkt_params, kkt_space_valid,
+    kkt_space_defaults};
 
 gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
 {
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_kkt_plan         p;
-    struct gdn_define          defs[2];
+    struct gdn_define          defs[4];
     size_t                     nd, global[2], local[2] = {KKT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -251,11 +288,18 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta kkt_solve: tape buffers missing");
     if (s->NT == 0)
         return GDN_STATUS_OK;
-    kkt_plan_default(ctx, s, &p);
+    {
+        int32_t vals[GDN_TUNE_MAX_PARAMS];
+        char    bucket[32];
+        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+        gdn__tune_lookup(ctx, &gdn__gd_kkt_space, bucket, s, vals, NULL);
+        p.bk = vals[0], p.lx = vals[1], p.ly = vals[2];
+        local[0] = (size_t)(p.lx * p.ly);
+    }
     if ((st = kkt_plan_check(ctx, &p, s)))
         return st;
     nd = kkt_plan_defines(&p, s, defs);
-    st = get_kernel(ctx, "gated_delta/kkt_solve.cl", defs, nd, "gated_delta_kkt_solve", KKT_WG,
+    st = get_kernel(ctx, "gated_delta/kkt_solve.cl", defs, nd, "gated_delta_kkt_solve", local[0],
                     &k);
     if (st)
         return st;
@@ -266,7 +310,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
     SET_MEM(4, tp->Ai);
     SET_INT(5, s->H);
     SET_INT(6, s->HV);
-    global[0] = (size_t)KKT_WG * (size_t)s->NT;
+    global[0] = local[0] * (size_t)s->NT;
     global[1] = (size_t)s->HV;
     if (!st)
         st = gdn__launch(ctx, k, 2, global, local, NULL);

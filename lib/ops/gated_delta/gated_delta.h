@@ -94,6 +94,7 @@ gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o,
 
 /* Tuning spaces of the forward stages (lib/tune; problem = gdn_gd_shape). */
 struct gdn_tune_space;
+extern const struct gdn_tune_space gdn__gd_kkt_space;
 extern const struct gdn_tune_space gdn__gd_wy_space;
 extern const struct gdn_tune_space gdn__gd_state_space;
 extern const struct gdn_tune_space gdn__gd_out_space;

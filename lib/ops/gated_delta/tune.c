@@ -1,7 +1,7 @@
 /*
  * tune.c - autotuning of the gated delta rule's chunked forward stages
- * (wy_fwd, state_fwd, out_fwd): the stages whose plans have declared tuning
- * spaces (chunk_fwd.c).
+ * (kkt_solve, wy_fwd, state_fwd, out_fwd): the stages whose plans have
+ * declared tuning spaces (chunk_fwd.c).
  *
  * For one (K, V) on the context's device: run the forward on a
  * representative problem with every stage at its generic default and keep
@@ -25,8 +25,8 @@
 
 #define TUNE_REPS 5
 
-static const struct gdn_tune_space *const stages[] = {&gdn__gd_wy_space, &gdn__gd_state_space,
-                                                       &gdn__gd_out_space};
+static const struct gdn_tune_space *const stages[] = {&gdn__gd_kkt_space, &gdn__gd_wy_space,
+                                                       &gdn__gd_state_space, &gdn__gd_out_space};
 
 struct problem {
     gdn_gated_delta_args args;
@@ -200,7 +200,7 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
     struct gdn_strbuf   rep = {0};
     char               *saved_ovr, *path = NULL, bucket[32];
     float              *ref = NULL, *got = NULL;
-    int32_t             defs[3][GDN_TUNE_MAX_PARAMS];
+    int32_t             defs[GDN_ARRAY_SIZE(stages)][GDN_TUNE_MAX_PARAMS];
     double              t0 = gdn__now();
     gdn_status          st;
     size_t              si;
