@@ -27,7 +27,7 @@
  * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
  *   BK    K slice: 16 or 32, dividing K (default 16)
- *   BV    V tile: 16, 32 or 64, dividing V (default 16)
+ *   BV    V tile: 16, 32, 64 or 128, dividing V (default 16)
  *   LX    work-items along columns: 4, 8 or 16, dividing BV (default 16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  */

@@ -20,6 +20,8 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     {"pocl",   "gated_delta/state_fwd", "K128.V128", "PREFETCH=0 BV=64 BK=64 LX=1 LY=4"},
     {"pocl",   "gated_delta/state_fwd", "K64.V64",   "PREFETCH=0 BV=64 BK=64 LX=1 LY=4"},
     {"pocl",   "gated_delta/out_fwd",   "*",    "BK=32 BV=64 LX=4 LY=4"},
+    /* one V tile of 128 computes q k^T once per chunk: 5.1 -> 3.3 ms */
+    {"pocl",   "gated_delta/out_fwd",   "K128.V128", "BK=32 BV=128 LX=4 LY=4"},
     {"pocl",   "gated_delta/wy_fwd",    "*",    "BNK=64 BNV=64 LX=4 LY=4"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };

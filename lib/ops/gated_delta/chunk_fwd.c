@@ -631,7 +631,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
 
 struct gd_out_plan {
     int32_t bk; /* BK: K slice of staged q, k, h (16, 32) */
-    int32_t bv; /* BV: V tile per work-group (16, 32, 64) */
+    int32_t bv; /* BV: V tile per work-group (16, 32, 64, 128) */
     int32_t lx; /* LX: work-items along columns (4, 8, 16; divides BV) */
     int32_t ly; /* LY: work-items along rows (4, 8, 16) */
 };
@@ -661,7 +661,7 @@ static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *
 
 static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
 {
-    return !(p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 64 || s->V % p->bv ||
+    return !(p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 128 || s->V % p->bv ||
              p->lx < 1 || p->ly < 1 || CH % p->lx || CH % p->ly || p->bv % p->lx);
 }
 
@@ -704,7 +704,7 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
 
 static const struct gdn_tune_param out_params[] = {
     {"BK", 16, 2, {16, 32}},
-    {"BV", 16, 3, {16, 32, 64}},
+    {"BV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 3, {4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
