@@ -23,8 +23,8 @@
  * Tuning macros (#ifndef defaults; set by the wy_fwd plan in
  * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
- *   BNK   w column tile: 16, 32 or 64, dividing K (default 16)
- *   BNV   u column tile: 16, 32 or 64, dividing V (default 16)
+ *   BNK   w column tile: 16, 32, 64 or 128, dividing K (default 16)
+ *   BNV   u column tile: 16, 32, 64 or 128, dividing V (default 16)
  *   LX    work-items along columns: 4, 8 or 16, dividing BNK and BNV (16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  */

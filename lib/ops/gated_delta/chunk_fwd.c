@@ -322,8 +322,8 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
 #define WY_WG 256 /* generic default: 16 x 16 */
 
 struct gd_wy_plan {
-    int32_t bnk; /* BNK: w column tile (16, 32, 64) */
-    int32_t bnv; /* BNV: u column tile (16, 32, 64) */
+    int32_t bnk; /* BNK: w column tile (16, 32, 64, 128) */
+    int32_t bnv; /* BNV: u column tile (16, 32, 64, 128) */
     int32_t lx;  /* LX: work-items along columns (4, 8, 16; divides BNK, BNV) */
     int32_t ly;  /* LY: work-items along rows (4, 8, 16) */
 };
@@ -349,7 +349,7 @@ static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s
 
 static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
 {
-    return !(p->bnk % 16 || p->bnv % 16 || p->bnk > 64 || p->bnv > 64 || s->K % p->bnk ||
+    return !(p->bnk % 16 || p->bnv % 16 || p->bnk > 128 || p->bnv > 128 || s->K % p->bnk ||
              s->V % p->bnv || p->lx < 1 || p->ly < 1 || CH % p->ly || p->bnk % p->lx ||
              p->bnv % p->lx);
 }
@@ -392,8 +392,8 @@ static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_
 }
 
 static const struct gdn_tune_param wy_params[] = {
-    {"BNK", 16, 3, {16, 32, 64}},
-    {"BNV", 16, 3, {16, 32, 64}},
+    {"BNK", 16, 4, {16, 32, 64, 128}},
+    {"BNV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 3, {4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
