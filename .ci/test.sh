@@ -5,6 +5,7 @@
 #   1. build with -Dwerror=true                           ($GDN_CI_BUILD, build-ci)
 #      and a release build with -Dwerror=true             (build-ci-release)
 #   2. every suite on PoCL                                (OCL_ICD_VENDORS=pocl.icd)
+#      and `gdn bench --quick` as a smoke test
 #   3. the device suites again on Mesa rusticl / llvmpipe (RUSTICL_ENABLE=llvmpipe)
 #   4. an AddressSanitizer + UBSan build ($GDN_CI_ASAN_BUILD, build-ci-asan):
 #      the host, runtime and cache suites on PoCL, leaks fail the tests
@@ -91,6 +92,10 @@ test_rusticl() {
     return $st
 }
 
+bench_smoke() { # every bench program in --quick mode: a smoke test, not a timing
+    pocl "$BUILD/tools/gdn" bench --quick
+}
+
 release_build() { # -O3 finds maybe-uninitialized warnings that -O2 does not
     setup "$REL_BUILD" -Dwerror=true -Dbuildtype=release || return
     meson compile -C "$REL_BUILD"
@@ -112,6 +117,7 @@ asan() {
 step "build (-Dwerror=true)" build || exit 1
 step "release build (-Dwerror=true -O3) compiles" release_build || true
 step "tests on PoCL" test_pocl || true
+step "gdn bench --quick on PoCL (smoke test)" bench_smoke || true
 if [ "${GDN_CI_SKIP_RUSTICL:-0}" != 1 ]; then
     step "device tests on rusticl ($RUSTICL_TESTS)" test_rusticl || true
 fi
