@@ -11,6 +11,10 @@
  *
  * usage: bench_gated_delta [--quick] [--out DIR] [--device SEL] [--reps N]
  *                          [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]
+ *                          [--sweep]
+ * --sweep: sequence length from 512 up (65536 on GPUs, 8192 elsewhere) at a
+ * fixed number of tokens per batch: the chunked algorithm's cost is linear in
+ * T, so tokens/s should stay flat.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -175,6 +179,8 @@ static const char *HDR_TRAIN =
     "what,B,T,H,HV,K,V,wall_ms_median,wall_ms_p10,wall_ms_p90,device_ms_median,tokens_per_s,"
     "gflops,fma_peak_frac";
 static const char *HDR_STAGE = "what,B,T,H,HV,K,V,stage,ms,gflops,fma_peak_frac";
+static const char *HDR_SWEEP =
+    "what,B,T,H,K,V,fwd_ms,fwd_bwd_ms,fwd_tokens_per_s,fwd_bwd_tokens_per_s";
 static const char *HDR_DEC =
     "what,N,H,HV,K,V,wall_us_median,wall_us_p10,wall_us_p90,device_us_median,state_gbs,"
     "copy_frac";
@@ -197,6 +203,7 @@ int main(int argc, char **argv)
     struct shape          custom;
     bool                  have_custom = false;
     const char           *only        = NULL;
+    bool                  sweep       = false;
 
     for (i = 1; i < argc; i++) {
         if (bench_common_arg(argc, argv, &i, &o))
@@ -207,10 +214,13 @@ int main(int argc, char **argv)
             have_custom = true, i++;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--sweep"))
+            sweep = true;
         else {
             fprintf(stderr,
                     "usage: %s " BENCH_USAGE
-                    " [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]\n",
+                    " [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]"
+                    " [--sweep]\n",
                     argv[0]);
             return 2;
         }
@@ -295,6 +305,36 @@ int main(int argc, char **argv)
             prof = NULL;
         }
         case_free(&c);
+    }
+
+    /* Scaling sweep: T doubles at a fixed number of tokens per batch. */
+    if (sweep && !st) {
+        const bool gpu    = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0;
+        const int  tokens = gpu ? 65536 : 8192, heads = gpu ? 16 : 2;
+        int        T;
+        printf("\nsweep: %d tokens per batch, H=%d, K=V=128\n", tokens, heads);
+        for (T = 512; T <= tokens && !st; T *= 2) {
+            struct shape       sh = {tokens / T, T, heads, heads, 128, 128};
+            struct gd_case     c;
+            struct bench_stats w[2], d[2];
+            int                pass;
+            st = case_init(ctx, &sh, true, false, &c);
+            for (pass = 0; pass < 2 && !st; pass++)
+                st = bench_time(ctx, pass ? fn_fwd_bwd : fn_fwd, &c, 1, reps, &w[pass], &d[pass],
+                                NULL, NULL);
+            if (!st) {
+                printf("  B=%-4d T=%-6d fwd %9.3f ms (%9.0f tok/s)  fwd+bwd %9.3f ms (%9.0f "
+                       "tok/s)\n",
+                       sh.B, T, w[0].median, tokens / (w[0].median * 1e-3), w[1].median,
+                       tokens / (w[1].median * 1e-3));
+                bench_out_row(&out, HDR_SWEEP,
+                              "what=\"sweep\";B=%d;T=%d;H=%d;K=%d;V=%d;fwd_ms=%.4f;"
+                              "fwd_bwd_ms=%.4f;fwd_tokens_per_s=%.1f;fwd_bwd_tokens_per_s=%.1f",
+                              sh.B, T, heads, 128, 128, w[0].median, w[1].median,
+                              tokens / (w[0].median * 1e-3), tokens / (w[1].median * 1e-3));
+            }
+            case_free(&c);
+        }
     }
 
     /* Decode: one token per sequence, H = 16, K = V = 128. */
