@@ -62,9 +62,19 @@ static gdn_status check_limits(gdn_context *ctx, const char *stage, const struct
     return GDN_STATUS_OK;
 }
 
-static bool fits(const gdn_context *ctx, size_t wg, size_t local_bytes)
+static bool fits(const struct gdn_device *dev, size_t wg, size_t local_bytes)
 {
-    return wg <= ctx->dev.info.max_work_group_size && local_bytes <= ctx->dev.info.local_mem_bytes;
+    return wg <= dev->info.max_work_group_size && local_bytes <= dev->info.local_mem_bytes;
+}
+
+/* The tuned values of a stage for this problem: every forward stage keys its
+ * database rows by head dims ("K128.V128"). */
+static void stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
+                         const struct gdn_gd_shape *s, int32_t *vals)
+{
+    char bucket[32];
+    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+    gdn__tune_lookup(ctx, space, bucket, s, vals, NULL);
 }
 
 /* Largest tile in {64, 32, 16} (capped at cap) that divides d. */
@@ -215,12 +225,12 @@ static size_t kkt_plan_local(const struct gd_kkt_plan *p)
     return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * (size_t)(p->bk + 1) + 2 * CH);
 }
 
-static void kkt_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct gd_kkt_plan *p)
 {
     p->lx = p->ly = 16;
     p->bk = s->K % 32 == 0 ? 32 : 16;
-    if (!fits(ctx, KKT_WG, kkt_plan_local(p)))
+    if (!fits(dev, KKT_WG, kkt_plan_local(p)))
         p->bk = 16;
 }
 
@@ -258,10 +268,7 @@ static bool kkt_space_valid(const int32_t *v, const void *problem, const struct 
 static void kkt_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct gd_kkt_plan p;
-    gdn_context        probe;
-    memset(&probe, 0, sizeof(probe));
-    probe.dev = *dev;
-    kkt_plan_default(&probe, problem, &p);
+    kkt_plan_default(dev, problem, &p);
     v[0] = p.bk, v[1] = p.lx, v[2] = p.ly;
 }
 
@@ -290,9 +297,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        char    bucket[32];
-        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &gdn__gd_kkt_space, bucket, s, vals, NULL);
+        stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2];
         local[0] = (size_t)(p.lx * p.ly);
     }
@@ -334,7 +339,7 @@ static size_t wy_plan_local(const struct gd_wy_plan *p)
     return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
 }
 
-static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                             struct gd_wy_plan *p)
 {
     int32_t cap;
@@ -342,7 +347,7 @@ static void wy_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bnk = tile_for(s->K, cap);
         p->bnv = tile_for(s->V, cap);
-        if (fits(ctx, WY_WG, wy_plan_local(p)))
+        if (fits(dev, WY_WG, wy_plan_local(p)))
             return;
     }
 }
@@ -384,10 +389,7 @@ static bool wy_space_valid(const int32_t *v, const void *problem, const struct g
 static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct gd_wy_plan p;
-    gdn_context       probe;
-    memset(&probe, 0, sizeof(probe));
-    probe.dev = *dev;
-    wy_plan_default(&probe, problem, &p);
+    wy_plan_default(dev, problem, &p);
     v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly;
 }
 
@@ -417,9 +419,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        char    bucket[32];
-        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &gdn__gd_wy_space, bucket, s, vals, NULL);
+        stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
         p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }
@@ -471,7 +471,7 @@ static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_g
  *                8 x 16: 1.40 ms
  * The scan is latency-bound: more warps per group and fewer staged slices
  * (barriers) per chunk pay. */
-static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                                struct gd_state_plan *p)
 {
     int32_t cap;
@@ -486,7 +486,7 @@ static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape
         p->ly = CH, p->lx = 256 / CH;
     p->bk = p->ly; /* only the sliced kernel's static checks read BK here */
     if (s->K % p->ly == 0 && p->bv % p->lx == 0 && (CH * s->K) % (p->lx * p->ly) == 0 &&
-        s->K % p->bk == 0 && fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+        s->K % p->bk == 0 && fits(dev, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
         return;
     p->pf = 0;
     for (cap = 32; cap >= 16; cap /= 2) {
@@ -494,10 +494,10 @@ static void state_plan_default(const gdn_context *ctx, const struct gdn_gd_shape
         p->lx = p->bv / 4;
         p->bk = s->K % 32 ? 16 : s->K <= 64 ? s->K : 32;
         p->ly = p->bk;
-        if (fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+        if (fits(dev, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
             return;
         p->bk = p->ly = 16;
-        if (fits(ctx, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+        if (fits(dev, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
             return;
     }
 }
@@ -538,11 +538,7 @@ static bool state_space_valid(const int32_t *v, const void *problem, const struc
 static void state_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct gd_state_plan p;
-    gdn_context          probe;
-    /* state_plan_default reads only the device limits of its context. */
-    memset(&probe, 0, sizeof(probe));
-    probe.dev = *dev;
-    state_plan_default(&probe, problem, &p);
+    state_plan_default(dev, problem, &p);
     v[0] = p.pf, v[1] = p.bv, v[2] = p.bk, v[3] = p.lx, v[4] = p.ly;
 }
 
@@ -590,9 +586,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        char    bucket[32];
-        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &gdn__gd_state_space, bucket, s, vals, NULL);
+        stage_lookup(ctx, &gdn__gd_state_space, s, vals);
         state_plan_from(vals, &p);
     }
     if ((st = state_plan_check(ctx, &p, s)))
@@ -643,7 +637,7 @@ static size_t out_plan_local(const struct gd_out_plan *p)
     return sizeof(float) * ((p1 > p2 ? p1 : p2) + CH);
 }
 
-static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct gd_out_plan *p)
 {
     int32_t cap;
@@ -651,10 +645,10 @@ static void out_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bv = tile_for(s->V, cap);
         p->bk = s->K % 32 == 0 ? 32 : 16;
-        if (fits(ctx, OUT_WG, out_plan_local(p)))
+        if (fits(dev, OUT_WG, out_plan_local(p)))
             return;
         p->bk = 16;
-        if (fits(ctx, OUT_WG, out_plan_local(p)))
+        if (fits(dev, OUT_WG, out_plan_local(p)))
             return;
     }
 }
@@ -695,10 +689,7 @@ static bool out_space_valid(const int32_t *v, const void *problem, const struct 
 static void out_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct gd_out_plan p;
-    gdn_context        probe;
-    memset(&probe, 0, sizeof(probe));
-    probe.dev = *dev;
-    out_plan_default(&probe, problem, &p);
+    out_plan_default(dev, problem, &p);
     v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly;
 }
 
@@ -728,9 +719,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        char    bucket[32];
-        snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
-        gdn__tune_lookup(ctx, &gdn__gd_out_space, bucket, s, vals, NULL);
+        stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }
