@@ -37,28 +37,7 @@
 #include "gdn_swa_tile.clh"
 #include "gdn_tile.clh"
 
-#ifndef D
-#error "D (head dim) must be defined"
-#endif
-#ifndef BQ
-#define BQ 64
-#endif
-#ifndef BKV
-#define BKV 64
-#endif
-#ifndef DS
-#define DS 16
-#endif
-#ifndef DVC
-#define DVC 16
-#endif
-
-#define WG  256
-#define TQ  (BQ / 16)
-#define TK  (BKV / 16)
-#define TC  (DVC / 16)
-#define NCH (D / DVC)
-#define LDS (DS + 1)
+#include "gdn_swa_plan.clh"
 #define LDP (BQ + 1)
 #define SA_S ((BQ + BKV) * LDS)
 #define SA_V (BQ * DVC)
