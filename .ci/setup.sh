@@ -5,10 +5,10 @@
 #
 #   build:   meson ninja-build pkg-config gcc g++ (g++: the C++11 header test)
 #   OpenCL:  ICD loader and headers, PoCL (CPU), Mesa rusticl (llvmpipe), clinfo
-#   libs:    CLBlast (GEMMs), Check (tests)
+#   libs:    CLBlast (GEMMs), jansson (checkpoint headers), Check (tests)
 set -euo pipefail
 GDN_PACKAGES=(meson ninja-build pkg-config gcc g++ python3 ocl-icd-opencl-dev
-              opencl-c-headers libclblast-dev check pocl-opencl-icd mesa-opencl-icd clinfo)
+              opencl-c-headers libclblast-dev libjansson-dev check pocl-opencl-icd mesa-opencl-icd clinfo)
 
 gdn_missing=()
 for p in "${GDN_PACKAGES[@]}"; do

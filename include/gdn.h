@@ -1177,6 +1177,38 @@ GDN_API gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *pa
 GDN_API gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params,
                                  const gdn_conv_args *args, gdn_tensor *state, gdn_tensor *y);
 
+
+/* ------------------------------------------------------------------------ */
+/* Sampling (host side)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** How gdn_sample picks a token from a row of logits. Fill with
+ *  gdn_sampler_params_init. Order of the filters: temperature, then top-k,
+ *  then top-p (nucleus) over what top-k kept, then a draw. */
+typedef struct gdn_sampler_params {
+    float    temperature;  /**< 0 (default): greedy (argmax, lowest index on
+                                ties); else logits / temperature, > 0      */
+    int32_t  top_k;        /**< keep the k largest; 0 (default): all       */
+    float    top_p;        /**< keep the smallest set of largest
+                                probabilities whose sum reaches p; 1
+                                (default): all; must be in (0, 1]          */
+    uint32_t reserved[13]; /**< must be zero                              */
+} gdn_sampler_params;
+
+/** Fill *params with defaults (greedy, no top-k, top-p 1). */
+GDN_API void gdn_sampler_params_init(gdn_sampler_params *params);
+
+/** Draw one token id from logits[0 .. vocab) (host memory, borrowed) with
+ *  the random state *rng (any 64-bit seed; advanced by the call, so a run
+ *  from the same seed repeats exactly). NaN logits are never drawn; -inf
+ *  logits only when every logit is -inf (then the first index). Allocates
+ *  vocab entries of scratch for top-k / top-p.
+ *  @return OK; INVALID_ARGUMENT (NULL, vocab < 1, bad settings, non-zero
+ *  reserved); OUT_OF_HOST_MEMORY. */
+GDN_API gdn_status gdn_sample(const float *logits, int32_t vocab,
+                              const gdn_sampler_params *params, uint64_t *rng,
+                              int32_t *token);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
