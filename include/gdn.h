@@ -1179,6 +1179,247 @@ GDN_API gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params
 
 
 /* ------------------------------------------------------------------------ */
+/* Models: Gated DeltaNet, H1 and H2 hybrid stacks                          */
+/* ------------------------------------------------------------------------ */
+/*
+ * A causal language model: token embedding, a stack of blocks, a final
+ * RMSNorm and the output head (fla's GatedDeltaNetForCausalLM layout). Each
+ * block is pre-norm:
+ *
+ *     x = x + mixer(rmsnorm(x));   x = x + swiglu_mlp(rmsnorm(x))
+ *
+ * and its mixer is one of
+ *   'g'  Gated DeltaNet (fla GatedDeltaNet): q, k, v, a, b, g projections;
+ *        causal conv (kernel conv_size) + SiLU on q, k and v; L2-normalised
+ *        q and k; beta = sigmoid(b) (2 sigmoid(b) with allow_neg_eigval);
+ *        gate = -exp(A_log) softplus(a + dt_bias); the gated delta rule; an
+ *        RMSNorm per value head gated by SiLU(g); the output projection.
+ *   's'  sliding-window attention (fla Attention): q, k, v projections,
+ *        RoPE, causal attention over the last `window` tokens, output
+ *        projection.
+ *   'm'  Mamba2 (mamba_ssm Mamba2): one in-projection split into z, x, B,
+ *        C, dt; causal conv (with bias) + SiLU on x, B, C; the SSD scan with
+ *        the D skip; RMSNorm of y * SiLU(z) per group; out-projection.
+ * Layer kinds are given as a string, one letter per layer: "gggg" is pure
+ * Gated DeltaNet, "gsgs" H1, "mgsmgs" H2 (Mamba2 -> GDN -> SWA).
+ *
+ * All parameters, activations, gradients and optimizer moments are F32.
+ * Token ids are I32. A batch is packed (ids [T] with seq_offsets, N + 1
+ * host ints) or batched (ids [B, T_b]); logits then have the ids' shape
+ * plus a last dimension vocab.
+ */
+
+typedef struct gdn_model       gdn_model;       /**< parameters, gradients, optimizer state */
+typedef struct gdn_model_tape  gdn_model_tape;  /**< what forward saved for backward        */
+typedef struct gdn_model_state gdn_model_state; /**< inference caches of N sequences        */
+
+/** Largest number of layers of a model. */
+#define GDN_MODEL_MAX_LAYERS 128
+
+/** Description of a model. Fill with gdn_model_config_preset (or
+ *  gdn_model_config_init and set every field). Fields that are 0 take the
+ *  value given in their comment. */
+typedef struct gdn_model_config {
+    char    layers[GDN_MODEL_MAX_LAYERS + 1]; /**< one of 'g','s','m' per layer   */
+    int32_t vocab;           /**< vocabulary size                               */
+    int32_t d_model;         /**< D, the width of the residual stream           */
+    int32_t mlp_hidden;      /**< F; 0: 256 ceil(8 D / 3 / 256) (fla's rule)    */
+    int32_t tie_embeddings;  /**< 1: the head is the embedding table            */
+    float   norm_eps;        /**< block and final RMSNorms; 0: 1e-6             */
+    float   init_range;      /**< std of the normal initialisation; 0: 0.02     */
+    /* Gated DeltaNet layers */
+    int32_t gdn_heads;       /**< H (q/k heads)                                 */
+    int32_t gdn_v_heads;     /**< HV (value heads, a multiple of H); 0: H       */
+    int32_t gdn_head_k;      /**< K, multiple of 16 in [16, 256]                */
+    int32_t gdn_head_v;      /**< V, multiple of 16 in [16, 256]                */
+    int32_t gdn_conv;        /**< short conv kernel size in [2, 8]; 0: 4        */
+    int32_t gdn_neg_eigval;  /**< 1: beta = 2 sigmoid(b)                        */
+    float   gdn_norm_eps;    /**< the output RMSNorm; 0: 1e-5                   */
+    /* sliding-window attention layers */
+    int32_t swa_heads;       /**< query heads                                   */
+    int32_t swa_kv_heads;    /**< key/value heads (dividing swa_heads); 0: same */
+    int32_t swa_head_dim;    /**< multiple of 16 in [16, 256]                   */
+    int32_t swa_window;      /**< W; 0: GDN_SWA_DEFAULT_WINDOW                  */
+    float   rope_base;       /**< 0: 10000                                      */
+    /* Mamba2 layers */
+    int32_t m2_heads;        /**< H; d_inner = H * m2_head_dim                  */
+    int32_t m2_head_dim;     /**< P, multiple of 16 in [16, 256]                */
+    int32_t m2_state;        /**< DS (d_state), multiple of 16 in [16, 256]     */
+    int32_t m2_groups;       /**< G (n_groups, dividing H); 0: 1                */
+    int32_t m2_conv;         /**< conv kernel size in [2, 8]; 0: 4              */
+    float   m2_norm_eps;     /**< the gated RMSNorm; 0: 1e-5                    */
+    uint32_t reserved[32];   /**< must be zero                                  */
+} gdn_model_config;
+
+/** Zero *cfg (every optional field then takes its default). */
+GDN_API void gdn_model_config_init(gdn_model_config *cfg);
+
+/** Fill *cfg with a named preset:
+ *   "tiny-gdn", "tiny-h1", "tiny-h2"   tests and CPUs (D = 64, 2 to 3 layers)
+ *   "small-h1"                         the main job's byte-level model
+ *   "gdn-0.4b", "h1-0.4b", "h2-0.4b"   the paper's 0.4B shapes (D = 1536)
+ *   "gdn-1.3b", "h1-1.3b", "h2-1.3b"   the paper's 1.3B shapes
+ * with vocab 32000 for the paper's shapes (set vocab after the call to
+ * change it). The README lists each preset's fields and where they differ
+ * from the released configs (head dims above 256 are split into more heads
+ * of the same total width). @return OK; INVALID_ARGUMENT (NULL or unknown
+ * name). */
+GDN_API gdn_status gdn_model_config_preset(const char *name, gdn_model_config *cfg);
+
+/** Create a model on ctx with parameters initialised as fla does (normal
+ *  init_range for linears and embeddings, output projections scaled by
+ *  1 / sqrt(2 layers), norms 1, A_log and dt_bias from their ranges, conv
+ *  weights uniform +-1/sqrt(kernel size)), drawn from seed. Gradients start
+ *  at zero, the optimizer at step 0.
+ *  @return OK; INVALID_ARGUMENT (NULL, bad config with the field named);
+ *  UNSUPPORTED (head dims); OUT_OF_DEVICE_MEMORY; OUT_OF_HOST_MEMORY. */
+GDN_API gdn_status gdn_model_create(gdn_context *ctx, const gdn_model_config *cfg, uint64_t seed,
+                                    gdn_model **out);
+
+GDN_API void gdn_model_destroy(gdn_model *model); /**< NULL: no-op */
+
+/** The model's configuration, with every default filled in. */
+GDN_API gdn_status gdn_model_get_config(const gdn_model *model, gdn_model_config *cfg);
+
+/** Number of parameters (elements over all parameter tensors). */
+GDN_API int64_t gdn_model_param_count(const gdn_model *model);
+
+/** A batch of token ids, borrowed for the call. */
+typedef struct gdn_model_batch {
+    const gdn_tensor *ids;         /**< I32 [T] (packed) or [B, T_b]         */
+    const int32_t    *seq_offsets; /**< N + 1 host ints for packed ids, or
+                                        NULL (one sequence)                  */
+    int32_t           n_seqs;      /**< N when seq_offsets is set, else 0    */
+    uint32_t          reserved[7]; /**< must be zero                         */
+} gdn_model_batch;
+
+/** Forward over a batch: logits [..., vocab] (the ids' shape plus vocab) are
+ *  written. With tape, *tape receives what backward needs (activations of
+ *  every layer; it borrows the model and batch->ids until destroyed).
+ *  @return OK; INVALID_ARGUMENT; SHAPE_MISMATCH; OUT_OF_DEVICE_MEMORY;
+ *  BUILD_FAILED; OPENCL. Enqueued. */
+GDN_API gdn_status gdn_model_forward(gdn_model *model, const gdn_model_batch *batch,
+                                     gdn_tensor *logits, gdn_model_tape **tape);
+
+GDN_API void gdn_model_tape_destroy(gdn_model_tape *tape); /**< NULL: no-op */
+
+/** Backward from the gradient of the loss w.r.t. the logits (dlogits, like
+ *  logits). The parameter gradients are ADDED to the model's gradient
+ *  buffers (gradient accumulation over micro-batches; see
+ *  gdn_model_zero_grad). A tape serves one backward call.
+ *  @return as gdn_model_forward. */
+GDN_API gdn_status gdn_model_backward(gdn_model *model, gdn_model_tape *tape,
+                                      const gdn_tensor *dlogits);
+
+/** Set every gradient buffer to zero. @return OK; OPENCL. */
+GDN_API gdn_status gdn_model_zero_grad(gdn_model *model);
+
+/** Copy the gradient (grad = 1) or the value (grad = 0) of the parameter
+ *  called name (fla's checkpoint name, e.g. "model.layers.0.attn.q_proj.weight")
+ *  into host memory dst of cap floats, or write it from src (see
+ *  gdn_model_param_write). @return OK; INVALID_ARGUMENT (unknown name, cap
+ *  too small); OPENCL. Blocks. */
+GDN_API gdn_status gdn_model_param_read(gdn_model *model, const char *name, int32_t grad,
+                                        float *dst, size_t cap);
+GDN_API gdn_status gdn_model_param_write(gdn_model *model, const char *name, const float *src,
+                                         size_t n);
+/** Name and element count of parameter i in [0, gdn_model_param_tensors).
+ *  The name is owned by the model. @return OK; INVALID_ARGUMENT. */
+GDN_API int32_t    gdn_model_param_tensors(const gdn_model *model);
+GDN_API gdn_status gdn_model_param_info(const gdn_model *model, int32_t i, const char **name,
+                                        int64_t *numel);
+
+/** AdamW with decoupled weight decay, gradient clipping by global norm,
+ *  linear warm-up then cosine decay. Fill with gdn_adamw_params_init. */
+typedef struct gdn_adamw_params {
+    float    lr;             /**< peak learning rate; default 4e-4             */
+    float    beta1, beta2;   /**< default 0.9, 0.95                            */
+    float    eps;            /**< default 1e-8                                 */
+    float    weight_decay;   /**< default 0.1; applied to matrices (linears,
+                                  embeddings) only, not to norms, convs,
+                                  A_log, dt_bias, D or biases                 */
+    float    clip_norm;      /**< max global gradient norm; 0: no clipping;
+                                  default 1                                   */
+    int32_t  warmup_steps;   /**< default 0                                    */
+    int32_t  total_steps;    /**< cosine decay ends here; 0: constant lr       */
+    float    min_lr_ratio;   /**< lr at the end / peak; default 0.1            */
+    int32_t  accum_steps;    /**< micro-batches summed into the gradients; the
+                                  step divides by it; default 1               */
+    uint32_t reserved[14];   /**< must be zero                                 */
+} gdn_adamw_params;
+
+GDN_API void gdn_adamw_params_init(gdn_adamw_params *params);
+
+/** What one optimizer step did. */
+typedef struct gdn_step_report {
+    int64_t step;       /**< optimizer steps taken so far (after this one)     */
+    double  lr;         /**< learning rate used                                */
+    double  grad_norm;  /**< global norm of the (averaged) gradient            */
+    int32_t skipped;    /**< 1: the norm was not finite; nothing was changed   */
+    int32_t reserved[7];
+} gdn_step_report;
+
+/** One AdamW step on every parameter from the accumulated gradients (which
+ *  are then left as they are: call gdn_model_zero_grad before the next
+ *  accumulation). Deterministic: the same gradients give the same bits.
+ *  Blocks (reads the gradient norm). report may be NULL.
+ *  @return OK; INVALID_ARGUMENT (bad settings); OPENCL. */
+GDN_API gdn_status gdn_model_optimizer_step(gdn_model *model, const gdn_adamw_params *params,
+                                            gdn_step_report *report);
+
+/** Inference state for n_seqs sequences: per layer the conv states, the
+ *  gated delta rule and Mamba2 states, and the SWA ring-buffer caches (W
+ *  entries per sequence). @return OK; INVALID_ARGUMENT;
+ *  OUT_OF_DEVICE_MEMORY. */
+GDN_API gdn_status gdn_model_state_create(gdn_model *model, int32_t n_seqs,
+                                          gdn_model_state **out);
+GDN_API void       gdn_model_state_destroy(gdn_model_state *state); /**< NULL: no-op */
+
+/** Prefill: run the prompts in batch (packed or batched; n_seqs must equal
+ *  the state's, every prompt at least one token), reset each sequence's
+ *  state to its prompt, and write logits [N, vocab] of each prompt's last
+ *  token. @return as gdn_model_forward. */
+GDN_API gdn_status gdn_model_prefill(gdn_model *model, gdn_model_state *state,
+                                     const gdn_model_batch *batch, gdn_tensor *logits);
+
+/** Decode step: one token per sequence, ids I32 [N]; updates the state and
+ *  writes logits [N, vocab]. Equal to the last row of a forward over the
+ *  whole history. @return as gdn_model_forward. */
+GDN_API gdn_status gdn_model_decode(gdn_model *model, gdn_model_state *state,
+                                    const gdn_tensor *ids, gdn_tensor *logits);
+
+/** Checkpoint flags. */
+#define GDN_MODEL_SAVE_OPTIMIZER (1u << 0) /**< also the AdamW moments and step */
+
+/** Save the parameters (and, with GDN_MODEL_SAVE_OPTIMIZER, the optimizer
+ *  state) as a safetensors file with fla's tensor names and layouts
+ *  ("model.embeddings.weight", "model.layers.{i}.attn.q_proj.weight", ...,
+ *  "lm_head.weight"); the configuration and the caller's metadata (n_meta
+ *  key/value string pairs, may be 0) go into its __metadata__. Written
+ *  atomically: on failure an existing file is untouched.
+ *  @return OK; INVALID_ARGUMENT; IO; OPENCL. Blocks. */
+GDN_API gdn_status gdn_model_save(gdn_model *model, const char *path, uint32_t flags,
+                                  const char *const *meta, size_t n_meta);
+
+/** Create a model from a file written by gdn_model_save (configuration,
+ *  parameters and, when present, optimizer state). A truncated, corrupt,
+ *  wrong-shape or hostile file gives a status and a message naming the
+ *  problem, and no model. @return OK; INVALID_ARGUMENT; IO;
+ *  OUT_OF_DEVICE_MEMORY. */
+GDN_API gdn_status gdn_model_load(gdn_context *ctx, const char *path, gdn_model **out);
+
+/** Load the parameters of a safetensors file with fla's names (e.g. an fla
+ *  GatedDeltaNet checkpoint converted to F32, F16 or BF16) into an existing
+ *  model whose configuration matches; every parameter must be present with
+ *  its shape (conv weights as [C, 1, W] or [C, W]). Nothing is changed on
+ *  failure. @return as gdn_model_load. */
+GDN_API gdn_status gdn_model_load_weights(gdn_model *model, const char *path);
+
+/** Value of a __metadata__ key of a checkpoint file, copied into buf
+ *  (truncated to cap). @return OK; INVALID_ARGUMENT (absent key); IO. */
+GDN_API gdn_status gdn_checkpoint_meta(const char *path, const char *key, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------ */
 /* Sampling (host side)                                                     */
 /* ------------------------------------------------------------------------ */
 

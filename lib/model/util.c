@@ -1,0 +1,178 @@
+/*
+ * util.c - plumbing of the model passes: the arena of per-pass tensors,
+ * reshaped views, tensor copies, column slices (cl/model/slice.cl) and the
+ * sequence table of a batch.
+ */
+#include "model.h"
+
+#include <string.h>
+
+gdn_status gdn__arena_new(struct gdn__arena *a, int32_t ndim, const int64_t *shape,
+                          gdn_dtype dtype, gdn_tensor **out)
+{
+    gdn_status st;
+    *out = NULL;
+    if (a->n == a->cap) {
+        size_t       cap = a->cap ? 2 * a->cap : 64;
+        gdn_tensor **t   = gdn__realloc(a->t, cap * sizeof(*t));
+        if (!t)
+            return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
+        a->t   = t;
+        a->cap = cap;
+    }
+    st = gdn_tensor_create(a->ctx, dtype, ndim, shape, out);
+    if (!st)
+        a->t[a->n++] = *out;
+    return st;
+}
+
+gdn_status gdn__arena_view(struct gdn__arena *a, const gdn_tensor *src, int32_t ndim,
+                           const int64_t *shape, gdn_tensor **out)
+{
+    gdn_status st;
+    int64_t    numel = 1;
+    *out             = NULL;
+    for (int32_t i = 0; i < ndim; i++)
+        numel *= shape[i];
+    if (numel != src->numel)
+        return gdn__fail(a->ctx, GDN_STATUS_INTERNAL, "model: view of %lld elements over %lld",
+                         (long long)numel, (long long)src->numel);
+    if (a->n == a->cap) {
+        size_t       cap = a->cap ? 2 * a->cap : 64;
+        gdn_tensor **t   = gdn__realloc(a->t, cap * sizeof(*t));
+        if (!t)
+            return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
+        a->t   = t;
+        a->cap = cap;
+    }
+    st = gdn_tensor_wrap_cl_mem(a->ctx, src->mem, 0, src->dtype, ndim, shape, out);
+    if (!st)
+        a->t[a->n++] = *out;
+    return st;
+}
+
+void gdn__arena_free(struct gdn__arena *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        gdn_tensor_destroy(a->t[i]);
+    gdn__free(a->t);
+    a->t   = NULL;
+    a->n   = 0;
+    a->cap = 0;
+}
+
+gdn_status gdn__copy_tensor(gdn_context *ctx, const gdn_tensor *src, gdn_tensor *dst)
+{
+    cl_int err;
+    if (src->nbytes != dst->nbytes)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "model: copy of %zu bytes into %zu",
+                         src->nbytes, dst->nbytes);
+    if (!src->nbytes)
+        return GDN_STATUS_OK;
+    err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, 0, 0, src->nbytes, 0, NULL, NULL);
+    return err == CL_SUCCESS ? GDN_STATUS_OK : gdn__fail_cl(ctx, err, "model: clEnqueueCopyBuffer");
+}
+
+gdn_status gdn__slice_cols(gdn_context *ctx, const gdn_tensor *src, int64_t src_ld,
+                           int64_t src_col, gdn_tensor *dst, int64_t dst_ld, int64_t dst_col,
+                           int64_t rows, int64_t cols, bool accumulate)
+{
+    cl_kernel  k;
+    gdn_status st;
+    cl_long    l[4] = {src_ld, src_col, dst_ld, dst_col};
+    size_t     local[2] = {32, 4}, global[2];
+    cl_int     err = CL_SUCCESS;
+    if (rows <= 0 || cols <= 0)
+        return GDN_STATUS_OK;
+    if (rows > INT32_MAX || cols > INT32_MAX || src_col + cols > src_ld ||
+        dst_col + cols > dst_ld || rows * src_ld > src->numel || rows * dst_ld > dst->numel)
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "model: slice out of range");
+    if ((st = gdn__kernel_get(ctx, "model/slice.cl", "", "slice_cols", &k)))
+        return st;
+    if (ctx->dev.info.max_work_group_size < 128) {
+        local[0] = ctx->dev.info.max_work_group_size >= 32 ? 32 : 1;
+        local[1] = 1;
+    }
+    global[0] = (size_t)(cols + (int64_t)local[0] - 1) / local[0] * local[0];
+    global[1] = (size_t)(rows + (int64_t)local[1] - 1) / local[1] * local[1];
+    if ((st = gdn__arg_mem(ctx, k, 0, src->mem)))
+        return st;
+    err |= clSetKernelArg(k, 1, sizeof(cl_long), &l[0]);
+    err |= clSetKernelArg(k, 2, sizeof(cl_long), &l[1]);
+    if ((st = gdn__arg_mem(ctx, k, 3, dst->mem)))
+        return st;
+    err |= clSetKernelArg(k, 4, sizeof(cl_long), &l[2]);
+    err |= clSetKernelArg(k, 5, sizeof(cl_long), &l[3]);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "model: slice_cols arguments");
+    if ((st = gdn__arg_int(ctx, k, 6, (int32_t)rows)) ||
+        (st = gdn__arg_int(ctx, k, 7, (int32_t)cols)) ||
+        (st = gdn__arg_int(ctx, k, 8, accumulate ? 1 : 0)))
+        return st;
+    return gdn__launch(ctx, k, 2, global, local, NULL);
+}
+
+gdn_status gdn__batch_seqs(gdn_context *ctx, const char *fn, const gdn_model_batch *b,
+                           struct gdn__seqs *s)
+{
+    const gdn_tensor *ids = b->ids;
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < sizeof(b->reserved) / sizeof(b->reserved[0]); i++)
+        if (b->reserved[i])
+            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: batch reserved[%zu] != 0", fn,
+                             i);
+    if (!ids)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: batch ids is NULL", fn);
+    if (ids->ctx != ctx)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: ids belong to another context",
+                         fn);
+    if (ids->dtype != GDN_DTYPE_I32 || ids->ndim < 1 || ids->ndim > 2)
+        return gdn__fail(ctx, GDN_STATUS_SHAPE_MISMATCH, "%s: ids must be I32 [T] or [B, T_b]",
+                         fn);
+    if (ids->numel > INT32_MAX)
+        return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "%s: more than 2^31 - 1 tokens", fn);
+    s->T = ids->numel;
+    if (ids->ndim == 2) {
+        if (b->seq_offsets || b->n_seqs)
+            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                             "%s: seq_offsets must be NULL with ids [B, T_b]", fn);
+        if (ids->shape[0] > INT32_MAX - 1)
+            return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "%s: too many sequences", fn);
+        s->n   = (int32_t)ids->shape[0];
+        s->off = gdn__malloc(((size_t)s->n + 1) * sizeof(int32_t));
+        if (!s->off)
+            return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
+        for (int32_t i = 0; i <= s->n; i++)
+            s->off[i] = (int32_t)(i * ids->shape[1]);
+        return GDN_STATUS_OK;
+    }
+    if (!b->seq_offsets) {
+        if (b->n_seqs)
+            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                             "%s: n_seqs = %d without seq_offsets", fn, b->n_seqs);
+        s->n   = 1;
+        s->off = gdn__malloc(2 * sizeof(int32_t));
+        if (!s->off)
+            return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
+        s->off[0] = 0;
+        s->off[1] = (int32_t)s->T;
+        return GDN_STATUS_OK;
+    }
+    if (b->n_seqs < 1 || b->n_seqs > INT32_MAX - 1)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT, "%s: n_seqs = %d must be >= 1", fn,
+                         b->n_seqs);
+    if (b->seq_offsets[0] != 0 || b->seq_offsets[b->n_seqs] != s->T)
+        return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                         "%s: seq_offsets must start at 0 and end at T = %lld", fn,
+                         (long long)s->T);
+    for (int32_t i = 0; i < b->n_seqs; i++)
+        if (b->seq_offsets[i + 1] < b->seq_offsets[i])
+            return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
+                             "%s: seq_offsets decrease at entry %d", fn, i + 1);
+    s->n   = b->n_seqs;
+    s->off = gdn__malloc(((size_t)s->n + 1) * sizeof(int32_t));
+    if (!s->off)
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", fn);
+    memcpy(s->off, b->seq_offsets, ((size_t)s->n + 1) * sizeof(int32_t));
+    return GDN_STATUS_OK;
+}

@@ -1,0 +1,405 @@
+/*
+ * test_model.c - device suite of the model layer (lib/model/): the tiny
+ * Gated DeltaNet, H1 and H2 stacks.
+ *
+ *   grad      backward against central finite differences of the loss
+ *             L = sum(logits * R) along a random direction of every
+ *             parameter tensor (float32 forward, so the tolerance is that of
+ *             a float32 difference quotient: 2e-2 relative)
+ *   decode    prefill T tokens then m decode steps give the logits of a
+ *             forward over T + m tokens (every stack, several sequences)
+ *   varlen    a packed batch of sequences equals each sequence run alone
+ *   batched   ids [B, T_b] equal the same tokens packed with offsets
+ *   slice     the column-slice kernel against a plain C loop
+ *   checks    bad configs and arguments give the right status and message
+ * Outputs are poisoned with NaN before every call.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gdn_test.h"
+#include "model.h"
+
+static const char *const stacks[] = {"tiny-gdn", "tiny-h1", "tiny-h2"};
+
+static gdn_model *make_model(const char *preset, uint64_t seed)
+{
+    gdn_model_config cfg;
+    gdn_model       *m = NULL;
+    ck_assert_int_eq(gdn_model_config_preset(preset, &cfg), GDN_STATUS_OK);
+    GDN_TEST_OK(gdn_model_create(gdn_test_ctx, &cfg, seed, &m));
+    return m;
+}
+
+static gdn_tensor *ids_tensor(int32_t ndim, const int64_t *shape, const int32_t *ids)
+{
+    gdn_tensor *t = NULL;
+    int64_t     n = 1;
+    for (int32_t i = 0; i < ndim; i++)
+        n *= shape[i];
+    GDN_TEST_OK(gdn_tensor_create(gdn_test_ctx, GDN_DTYPE_I32, ndim, shape, &t));
+    if (n)
+        GDN_TEST_OK(gdn_tensor_write(t, ids, 0, (size_t)n * sizeof(int32_t)));
+    return t;
+}
+
+static void random_ids(struct gdn_rng *r, int32_t *ids, int64_t n, int32_t vocab)
+{
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = (int32_t)(gdn_rng_next_u64(r) % (uint64_t)vocab);
+}
+
+/* logits [T, vocab] of a forward over ids (packed with offsets or NULL). */
+static float *forward_logits(gdn_model *m, gdn_tensor *ids, const int32_t *off, int32_t n,
+                             int64_t T, int32_t vocab)
+{
+    gdn_tensor     *lg;
+    gdn_model_batch b;
+    float          *out;
+    memset(&b, 0, sizeof(b));
+    b.ids         = ids;
+    b.seq_offsets = off;
+    b.n_seqs      = off ? n : 0;
+    lg            = gdn_test_tensor(2, (const int64_t[]){T, vocab}, NULL);
+    GDN_TEST_OK(gdn_model_forward(m, &b, lg, NULL));
+    out = gdn_test_read(lg);
+    gdn_tensor_destroy(lg);
+    return out;
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* ---- gradient check --------------------------------------------------- */
+
+/* L = sum(logits * R) in double from a forward. */
+static double loss_of(gdn_model *m, gdn_model_batch *b, gdn_tensor *lg, const float *R, size_t n)
+{
+    float *l;
+    double s = 0;
+    GDN_TEST_OK(gdn_model_forward(m, b, lg, NULL));
+    l = gdn_test_read(lg);
+    for (size_t i = 0; i < n; i++)
+        s += (double)l[i] * R[i];
+    free(l);
+    return s;
+}
+
+START_TEST(test_model_grad)
+{
+    const char     *preset = stacks[_i];
+    gdn_model      *m      = make_model(preset, 11 + (uint64_t)_i);
+    gdn_model_config cfg;
+    struct gdn_rng  r;
+    const int32_t   off[] = {0, 5, 19, 19 + 41};
+    const int64_t   T     = 60;
+    int32_t         ids[60];
+    gdn_tensor     *tid, *lg, *dl;
+    gdn_model_tape *tape = NULL;
+    gdn_model_batch b;
+    float          *R;
+    size_t          nl;
+    int             checked = 0;
+    gdn_model_get_config(m, &cfg);
+    gdn_rng_seed(&r, 1234 + (uint64_t)_i);
+    random_ids(&r, ids, T, cfg.vocab);
+    tid = ids_tensor(1, (const int64_t[]){T}, ids);
+    nl  = (size_t)T * (size_t)cfg.vocab;
+    R   = malloc(nl * sizeof(float));
+    for (size_t i = 0; i < nl; i++)
+        R[i] = (float)gdn_rng_normal(&r);
+    memset(&b, 0, sizeof(b));
+    b.ids         = tid;
+    b.seq_offsets = off;
+    b.n_seqs      = 3;
+    lg            = gdn_test_tensor(2, (const int64_t[]){T, cfg.vocab}, NULL);
+    dl            = gdn_test_tensor(2, (const int64_t[]){T, cfg.vocab}, NULL);
+    GDN_TEST_OK(gdn_tensor_write(dl, R, 0, nl * sizeof(float)));
+    GDN_TEST_OK(gdn_model_zero_grad(m));
+    GDN_TEST_OK(gdn_model_forward(m, &b, lg, &tape));
+    GDN_TEST_OK(gdn_model_backward(m, tape, dl));
+    gdn_model_tape_destroy(tape);
+    for (int32_t p = 0; p < gdn_model_param_tensors(m); p++) {
+        const char *name;
+        int64_t     numel;
+        float      *w, *g, *u, *wp;
+        double      dir = 0, unorm = 0, lp, lm, fd, h, wmax = 0;
+        GDN_TEST_OK(gdn_model_param_info(m, p, &name, &numel));
+        w  = malloc((size_t)numel * sizeof(float));
+        g  = malloc((size_t)numel * sizeof(float));
+        u  = malloc((size_t)numel * sizeof(float));
+        wp = malloc((size_t)numel * sizeof(float));
+        GDN_TEST_OK(gdn_model_param_read(m, name, 0, w, (size_t)numel));
+        GDN_TEST_OK(gdn_model_param_read(m, name, 1, g, (size_t)numel));
+        for (int64_t i = 0; i < numel; i++) {
+            u[i] = (float)gdn_rng_normal(&r);
+            dir += (double)g[i] * u[i];
+            unorm += (double)u[i] * u[i];
+            wmax = fmax(wmax, fabs(w[i]));
+        }
+        /* step: 1e-3 of the tensor's scale per unit of u */
+        h = 1e-3 * fmax(wmax, 0.05) / sqrt(unorm / (double)numel);
+        for (int64_t i = 0; i < numel; i++)
+            wp[i] = (float)(w[i] + h * u[i]);
+        GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
+        lp = loss_of(m, &b, lg, R, nl);
+        for (int64_t i = 0; i < numel; i++)
+            wp[i] = (float)(w[i] - h * u[i]);
+        GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
+        lm = loss_of(m, &b, lg, R, nl);
+        GDN_TEST_OK(gdn_model_param_write(m, name, w, (size_t)numel));
+        fd = (lp - lm) / (2 * h);
+        ck_assert_msg(isfinite(dir) && fabs(fd - dir) <= 2e-2 * fabs(dir) + 2e-3 * sqrt(unorm),
+                      "%s %s: backward %.6g, finite difference %.6g", preset, name, dir, fd);
+        checked++;
+        free(w);
+        free(g);
+        free(u);
+        free(wp);
+    }
+    ck_assert_int_gt(checked, 10);
+    free(R);
+    gdn_tensor_destroy(lg);
+    gdn_tensor_destroy(dl);
+    gdn_tensor_destroy(tid);
+    gdn_model_destroy(m);
+}
+END_TEST
+
+/* ---- decode equals forward --------------------------------------------- */
+
+START_TEST(test_model_decode)
+{
+    const char      *preset = stacks[_i];
+    gdn_model       *m      = make_model(preset, 5);
+    gdn_model_config cfg;
+    struct gdn_rng   r;
+    enum { N = 3, STEPS = 12 };
+    const int32_t    plen[N] = {1, 7, 20}; /* shorter and longer than the window and conv */
+    int32_t          total[N], off[N + 1] = {0}, *ids[N];
+    gdn_model_state *st = NULL;
+    gdn_model_batch  b;
+    gdn_tensor      *tid, *lg;
+    float           *full[N];
+    int32_t          pk[64];
+    gdn_model_get_config(m, &cfg);
+    gdn_rng_seed(&r, 99);
+    for (int i = 0; i < N; i++) {
+        total[i] = plen[i] + STEPS;
+        ids[i]   = malloc((size_t)total[i] * sizeof(int32_t));
+        random_ids(&r, ids[i], total[i], cfg.vocab);
+        tid     = ids_tensor(1, (const int64_t[]){total[i]}, ids[i]);
+        full[i] = forward_logits(m, tid, NULL, 1, total[i], cfg.vocab);
+        gdn_tensor_destroy(tid);
+        off[i + 1] = off[i] + plen[i];
+        memcpy(pk + off[i], ids[i], (size_t)plen[i] * sizeof(int32_t));
+    }
+    GDN_TEST_OK(gdn_model_state_create(m, N, &st));
+    tid = ids_tensor(1, (const int64_t[]){off[N]}, pk);
+    lg  = gdn_test_tensor(2, (const int64_t[]){N, cfg.vocab}, NULL);
+    memset(&b, 0, sizeof(b));
+    b.ids         = tid;
+    b.seq_offsets = off;
+    b.n_seqs      = N;
+    GDN_TEST_OK(gdn_model_prefill(m, st, &b, lg));
+    gdn_tensor_destroy(tid);
+    for (int s = 0; s <= STEPS; s++) {
+        float *got = gdn_test_read(lg);
+        for (int i = 0; i < N; i++) {
+            const float *want = full[i] + (size_t)(plen[i] - 1 + s) * (size_t)cfg.vocab;
+            double       e    = max_rel(got + (size_t)i * (size_t)cfg.vocab, want, (size_t)cfg.vocab);
+            ck_assert_msg(e < 1e-4, "%s: sequence %d, step %d: decode differs from forward by %.3g",
+                          preset, i, s, e);
+        }
+        free(got);
+        if (s == STEPS)
+            break;
+        {
+            int32_t next[N];
+            for (int i = 0; i < N; i++)
+                next[i] = ids[i][plen[i] + s];
+            tid = ids_tensor(1, (const int64_t[]){N}, next);
+            gdn_test_poison(lg);
+            GDN_TEST_OK(gdn_model_decode(m, st, tid, lg));
+            gdn_tensor_destroy(tid);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        free(ids[i]);
+        free(full[i]);
+    }
+    gdn_tensor_destroy(lg);
+    gdn_model_state_destroy(st);
+    gdn_model_destroy(m);
+}
+END_TEST
+
+/* ---- varlen and batched equal sequences one by one ----------------------- */
+
+START_TEST(test_model_varlen)
+{
+    const char      *preset = stacks[_i];
+    gdn_model       *m      = make_model(preset, 8);
+    gdn_model_config cfg;
+    struct gdn_rng   r;
+    const int32_t    off[] = {0, 1, 31, 31, 100};
+    int32_t          ids[100];
+    gdn_tensor      *tid;
+    float           *packed;
+    gdn_model_get_config(m, &cfg);
+    gdn_rng_seed(&r, 7);
+    random_ids(&r, ids, 100, cfg.vocab);
+    tid    = ids_tensor(1, (const int64_t[]){100}, ids);
+    packed = forward_logits(m, tid, off, 4, 100, cfg.vocab);
+    gdn_tensor_destroy(tid);
+    for (int s = 0; s < 4; s++) {
+        int32_t len = off[s + 1] - off[s];
+        float  *one;
+        if (!len)
+            continue;
+        tid = ids_tensor(1, (const int64_t[]){len}, ids + off[s]);
+        one = forward_logits(m, tid, NULL, 1, len, cfg.vocab);
+        ck_assert_msg(max_rel(packed + (size_t)off[s] * (size_t)cfg.vocab, one,
+                              (size_t)len * (size_t)cfg.vocab) < 1e-5,
+                      "%s: packed sequence %d differs from it alone", preset, s);
+        free(one);
+        gdn_tensor_destroy(tid);
+    }
+    /* batched [2, 35] == packed with offsets {0, 35, 70} */
+    {
+        const int32_t o2[] = {0, 35, 70};
+        gdn_tensor   *tb   = ids_tensor(2, (const int64_t[]){2, 35}, ids);
+        gdn_tensor   *lg   = gdn_test_tensor(3, (const int64_t[]){2, 35, cfg.vocab}, NULL);
+        gdn_model_batch b;
+        float          *a, *p2;
+        memset(&b, 0, sizeof(b));
+        b.ids = tb;
+        GDN_TEST_OK(gdn_model_forward(m, &b, lg, NULL));
+        a   = gdn_test_read(lg);
+        tid = ids_tensor(1, (const int64_t[]){70}, ids);
+        p2  = forward_logits(m, tid, o2, 2, 70, cfg.vocab);
+        ck_assert_msg(max_rel(a, p2, (size_t)70 * (size_t)cfg.vocab) == 0,
+                      "%s: batched ids differ from the same packed batch", preset);
+        free(a);
+        free(p2);
+        gdn_tensor_destroy(tid);
+        gdn_tensor_destroy(tb);
+        gdn_tensor_destroy(lg);
+    }
+    free(packed);
+    gdn_model_destroy(m);
+}
+END_TEST
+
+/* ---- the column slice kernel -------------------------------------------- */
+
+START_TEST(test_model_slice)
+{
+    enum { R = 37, CS = 29, CD = 23 };
+    double      src[R * CS], dst0[R * CD];
+    gdn_tensor *ts, *td;
+    float      *got;
+    struct gdn_rng rng;
+    gdn_rng_seed(&rng, 3);
+    for (int i = 0; i < R * CS; i++)
+        src[i] = gdn_rng_normal(&rng);
+    for (int i = 0; i < R * CD; i++)
+        dst0[i] = gdn_rng_normal(&rng);
+    ts = gdn_test_tensor(2, (const int64_t[]){R, CS}, src);
+    for (int acc = 0; acc < 2; acc++) {
+        td = gdn_test_tensor(2, (const int64_t[]){R, CD}, dst0);
+        GDN_TEST_OK(gdn__slice_cols(gdn_test_ctx, ts, CS, 5, td, CD, 3, R, 17, acc));
+        got = gdn_test_read(td);
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < CD; c++) {
+                double want = (float)dst0[r * CD + c];
+                if (c >= 3 && c < 20)
+                    want = (acc ? want : 0) + (float)src[r * CS + 5 + c - 3];
+                ck_assert_msg(fabs(got[r * CD + c] - want) <= 1e-6 * (1 + fabs(want)),
+                              "slice acc=%d [%d,%d]: %g vs %g", acc, r, c, got[r * CD + c], want);
+            }
+        free(got);
+        gdn_tensor_destroy(td);
+    }
+    gdn_tensor_destroy(ts);
+}
+END_TEST
+
+/* ---- argument checks ---------------------------------------------------- */
+
+START_TEST(test_model_checks)
+{
+    gdn_context     *ctx = gdn_test_ctx;
+    gdn_model_config cfg;
+    gdn_model       *m = NULL;
+    ck_assert_int_eq(gdn_model_config_preset("no-such-model", &cfg), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(gdn_model_config_preset("tiny-h1", NULL), GDN_STATUS_INVALID_ARGUMENT);
+    gdn_model_config_preset("tiny-h1", &cfg);
+    strcpy(cfg.layers, "gxs");
+    ck_assert_int_eq(gdn_model_create(ctx, &cfg, 1, &m), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "layers[1]"));
+    gdn_model_config_preset("tiny-h1", &cfg);
+    cfg.gdn_head_k = 24;
+    ck_assert_int_eq(gdn_model_create(ctx, &cfg, 1, &m), GDN_STATUS_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "gdn_head_k"));
+    gdn_model_config_preset("tiny-h1", &cfg);
+    cfg.gdn_v_heads = 3;
+    ck_assert_int_eq(gdn_model_create(ctx, &cfg, 1, &m), GDN_STATUS_INVALID_ARGUMENT);
+    gdn_model_config_preset("tiny-h1", &cfg);
+    cfg.reserved[3] = 1;
+    ck_assert_int_eq(gdn_model_create(ctx, &cfg, 1, &m), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(gdn_model_create(ctx, NULL, 1, &m), GDN_STATUS_INVALID_ARGUMENT);
+    gdn_model_config_preset("tiny-h1", &cfg);
+    GDN_TEST_OK(gdn_model_create(ctx, &cfg, 1, &m));
+    {
+        int32_t         ids[4] = {1, 2, 3, 4};
+        gdn_tensor     *tid    = ids_tensor(1, (const int64_t[]){4}, ids);
+        gdn_tensor     *bad    = gdn_test_tensor(2, (const int64_t[]){4, cfg.vocab + 1}, NULL);
+        gdn_model_batch b;
+        const int32_t   off[] = {0, 3, 2};
+        memset(&b, 0, sizeof(b));
+        b.ids = tid;
+        ck_assert_int_eq(gdn_model_forward(m, &b, bad, NULL), GDN_STATUS_SHAPE_MISMATCH);
+        ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "vocab"));
+        b.seq_offsets = off;
+        b.n_seqs      = 2;
+        ck_assert_int_eq(gdn_model_forward(m, &b, bad, NULL), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_int_eq(gdn_model_forward(m, NULL, bad, NULL), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_int_eq(gdn_model_backward(m, NULL, bad), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_int_eq(gdn_model_state_create(m, 0, &(gdn_model_state *){NULL}),
+                         GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_int_eq(gdn_model_param_read(m, "nope", 0, NULL, 0), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "nope"));
+        gdn_tensor_destroy(tid);
+        gdn_tensor_destroy(bad);
+    }
+    gdn_model_destroy(m);
+    gdn_model_destroy(NULL);
+    gdn_model_tape_destroy(NULL);
+    gdn_model_state_destroy(NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s  = suite_create("model");
+    TCase *tc = tcase_create("model");
+    gdn_test_add_ctx_fixture(tc, 900);
+    tcase_add_test(tc, test_model_checks);
+    tcase_add_test(tc, test_model_slice);
+    tcase_add_loop_test(tc, test_model_varlen, 0, 3);
+    tcase_add_loop_test(tc, test_model_decode, 0, 3);
+    tcase_add_loop_test(tc, test_model_grad, 0, 3);
+    suite_add_tcase(s, tc);
+    return gdn_test_run(s, 1);
+}
