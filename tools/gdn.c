@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "gdn.h"
+#include "gdn_cmds.h"
 
 static void print_size(const char *label, uint64_t bytes)
 {
@@ -220,6 +221,12 @@ static void usage(FILE *f)
                "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear)\n"
                "  tune       [--K n] [--V n] [--budget s] [--show]\n"
                "             autotune the gated delta rule for this device (or show the values)\n"
+               "  train      [--data PATH] [--preset NAME] [--steps N] [--seq T] [--batch B]\n"
+               "             [--accum N] [--lr X] [--warmup N] [--out FILE] [--resume] ...\n"
+               "             train a byte-level model on text files (default: the H1 preset\n"
+               "             small-h1 on /usr/share/common-licenses), then print a sample\n"
+               "  generate   [--model FILE] [--prompt TEXT] [--tokens N] [--temperature X]\n"
+               "             [--top-k K] [--top-p P] [--seed S]   sample from a checkpoint\n"
                "  version    print the library version\n");
 }
 
@@ -235,6 +242,10 @@ int main(int argc, char **argv)
         return cmd_tune(argc - 2, argv + 2);
     if (!strcmp(argv[1], "bench"))
         return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "train"))
+        return gdn_cmd_train(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "generate"))
+        return gdn_cmd_generate(argc - 2, argv + 2);
     if (!strcmp(argv[1], "version")) {
         printf("%s\n", gdn_version_string());
         return 0;
