@@ -11,6 +11,11 @@
  *   varlen    a packed batch of sequences equals each sequence run alone
  *   batched   ids [B, T_b] equal the same tokens packed with offsets
  *   slice     the column-slice kernel against a plain C loop
+ *   train     the loss falls over AdamW steps; the reported gradient norm
+ *             is the norm of the gradients; save -> load gives identical
+ *             logits, and training on from both gives identical losses
+ *   files     missing, truncated, corrupt, non-finite and wrong-shape
+ *             checkpoint files fail cleanly and change nothing
  *   checks    bad configs and arguments give the right status and message
  * Outputs are poisoned with NaN before every call.
  */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gdn_test.h"
 #include "model.h"
@@ -334,6 +340,238 @@ START_TEST(test_model_slice)
 }
 END_TEST
 
+
+/* ---- training steps, checkpoints, resume --------------------------------- */
+
+/* One training step on a fixed batch (mean cross-entropy of next tokens);
+ * returns the loss. */
+static float train_step(gdn_model *m, gdn_tensor *tid, gdn_tensor *ttg, gdn_tensor *lg,
+                        const gdn_adamw_params *ap, gdn_step_report *rep)
+{
+    gdn_cross_entropy_params cp;
+    gdn_cross_entropy_out    co;
+    gdn_model_batch          b;
+    gdn_model_tape          *tape = NULL;
+    gdn_tensor              *loss = gdn_test_tensor(1, (const int64_t[]){1}, NULL);
+    float                    l;
+    gdn_cross_entropy_params_init(&cp);
+    memset(&co, 0, sizeof(co));
+    co.loss = loss;
+    memset(&b, 0, sizeof(b));
+    b.ids = tid;
+    GDN_TEST_OK(gdn_model_zero_grad(m));
+    GDN_TEST_OK(gdn_model_forward(m, &b, lg, &tape));
+    GDN_TEST_OK(gdn_cross_entropy_forward(gdn_test_ctx, &cp, lg, ttg, &co));
+    GDN_TEST_OK(gdn_cross_entropy_backward(gdn_test_ctx, &cp, lg, ttg, NULL, NULL, lg));
+    GDN_TEST_OK(gdn_model_backward(m, tape, lg));
+    gdn_model_tape_destroy(tape);
+    GDN_TEST_OK(gdn_tensor_read(loss, &l, 0, sizeof(l)));
+    GDN_TEST_OK(gdn_model_optimizer_step(m, ap, rep));
+    gdn_tensor_destroy(loss);
+    return l;
+}
+
+START_TEST(test_model_train_ckpt)
+{
+    const char      *preset = stacks[_i];
+    gdn_model       *m = make_model(preset, 21), *m2 = NULL;
+    gdn_model_config cfg;
+    gdn_adamw_params ap;
+    gdn_step_report  rep;
+    struct gdn_rng   r;
+    enum { B = 2, TT = 33, K1 = 3, K2 = 3 };
+    int32_t          ids[B * (TT + 1)], in[B * TT], tg[B * TT];
+    gdn_tensor      *tid, *ttg, *lg;
+    float            la[K2], lb[K2], *l1, *l2;
+    char             path[256], buf[64];
+    gdn_model_get_config(m, &cfg);
+    gdn_rng_seed(&r, 31);
+    random_ids(&r, ids, B * (TT + 1), cfg.vocab);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < TT; t++) {
+            in[b * TT + t] = ids[b * (TT + 1) + t];
+            tg[b * TT + t] = ids[b * (TT + 1) + t + 1];
+        }
+    tid = ids_tensor(2, (const int64_t[]){B, TT}, in);
+    ttg = ids_tensor(2, (const int64_t[]){B, TT}, tg);
+    lg  = gdn_test_tensor(3, (const int64_t[]){B, TT, cfg.vocab}, NULL);
+    gdn_adamw_params_init(&ap);
+    ap.lr           = 3e-3f;
+    ap.warmup_steps = 2;
+    ap.total_steps  = K1 + K2;
+    /* the loss goes down on a fixed batch; the reported norm is the
+     * gradient's */
+    {
+        float  l0 = train_step(m, tid, ttg, lg, &ap, &rep);
+        double g2 = 0;
+        ck_assert(rep.step == 1 && !rep.skipped && rep.grad_norm > 0);
+        for (int32_t p = 0; p < gdn_model_param_tensors(m); p++) {
+            const char *name;
+            int64_t     n;
+            float      *g;
+            gdn_model_param_info(m, p, &name, &n);
+            g = malloc((size_t)n * sizeof(float));
+            GDN_TEST_OK(gdn_model_param_read(m, name, 1, g, (size_t)n));
+            for (int64_t i = 0; i < n; i++)
+                g2 += (double)g[i] * g[i];
+            free(g);
+        }
+        ck_assert_msg(fabs(sqrt(g2) - rep.grad_norm) <= 1e-4 * rep.grad_norm,
+                      "grad norm %g vs %g", rep.grad_norm, sqrt(g2));
+        for (int k = 1; k < K1; k++)
+            (void)train_step(m, tid, ttg, lg, &ap, &rep);
+        ck_assert_msg(train_step(m, tid, ttg, lg, &ap, &rep) < l0, "%s: loss did not decrease",
+                      preset);
+        ck_assert_int_eq(rep.step, K1 + 1);
+    }
+    snprintf(path, sizeof(path), "%s/gdn-test-model-%d-%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), _i);
+    {
+        const char *meta[] = {"train.note", "hello"};
+        GDN_TEST_OK(gdn_model_save(m, path, GDN_MODEL_SAVE_OPTIMIZER, meta, 1));
+        GDN_TEST_OK(gdn_checkpoint_meta(path, "train.note", buf, sizeof(buf)));
+        ck_assert_str_eq(buf, "hello");
+    }
+    /* load -> identical logits; continue both -> identical losses */
+    GDN_TEST_OK(gdn_model_load(gdn_test_ctx, path, &m2));
+    {
+        const int32_t off[] = {0, TT, 2 * TT};
+        gdn_tensor   *t1    = ids_tensor(1, (const int64_t[]){B * TT}, in);
+        l1                  = forward_logits(m, t1, off, B, B * TT, cfg.vocab);
+        l2                  = forward_logits(m2, t1, off, B, B * TT, cfg.vocab);
+        gdn_tensor_destroy(t1);
+    }
+    ck_assert_msg(!memcmp(l1, l2, (size_t)B * TT * (size_t)cfg.vocab * sizeof(float)),
+                  "%s: logits of the loaded model differ", preset);
+    free(l1);
+    free(l2);
+    for (int k = 0; k < K2; k++) {
+        la[k] = train_step(m, tid, ttg, lg, &ap, &rep);
+        lb[k] = train_step(m2, tid, ttg, lg, &ap, &rep);
+        ck_assert_msg(!memcmp(&la[k], &lb[k], sizeof(float)),
+                      "%s: resumed step %d loss %.9g vs %.9g", preset, k, la[k], lb[k]);
+    }
+    gdn_model_destroy(m2);
+    m2 = NULL;
+    unlink(path);
+    gdn_tensor_destroy(tid);
+    gdn_tensor_destroy(ttg);
+    gdn_tensor_destroy(lg);
+    gdn_model_destroy(m);
+}
+END_TEST
+
+/* Write `n` bytes of `data` to path. */
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static unsigned char *read_file(const char *path, size_t *n)
+{
+    FILE          *f = fopen(path, "rb");
+    unsigned char *b;
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc(*n);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+START_TEST(test_model_bad_files)
+{
+    gdn_context     *ctx = gdn_test_ctx;
+    gdn_model       *m = make_model("tiny-h1", 3), *other = make_model("tiny-gdn", 3), *x = NULL;
+    gdn_model_config cfg;
+    char             path[256], bad[300];
+    unsigned char   *b;
+    size_t           n;
+    int32_t          ids[20];
+    gdn_tensor      *tid;
+    float           *before, *after;
+    gdn_status       st;
+    gdn_model_get_config(m, &cfg);
+    for (int i = 0; i < 20; i++)
+        ids[i] = (i * 5) % cfg.vocab;
+    tid = ids_tensor(1, (const int64_t[]){20}, ids);
+    snprintf(path, sizeof(path), "%s/gdn-test-bad-%d.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    snprintf(bad, sizeof(bad), "%s.bad", path);
+    GDN_TEST_OK(gdn_model_save(m, path, 0, NULL, 0));
+    b = read_file(path, &n);
+    before = forward_logits(m, tid, NULL, 1, 20, cfg.vocab);
+
+    /* missing file */
+    ck_assert_int_eq(gdn_model_load(ctx, "/nonexistent/x.safetensors", &x), GDN_STATUS_IO);
+    ck_assert_ptr_null(x);
+    /* truncated: in the data, then in the header */
+    write_file(bad, b, n - 100);
+    st = gdn_model_load(ctx, bad, &x);
+    ck_assert_msg(st == GDN_STATUS_IO && x == NULL, "truncated data: %s", gdn_status_name(st));
+    ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "truncated"));
+    write_file(bad, b, 20);
+    ck_assert_int_ne(gdn_model_load(ctx, bad, &x), GDN_STATUS_OK);
+    ck_assert_ptr_null(x);
+    /* corrupt header byte */
+    {
+        unsigned char *c = malloc(n);
+        memcpy(c, b, n);
+        c[9] = '!';
+        write_file(bad, c, n);
+        ck_assert_int_eq(gdn_model_load(ctx, bad, &x), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_null(x);
+        /* a non-finite weight: the first data float set to NaN */
+        memcpy(c, b, n);
+        {
+            uint64_t hl = 0;
+            for (int i = 7; i >= 0; i--)
+                hl = hl << 8 | c[i];
+            memset(c + 8 + hl, 0xff, 4);
+        }
+        write_file(bad, c, n);
+        ck_assert_int_eq(gdn_model_load(ctx, bad, &x), GDN_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(gdn_context_last_error(ctx), "non-finite"));
+        ck_assert_int_eq(gdn_model_load_weights(m, bad), GDN_STATUS_INVALID_ARGUMENT);
+        free(c);
+    }
+    /* wrong shapes: another model's weights; nothing changes */
+    {
+        char p2[300];
+        snprintf(p2, sizeof(p2), "%s.other", path);
+        GDN_TEST_OK(gdn_model_save(other, p2, 0, NULL, 0));
+        st = gdn_model_load_weights(m, p2);
+        ck_assert_msg(st == GDN_STATUS_SHAPE_MISMATCH || st == GDN_STATUS_INVALID_ARGUMENT,
+                      "wrong model: %s", gdn_status_name(st));
+        unlink(p2);
+    }
+    after = forward_logits(m, tid, NULL, 1, 20, cfg.vocab);
+    ck_assert_msg(!memcmp(before, after, 20 * (size_t)cfg.vocab * sizeof(float)),
+                  "a failed load changed the model");
+    /* a good file into the same config works; reserved metadata keys refused */
+    GDN_TEST_OK(gdn_model_load_weights(m, path));
+    {
+        const char *meta[] = {"gdn.config", "x"};
+        ck_assert_int_eq(gdn_model_save(m, bad, 0, meta, 1), GDN_STATUS_INVALID_ARGUMENT);
+    }
+    ck_assert_int_eq(gdn_model_save(m, "/nonexistent-dir/x.safetensors", 0, NULL, 0),
+                     GDN_STATUS_IO);
+    free(before);
+    free(after);
+    free(b);
+    unlink(bad);
+    unlink(path);
+    gdn_tensor_destroy(tid);
+    gdn_model_destroy(m);
+    gdn_model_destroy(other);
+}
+END_TEST
+
 /* ---- argument checks ---------------------------------------------------- */
 
 START_TEST(test_model_checks)
@@ -400,6 +638,8 @@ int main(void)
     tcase_add_loop_test(tc, test_model_varlen, 0, 3);
     tcase_add_loop_test(tc, test_model_decode, 0, 3);
     tcase_add_loop_test(tc, test_model_grad, 0, 3);
+    tcase_add_loop_test(tc, test_model_train_ckpt, 0, 3);
+    tcase_add_test(tc, test_model_bad_files);
     suite_add_tcase(s, tc);
     return gdn_test_run(s, 1);
 }
