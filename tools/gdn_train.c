@@ -292,12 +292,12 @@ static int parse_train(int argc, char **argv, struct train_opts *o)
     o->out         = "gdn-train.safetensors";
     o->preset      = "small-h1";
     o->prompt      = "The GNU General Public License ";
-    o->steps       = 400;
+    o->steps       = 250;
     o->seq         = 128;
     o->batch       = 8;
     o->accum       = 1;
     o->warmup      = 20;
-    o->eval_every  = 100;
+    o->eval_every  = 50;
     o->save_every  = 0;
     o->gen         = 200;
     o->lr          = 2e-3;
