@@ -1,7 +1,9 @@
 /*
  * test_tune_db.c - host suite for lib/tune: lookup order and fallbacks,
- * override parsing with illegal values, and user databases that are
- * corrupt, truncated, for another device or of another version.
+ * override parsing with illegal values, user databases that are corrupt,
+ * truncated, for another device or of another version, and the random
+ * legal plans of GDN_TUNE_RANDOM (on a test space and on every tuned space
+ * of the gated delta rule, for a 32 KiB and a 64 KiB local-memory device).
  *
  * Uses a context struct filled by hand (no OpenCL device needed): the lookup
  * reads only the device identity, the log settings and the tune fields.
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gated_delta.h"
 #include "tune/tune.h"
 
 static const struct gdn_tune_param params[] = {
@@ -57,7 +60,20 @@ static void setup(void)
     ctx.log_fn                         = logger;
     ctx.log_level                      = GDN_LOG_LEVEL_DEBUG;
     ctx.tune_dir                       = tmpdir;
+    ctx.dev.info.max_work_group_size   = 1024;
+    ctx.dev.info.local_mem_bytes       = 48 * 1024;
     logbuf[0]                          = '\0';
+    unsetenv("GDN_TUNE_RANDOM");
+    unsetenv("GDN_TUNE_MODE");
+    unsetenv("GDN_TUNE_BUDGET");
+}
+
+/* Forget the context's tuning state, as a new context would. */
+static void reset_tune_state(void)
+{
+    gdn__tune_db_free(ctx.tune_db);
+    ctx.tune_db        = NULL;
+    ctx.tune_db_loaded = false;
 }
 
 static void teardown(void)
@@ -223,6 +239,156 @@ START_TEST(parse_and_format)
 }
 END_TEST
 
+/* ------------------------------------------------------ GDN_TUNE_RANDOM */
+
+static bool is_legal(const struct gdn_tune_space *sp, const int32_t *v)
+{
+    int32_t i, j;
+    for (i = 0; i < sp->n_params; i++) {
+        bool ok = false;
+        for (j = 0; j < sp->params[i].n_values; j++)
+            ok = ok || sp->params[i].values[j] == v[i];
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+START_TEST(random_plans_are_legal_and_seeded)
+{
+    int32_t              v[2], again[2], first[2] = {0, 0};
+    enum gdn_tune_source src;
+    char                 seed[16];
+    int                  distinct = 0, i, seen[65][257];
+    bool                 differs_by_bucket = false;
+
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 32; i++) {
+        snprintf(seed, sizeof(seed), "%d", 1000 + i);
+        setenv("GDN_TUNE_RANDOM", seed, 1);
+        reset_tune_state();
+        logbuf[0] = '\0';
+        gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, v, &src);
+        ck_assert_int_eq(src, GDN_TUNE_SRC_RANDOM);
+        ck_assert_msg(is_legal(&space, v) && valid(v, NULL, &ctx.dev), "seed %s: BV=%d WG=%d",
+                      seed, (int)v[0], (int)v[1]);
+        ck_assert_msg(strstr(logbuf, "GDN_TUNE_RANDOM=") && strstr(logbuf, "test/stage K128.V128"),
+                      "the plan is logged: %s", logbuf);
+        if (!seen[v[0]][v[1]]++)
+            distinct++;
+        /* the same seed in a new context draws the same plan */
+        reset_tune_state();
+        gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, again, &src);
+        ck_assert_int_eq(again[0], v[0]);
+        ck_assert_int_eq(again[1], v[1]);
+        /* another bucket draws independently */
+        gdn__tune_lookup(&ctx, &space, "K64.V64", NULL, again, &src);
+        differs_by_bucket = differs_by_bucket || again[0] != v[0] || again[1] != v[1];
+        if (i == 0)
+            memcpy(first, v, sizeof(first));
+    }
+    /* 11 legal assignments: 32 seeds must reach several of them */
+    ck_assert_msg(distinct >= 5, "only %d distinct plans over 32 seeds", distinct);
+    ck_assert(differs_by_bucket);
+
+    /* Each draw is logged once per context, not at every lookup. */
+    setenv("GDN_TUNE_RANDOM", "1000", 1);
+    reset_tune_state();
+    gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, v, &src);
+    ck_assert_int_eq(v[0], first[0]);
+    logbuf[0] = '\0';
+    gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, v, &src);
+    ck_assert_msg(strstr(logbuf, "GDN_TUNE_RANDOM") == NULL, "logged twice: %s", logbuf);
+
+    /* The override still wins over the random draw. */
+    {
+        char ovr[] = "test/stage:BV=16,WG_SIZE=64";
+        ctx.tune_override = ovr;
+        gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, v, &src);
+        ck_assert_int_eq(src, GDN_TUNE_SRC_OVERRIDE);
+        ctx.tune_override = NULL;
+    }
+
+    /* A malformed seed is reported and ignored. */
+    setenv("GDN_TUNE_RANDOM", "12abc", 1);
+    reset_tune_state();
+    logbuf[0] = '\0';
+    gdn__tune_lookup(&ctx, &space, "K128.V128", NULL, v, &src);
+    ck_assert_int_eq(src, GDN_TUNE_SRC_GENERIC);
+    ck_assert_msg(strstr(logbuf, "GDN_TUNE_RANDOM='12abc' ignored"), "log: %s", logbuf);
+}
+END_TEST
+
+/* Every tuned space of the gated delta rule, at every head-dim pair the op
+ * tests use, on a 32 KiB / 256 work-item device and a 64 KiB / 1024 one:
+ * each seed's plan is legal and valid, the draw is uniform over the valid
+ * assignments (its rank is below their count, which matches a brute-force
+ * count) and the seeds reach more than one plan wherever there is a choice. */
+static const struct gdn_tune_space *const gd_spaces[] = {
+    &gdn__gd_kkt_space, &gdn__gd_wy_space, &gdn__gd_state_space, &gdn__gd_out_space,
+};
+
+static size_t brute_count(const struct gdn_tune_space *sp, const struct gdn_gd_shape *s)
+{
+    int32_t pos[GDN_TUNE_MAX_PARAMS] = {0}, v[GDN_TUNE_MAX_PARAMS];
+    size_t  n = 0;
+    int32_t i;
+    for (;;) {
+        for (i = 0; i < sp->n_params; i++)
+            v[i] = sp->params[i].values[pos[i]];
+        n += sp->valid(v, s, &ctx.dev);
+        for (i = 0; i < sp->n_params && ++pos[i] == sp->params[i].n_values; i++)
+            pos[i] = 0;
+        if (i == sp->n_params)
+            return n;
+    }
+}
+
+START_TEST(random_plans_of_gated_delta_spaces)
+{
+    static const int32_t dims[][2] = {{16, 16}, {32, 64}, {64, 32},  {64, 64},
+                                      {128, 128}, {256, 256}, {128, 16}, {16, 128}};
+    size_t               si, di;
+    int                  dev;
+
+    for (dev = 0; dev < 2; dev++) {
+        ctx.dev.info.local_mem_bytes     = dev ? 64 * 1024 : 32 * 1024;
+        ctx.dev.info.max_work_group_size = dev ? 1024 : 256;
+        for (si = 0; si < GDN_ARRAY_SIZE(gd_spaces); si++)
+            for (di = 0; di < GDN_ARRAY_SIZE(dims); di++) {
+                const struct gdn_tune_space *sp = gd_spaces[si];
+                struct gdn_gd_shape          s;
+                int32_t                      v[GDN_TUNE_MAX_PARAMS], v0[GDN_TUNE_MAX_PARAMS];
+                char                         bucket[32];
+                size_t                       count, idx, cnt;
+                bool                         varied = false;
+                uint32_t                     seed;
+
+                memset(&s, 0, sizeof(s));
+                s.T = 4096, s.N = 1, s.H = s.HV = 1, s.NT = 64, s.max_len = 4096;
+                s.K = dims[di][0], s.V = dims[di][1];
+                count = brute_count(sp, &s);
+                ck_assert_msg(count > 0, "%s K=%d V=%d: no valid plan", sp->stage, (int)s.K,
+                              (int)s.V);
+                gdn__gd_bucket(s.K, s.V, bucket, sizeof(bucket));
+                for (seed = 1; seed <= 24; seed++) {
+                    ck_assert(gdn__tune_random_pick(&ctx, sp, bucket, &s, seed, v, &idx, &cnt));
+                    ck_assert_msg(is_legal(sp, v) && sp->valid(v, &s, &ctx.dev),
+                                  "%s %s seed %u: illegal plan", sp->stage, bucket, seed);
+                    ck_assert_uint_eq(cnt, count);
+                    ck_assert_uint_lt(idx, cnt);
+                    if (seed == 1)
+                        memcpy(v0, v, sizeof(v0));
+                    else
+                        varied = varied || memcmp(v, v0, (size_t)sp->n_params * 4) != 0;
+                }
+                ck_assert_msg(varied || count == 1, "%s %s: 24 seeds drew one plan of %zu",
+                              sp->stage, bucket, count);
+            }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite   *s  = suite_create("tune_db");
@@ -236,6 +402,8 @@ int main(void)
     tcase_add_test(tc, user_db_round_trip_and_order);
     tcase_add_loop_test(tc, bad_database_is_ignored, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, parse_and_format);
+    tcase_add_test(tc, random_plans_are_legal_and_seeded);
+    tcase_add_test(tc, random_plans_of_gated_delta_spaces);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

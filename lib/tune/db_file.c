@@ -31,7 +31,14 @@ struct db_row {
 struct gdn_tune_db {
     struct db_row *rows;
     size_t         n, cap;
+    /* the owning context's settings (not part of the file) */
+    struct gdn_tune_settings settings;
 };
+
+struct gdn_tune_settings *gdn__tune_db_settings(struct gdn_tune_db *db)
+{
+    return &db->settings;
+}
 
 struct gdn_tune_db *gdn__tune_db_new(void)
 {
@@ -50,6 +57,7 @@ void gdn__tune_db_free(struct gdn_tune_db *db)
         gdn__free(db->rows[i].comment);
     }
     gdn__free(db->rows);
+    gdn__tune_db_free(db->settings.memo);
     gdn__free(db);
 }
 

@@ -26,6 +26,8 @@ const char *gdn__tune_source_name(enum gdn_tune_source src)
         return "user tuning database";
     case GDN_TUNE_SRC_OVERRIDE:
         return "override (GDN_TUNE)";
+    case GDN_TUNE_SRC_RANDOM:
+        return "random (GDN_TUNE_RANDOM)";
     }
     return "?";
 }
@@ -207,13 +209,245 @@ static bool find_override(const char *ovr, const char *stage, char *out, size_t 
     return false;
 }
 
+/* ------------------------------------------------- per-context settings */
+
+/* GDN_TUNE_RANDOM, GDN_TUNE_MODE and GDN_TUNE_BUDGET (see tune.h). */
+static void read_settings(gdn_context *ctx, struct gdn_tune_settings *st)
+{
+    const char *r = getenv("GDN_TUNE_RANDOM"), *m = getenv("GDN_TUNE_MODE");
+    const char *b = getenv("GDN_TUNE_BUDGET");
+
+    if (r && *r) {
+        char         *end;
+        unsigned long v = strtoul(r, &end, 0);
+        if (*end || r[0] == '-' || v > 0xffffffffUL) {
+            gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                     "GDN_TUNE_RANDOM='%s' ignored: expected a seed (unsigned 32-bit integer)", r);
+        } else {
+            st->random      = true;
+            st->random_seed = (uint32_t)v;
+            gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                     "GDN_TUNE_RANDOM=%lu: tuned stages run random legal plans (testing only)", v);
+        }
+    }
+    st->mode = GDN_TUNE_MODE_DB;
+    if (m && *m) {
+        if (!strcmp(m, "lazy"))
+            st->mode = GDN_TUNE_MODE_LAZY;
+        else if (!strcmp(m, "eager"))
+            st->mode = GDN_TUNE_MODE_EAGER;
+        else if (strcmp(m, "db"))
+            gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                     "GDN_TUNE_MODE='%s' ignored: expected db, lazy or eager; using db", m);
+    }
+    st->budget_s = st->mode == GDN_TUNE_MODE_EAGER ? 300.0 : 120.0;
+    if (b && *b) {
+        char  *end;
+        double v = strtod(b, &end);
+        if (*end || !(v > 0) || v > 1e6)
+            gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                     "GDN_TUNE_BUDGET='%s' ignored: expected seconds > 0; using %.0f", b,
+                     st->budget_s);
+        else
+            st->budget_s = v;
+    }
+    if (st->mode != GDN_TUNE_MODE_DB)
+        gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tuning mode %s, budget %.1f s",
+                 st->mode == GDN_TUNE_MODE_LAZY ? "lazy" : "eager", st->budget_s);
+}
+
+struct gdn_tune_db *gdn__tune_ctx_db(gdn_context *ctx)
+{
+    if (!ctx->tune_db_loaded) {
+        char *path          = gdn__tune_db_default_path(ctx);
+        ctx->tune_db_loaded = true;
+        if (path) {
+            gdn__tune_db_load(ctx, path, &ctx->tune_db);
+            gdn__free(path);
+        }
+        if (!ctx->tune_db)
+            ctx->tune_db = gdn__tune_db_new();
+        if (ctx->tune_db)
+            read_settings(ctx, gdn__tune_db_settings(ctx->tune_db));
+    }
+    return ctx->tune_db;
+}
+
+struct gdn_tune_settings *gdn__tune_settings(gdn_context *ctx)
+{
+    struct gdn_tune_db *db = gdn__tune_ctx_db(ctx);
+    return db ? gdn__tune_db_settings(db) : NULL;
+}
+
+/* Remember (stage, key) -> value in the context's memo; returns true when
+ * it was already there with the same value. */
+static bool memo_seen(struct gdn_tune_settings *st, const char *stage, const char *key,
+                      const char *value)
+{
+    const char *old;
+    if (!st->memo && !(st->memo = gdn__tune_db_new()))
+        return false;
+    old = gdn__tune_db_get(st->memo, stage, key);
+    if (old && !strcmp(old, value))
+        return true;
+    gdn__tune_db_set(st->memo, stage, key, value, NULL);
+    return false;
+}
+
+bool gdn__tune_wanted(gdn_context *ctx, const char *op, const char *bucket,
+                      const struct gdn_tune_space *const *spaces, size_t n_spaces,
+                      double *budget_s)
+{
+    struct gdn_tune_settings *st = gdn__tune_settings(ctx);
+    char                      key[96];
+    size_t                    i;
+    bool                      missing = false;
+
+    if (!st || st->mode == GDN_TUNE_MODE_DB || st->busy || st->random || ctx->prof.on)
+        return false;
+    for (i = 0; i < n_spaces && !missing; i++)
+        missing = gdn__tune_db_get(ctx->tune_db, spaces[i]->stage, bucket) == NULL;
+    if (!missing)
+        return false;
+    snprintf(key, sizeof(key), "tuned:%s", bucket);
+    if (memo_seen(st, op, key, "1"))
+        return false; /* attempted already by this context */
+    if (!ctx->tune_dir) {
+        gdn__log(ctx, GDN_LOG_LEVEL_WARN, "%s %s: no cache folder for the tuning database; "
+                 "not tuning (GDN_TUNE_MODE)", op, bucket);
+        return false;
+    }
+    if (st->spent_s >= st->budget_s) {
+        gdn__log(ctx, st->budget_warned ? GDN_LOG_LEVEL_INFO : GDN_LOG_LEVEL_WARN,
+                 "%s %s: this context's tuning budget (%.1f s) is spent; using built-in or "
+                 "generic values", op, bucket, st->budget_s);
+        st->budget_warned = true;
+        return false;
+    }
+    *budget_s = st->budget_s - st->spent_s;
+    gdn__log(ctx, GDN_LOG_LEVEL_INFO, "%s %s: no user database rows; tuning now (%.1f s left of "
+             "the %s budget)", op, bucket, *budget_s,
+             st->mode == GDN_TUNE_MODE_LAZY ? "lazy" : "eager");
+    return true;
+}
+
+void gdn__tune_begin(gdn_context *ctx)
+{
+    struct gdn_tune_settings *st = gdn__tune_settings(ctx);
+    if (st)
+        st->busy = true;
+}
+
+void gdn__tune_end(gdn_context *ctx, double seconds)
+{
+    struct gdn_tune_settings *st = gdn__tune_settings(ctx);
+    if (st) {
+        st->busy = false;
+        st->spent_s += seconds;
+    }
+}
+
+/* ------------------------------------------------------- random plans */
+
+static uint64_t mix64(uint64_t x) /* splitmix64's finaliser */
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint64_t pick_hash(uint32_t seed, const char *stage, const char *bucket)
+{
+    uint64_t    h = 0xcbf29ce484222325ULL; /* FNV-1a of "stage\0bucket" */
+    const char *p;
+    for (p = stage; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h *= 0x100000001b3ULL;
+    for (p = bucket; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return mix64(h ^ mix64(seed));
+}
+
+static bool odometer(const struct gdn_tune_space *sp, int32_t *pos, int32_t *vals)
+{
+    int32_t i;
+    for (i = 0; i < sp->n_params; i++) {
+        if (++pos[i] < sp->params[i].n_values) {
+            vals[i] = sp->params[i].values[pos[i]];
+            return true;
+        }
+        pos[i]  = 0;
+        vals[i] = sp->params[i].values[0];
+    }
+    return false;
+}
+
+#define RANDOM_ENUM_MAX ((size_t)1 << 20) /* larger spaces: rejection sampling */
+
+bool gdn__tune_random_pick(const gdn_context *ctx, const struct gdn_tune_space *space,
+                           const char *bucket, const void *problem, uint32_t seed,
+                           int32_t *vals, size_t *index, size_t *count)
+{
+    int32_t  pos[GDN_TUNE_MAX_PARAMS] = {0}, cur[GDN_TUNE_MAX_PARAMS];
+    uint64_t h = pick_hash(seed, space->stage, bucket);
+    size_t   total = 1, n = 0, target, k;
+    int32_t  i;
+
+    if (index)
+        *index = 0;
+    if (count)
+        *count = 0;
+    for (i = 0; i < space->n_params; i++) {
+        cur[i] = space->params[i].values[0];
+        if (total <= RANDOM_ENUM_MAX)
+            total *= (size_t)space->params[i].n_values;
+    }
+    if (total > RANDOM_ENUM_MAX) {
+        int tries;
+        for (tries = 0; tries < 100000; tries++) {
+            for (i = 0; i < space->n_params; i++) {
+                h      = mix64(h);
+                cur[i] = space->params[i].values[h % (uint64_t)space->params[i].n_values];
+            }
+            if (!space->valid || space->valid(cur, problem, &ctx->dev)) {
+                memcpy(vals, cur, (size_t)space->n_params * sizeof(*vals));
+                return true;
+            }
+        }
+        return false;
+    }
+    do
+        n += !space->valid || space->valid(cur, problem, &ctx->dev);
+    while (odometer(space, pos, cur));
+    if (n == 0)
+        return false;
+    target = (size_t)(h % (uint64_t)n);
+    k      = 0;
+    do {
+        if (space->valid && !space->valid(cur, problem, &ctx->dev))
+            continue;
+        if (k++ == target)
+            break;
+    } while (odometer(space, pos, cur));
+    memcpy(vals, cur, (size_t)space->n_params * sizeof(*vals));
+    if (index)
+        *index = target;
+    if (count)
+        *count = n;
+    return true;
+}
+
+/* ------------------------------------------------------------- lookup */
+
 void gdn__tune_lookup(gdn_context *ctx, const struct gdn_tune_space *space, const char *bucket,
                       const void *problem, int32_t *vals, enum gdn_tune_source *src)
 {
-    char        text[256], arch[32];
-    const char *levels[3];
-    size_t      i;
-    int         lv;
+    char                      text[256], arch[32];
+    const char               *levels[3];
+    struct gdn_tune_settings *set;
+    size_t                    i;
+    int                       lv;
 
     base_values(ctx, space, problem, vals);
     if (src)
@@ -226,15 +460,29 @@ void gdn__tune_lookup(gdn_context *ctx, const struct gdn_tune_space *space, cons
             *src = GDN_TUNE_SRC_OVERRIDE;
         return;
     }
-    /* 2. user DB */
-    if (!ctx->tune_db_loaded) {
-        char *path         = gdn__tune_db_default_path(ctx);
-        ctx->tune_db_loaded = true;
-        if (path) {
-            gdn__tune_db_load(ctx, path, &ctx->tune_db);
-            gdn__free(path);
+    set = gdn__tune_settings(ctx); /* loads the user DB at the first lookup */
+    /* GDN_TUNE_RANDOM: a random legal candidate instead of levels 2-5. */
+    if (set && set->random) {
+        int32_t tmp[GDN_TUNE_MAX_PARAMS];
+        size_t  idx, cnt;
+        if (gdn__tune_random_pick(ctx, space, bucket, problem, set->random_seed, tmp, &idx,
+                                  &cnt)) {
+            char key[96];
+            memcpy(vals, tmp, (size_t)space->n_params * sizeof(*vals));
+            if (src)
+                *src = GDN_TUNE_SRC_RANDOM;
+            gdn__tune_format_values(space, vals, text, sizeof(text));
+            snprintf(key, sizeof(key), "random:%s", bucket);
+            if (!memo_seen(set, space->stage, key, text))
+                gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                         "GDN_TUNE_RANDOM=%u: %s %s runs %s (candidate %zu of %zu legal)",
+                         (unsigned)set->random_seed, space->stage, bucket, text, idx + 1, cnt);
+            return;
         }
+        gdn__log(ctx, GDN_LOG_LEVEL_INFO, "GDN_TUNE_RANDOM: %s %s has no legal candidate; using "
+                 "the normal lookup", space->stage, bucket);
     }
+    /* 2. user DB */
     if (ctx->tune_db) {
         const char *v = gdn__tune_db_get(ctx->tune_db, space->stage, bucket);
         if (v && try_values(ctx, space, v, problem, vals, "user database row")) {

@@ -6,9 +6,12 @@
  * name, a generic default that is correct on any OpenCL 1.2 device, and the
  * legal values) and a validity check against problem and device. A plan
  * asks gdn__tune_lookup() for values; the lookup order is
- *   1. override     GDN_TUNE env ("stage:KEY=v,KEY=v;stage2:...") or
- *                   gdn__tune_override(); illegal values are reported and
- *                   ignored (the rest of the lookup applies)
+ *   1. override     GDN_TUNE env ("stage:KEY=v,KEY=v;stage2:...", read at
+ *                   context creation into ctx->tune_override); illegal
+ *                   values are reported and ignored (the rest of the
+ *                   lookup applies)
+ *   (random)        GDN_TUNE_RANDOM=<seed>: a random legal candidate
+ *                   instead of levels 2-5 (testing; see below)
  *   2. user DB      <cache>/tune/<device>.txt, this exact device + driver
  *   3. built-in     rows for this device name
  *   4. built-in     rows for its architecture (NVIDIA compute capability
@@ -19,6 +22,24 @@
  * level must all be legal and pass the space's check, else that level is
  * skipped (logged) and the next one is tried. The source of the values is
  * reported for `gdn tune --show` and the bench result files.
+ *
+ * Per-context settings, read from the environment at a context's first
+ * tuning lookup (struct gdn_tune_settings):
+ *   GDN_TUNE_RANDOM=<seed>  testing: after the override, every tuned stage
+ *                   uses one legal candidate of its space drawn at random
+ *                   (uniformly among the assignments that pass `valid` for
+ *                   this problem and device), deterministic in (seed,
+ *                   stage, bucket); the user DB, built-in rows and generic
+ *                   defaults are skipped. Each distinct draw is logged once
+ *                   per context (WARN). Used to run the op suites over
+ *                   random legal plans.
+ *   GDN_TUNE_MODE=db|lazy|eager  what a context does about (op, bucket)
+ *                   pairs without user DB rows: db (default) only looks
+ *                   up; lazy runs the op's tuner on first use of a bucket;
+ *                   eager also tunes the op's representative buckets at
+ *                   its first use. Both spend at most GDN_TUNE_BUDGET
+ *                   seconds per context (default 120 lazy, 300 eager) and
+ *                   write the rows to the user DB.
  */
 #ifndef GDN_TUNE_H
 #define GDN_TUNE_H
@@ -56,6 +77,7 @@ enum gdn_tune_source {
     GDN_TUNE_SRC_DEVICE,
     GDN_TUNE_SRC_USER_DB,
     GDN_TUNE_SRC_OVERRIDE,
+    GDN_TUNE_SRC_RANDOM,
 };
 const char *gdn__tune_source_name(enum gdn_tune_source src);
 
@@ -66,6 +88,55 @@ struct gdn_tune_row {
     const char *bucket; /* "*" matches every bucket */
     const char *values; /* "KEY=v KEY=v" */
 };
+
+/* Context tuning modes (GDN_TUNE_MODE). */
+enum gdn_tune_mode {
+    GDN_TUNE_MODE_DB = 0, /* database only (default; deterministic)        */
+    GDN_TUNE_MODE_LAZY,   /* tune a missing bucket on its first use        */
+    GDN_TUNE_MODE_EAGER,  /* tune the op's representative buckets at once  */
+};
+
+/* A context's tuning settings and bookkeeping; lives beside its user DB
+ * rows (ctx->tune_db), read from the environment at the first lookup. */
+struct gdn_tune_settings {
+    bool               random;      /* GDN_TUNE_RANDOM set */
+    uint32_t           random_seed;
+    enum gdn_tune_mode mode;        /* GDN_TUNE_MODE */
+    double             budget_s;    /* GDN_TUNE_BUDGET: seconds of lazy/eager tuning */
+    double             spent_s;     /* spent so far by this context */
+    bool               busy;        /* a tuner runs on this context: no nested tuning */
+    bool               budget_warned;
+    struct gdn_tune_db *memo;       /* (stage, bucket) seen: random draws logged,
+                                       lazy (op, bucket) attempted */
+};
+
+/* The context's user DB (loaded from its file at the first call, empty when
+ * there is none) with its settings. NULL only when out of host memory. */
+struct gdn_tune_db       *gdn__tune_ctx_db(gdn_context *ctx);
+struct gdn_tune_settings *gdn__tune_settings(gdn_context *ctx);
+
+/* Lazy / eager tuning, asked by an op before it runs (bucket as its stages
+ * key their rows). True when the context's mode is lazy or eager, no tuner
+ * is running on it, GDN_TUNE_RANDOM is off, profiling is off, (op, bucket)
+ * was not attempted yet by this context, some of `spaces` has no user DB
+ * row for bucket, and budget is left: *budget_s receives what is left, and
+ * (op, bucket) is marked attempted. The op then runs its tuner with
+ * gdn__tune_begin() / gdn__tune_end() around it. */
+bool gdn__tune_wanted(gdn_context *ctx, const char *op, const char *bucket,
+                      const struct gdn_tune_space *const *spaces, size_t n_spaces,
+                      double *budget_s);
+/* Mark a tuner as running (no nested lazy tuning) / done, charging the
+ * seconds it took to the context's budget. */
+void gdn__tune_begin(gdn_context *ctx);
+void gdn__tune_end(gdn_context *ctx, double seconds);
+
+/* The random legal candidate of GDN_TUNE_RANDOM=seed for (space, bucket,
+ * problem) on ctx's device (exposed for tests). False when no assignment is
+ * valid. *index / *count (may be NULL) receive its rank among the valid
+ * assignments (odometer order, first parameter fastest) and their number. */
+bool gdn__tune_random_pick(const gdn_context *ctx, const struct gdn_tune_space *space,
+                           const char *bucket, const void *problem, uint32_t seed,
+                           int32_t *vals, size_t *index, size_t *count);
 
 /* Values for (space, bucket): vals[i] for space->params[i]. Never fails: the
  * generic defaults are the last resort. *src may be NULL. */
@@ -95,6 +166,8 @@ struct gdn_tune_db;
 gdn_status gdn__tune_db_load(gdn_context *ctx, const char *path, struct gdn_tune_db **out);
 /* An empty database (NULL when out of memory). */
 struct gdn_tune_db *gdn__tune_db_new(void);
+/* The settings stored beside a database's rows (never NULL for a DB). */
+struct gdn_tune_settings *gdn__tune_db_settings(struct gdn_tune_db *db);
 void       gdn__tune_db_free(struct gdn_tune_db *db);
 /* Set (stage, bucket) -> values; replaces an existing row. */
 gdn_status gdn__tune_db_set(struct gdn_tune_db *db, const char *stage, const char *bucket,

@@ -67,13 +67,18 @@ static bool fits(const struct gdn_device *dev, size_t wg, size_t local_bytes)
     return wg <= dev->info.max_work_group_size && local_bytes <= dev->info.local_mem_bytes;
 }
 
-/* The tuned values of a stage for this problem: every forward stage keys its
- * database rows by head dims ("K128.V128"). */
-static void stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
-                         const struct gdn_gd_shape *s, int32_t *vals)
+void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "K%d.V%d", (int)K, (int)V);
+}
+
+/* The tuned values of a stage for this problem: every tuned stage (forward
+ * and backward) keys its database rows by head dims ("K128.V128"). */
+void gdn__gd_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
+                          const struct gdn_gd_shape *s, int32_t *vals)
 {
     char bucket[32];
-    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)s->K, (int)s->V);
+    gdn__gd_bucket(s->K, s->V, bucket, sizeof(bucket));
     gdn__tune_lookup(ctx, space, bucket, s, vals, NULL);
 }
 
@@ -297,7 +302,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
+        gdn__gd_stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2];
         local[0] = (size_t)(p.lx * p.ly);
     }
@@ -419,7 +424,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
+        gdn__gd_stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
         p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }
@@ -586,7 +591,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        stage_lookup(ctx, &gdn__gd_state_space, s, vals);
+        gdn__gd_stage_lookup(ctx, &gdn__gd_state_space, s, vals);
         state_plan_from(vals, &p);
     }
     if ((st = state_plan_check(ctx, &p, s)))
@@ -719,7 +724,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         return GDN_STATUS_OK;
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
-        stage_lookup(ctx, &gdn__gd_out_space, s, vals);
+        gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3];
         local[0] = (size_t)(p.lx * p.ly);
     }

@@ -98,6 +98,11 @@ extern const struct gdn_tune_space gdn__gd_kkt_space;
 extern const struct gdn_tune_space gdn__gd_wy_space;
 extern const struct gdn_tune_space gdn__gd_state_space;
 extern const struct gdn_tune_space gdn__gd_out_space;
+/* The bucket of every tuned stage's rows: "K<K>.V<V>". */
+void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap);
+/* gdn__tune_lookup of a stage for this problem (bucket from K, V). */
+void gdn__gd_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
+                          const struct gdn_gd_shape *s, int32_t *vals);
 
 /* ---- chunk_bwd.c ---- */
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,

@@ -253,11 +253,10 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
         if (st)
             goto out;
     }
-    if (!ctx->tune_db && !(ctx->tune_db = gdn__tune_db_new())) {
+    if (!gdn__tune_ctx_db(ctx)) { /* the existing rows are kept */
         st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
         goto out;
     }
-    ctx->tune_db_loaded = true;
 
     for (si = 0; si < GDN_ARRAY_SIZE(stages) && !st; si++) {
         const struct gdn_tune_space *sp = stages[si];
