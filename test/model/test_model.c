@@ -152,20 +152,36 @@ START_TEST(test_model_grad)
             unorm += (double)u[i] * u[i];
             wmax = fmax(wmax, fabs(w[i]));
         }
-        /* step: 1e-3 of the tensor's scale per unit of u */
-        h = 1e-3 * fmax(wmax, 0.05) / sqrt(unorm / (double)numel);
-        for (int64_t i = 0; i < numel; i++)
-            wp[i] = (float)(w[i] + h * u[i]);
-        GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
-        lp = loss_of(m, &b, lg, R, nl);
-        for (int64_t i = 0; i < numel; i++)
-            wp[i] = (float)(w[i] - h * u[i]);
-        GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
-        lm = loss_of(m, &b, lg, R, nl);
-        GDN_TEST_OK(gdn_model_param_write(m, name, w, (size_t)numel));
-        fd = (lp - lm) / (2 * h);
-        ck_assert_msg(isfinite(dir) && fabs(fd - dir) <= 2e-2 * fabs(dir) + 2e-3 * sqrt(unorm),
-                      "%s %s: backward %.6g, finite difference %.6g", preset, name, dir, fd);
+        /* Central differences at steps of 3e-3, 1e-2 and 1e-3 of the
+         * tensor's scale per unit of u: float32 losses make small steps
+         * drown in rounding and large ones in curvature, so the check passes
+         * when one step agrees (a wrong gradient agrees at none). */
+        {
+            static const double rel[3] = {3e-3, 1e-2, 1e-3};
+            double              best   = INFINITY, best_fd = 0;
+            for (int k = 0; k < 3 && best > 2e-2; k++) {
+                double err;
+                h = rel[k] * fmax(wmax, 0.05) / sqrt(unorm / (double)numel);
+                for (int64_t i = 0; i < numel; i++)
+                    wp[i] = (float)(w[i] + h * u[i]);
+                GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
+                lp = loss_of(m, &b, lg, R, nl);
+                for (int64_t i = 0; i < numel; i++)
+                    wp[i] = (float)(w[i] - h * u[i]);
+                GDN_TEST_OK(gdn_model_param_write(m, name, wp, (size_t)numel));
+                lm = loss_of(m, &b, lg, R, nl);
+                GDN_TEST_OK(gdn_model_param_write(m, name, w, (size_t)numel));
+                fd  = (lp - lm) / (2 * h);
+                err = fabs(fd - dir) / (fabs(dir) + 0.1 * sqrt(unorm));
+                if (err < best) {
+                    best    = err;
+                    best_fd = fd;
+                }
+            }
+            ck_assert_msg(isfinite(dir) && best <= 2e-2,
+                          "%s %s: backward %.6g, finite difference %.6g", preset, name, dir,
+                          best_fd);
+        }
         checked++;
         free(w);
         free(g);
