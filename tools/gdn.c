@@ -114,7 +114,7 @@ static int bench_path(const char *op, char *out, size_t cap)
 
 static int cmd_bench(int argc, char **argv)
 {
-    static const char *all[] = {"gated_delta", "swa", "mamba2", "layer_ops", "linear"};
+    static const char *all[] = {"gated_delta", "swa", "mamba2", "layer_ops", "linear", "model"};
     const char        *ops[16];
     char              *pass[32];
     int                nops = 0, npass = 0, i, failed = 0;
@@ -218,7 +218,7 @@ static void usage(FILE *f)
                "commands:\n"
                "  info       list OpenCL devices and what libgdn uses from them\n"
                "  bench      [op ...] [--quick] [--out DIR] [--device SEL] [--reps N]\n"
-               "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear)\n"
+               "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear model)\n"
                "  tune       [--K n] [--V n] [--budget s] [--show]\n"
                "             autotune the gated delta rule for this device (or show the values)\n"
                "  train      [--data PATH] [--preset NAME] [--steps N] [--seq T] [--batch B]\n"
