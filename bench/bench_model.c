@@ -236,11 +236,10 @@ int main(int argc, char **argv)
     const struct preset_case *cases;
     size_t                    ncase;
     for (int i = 1; i < argc; i++) {
-        const char *v;
         if (bench_common_arg(argc, argv, &i, &opt))
             continue;
-        if ((v = bench_arg_value(argc, argv, &i, "--preset"))) {
-            only = v;
+        if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
+            only = argv[++i];
             continue;
         }
         fprintf(stderr, "usage: %s " BENCH_USAGE " [--preset NAME]\n", argv[0]);
