@@ -319,14 +319,12 @@ START_TEST(random_plans_are_legal_and_seeded)
 }
 END_TEST
 
-/* Every tuned space of the gated delta rule, at every head-dim pair the op
- * tests use, on a 32 KiB / 256 work-item device and a 64 KiB / 1024 one:
+/* Every tuned space of the gated delta rule (forward and backward), at every
+ * head-dim pair the op tests use, on a 32 KiB / 256 work-item device and a
+ * 64 KiB / 1024 one:
  * each seed's plan is legal and valid, the draw is uniform over the valid
  * assignments (its rank is below their count, which matches a brute-force
  * count) and the seeds reach more than one plan wherever there is a choice. */
-static const struct gdn_tune_space *const gd_spaces[] = {
-    &gdn__gd_kkt_space, &gdn__gd_wy_space, &gdn__gd_state_space, &gdn__gd_out_space,
-};
 
 static size_t brute_count(const struct gdn_tune_space *sp, const struct gdn_gd_shape *s)
 {
@@ -354,9 +352,10 @@ START_TEST(random_plans_of_gated_delta_spaces)
     for (dev = 0; dev < 2; dev++) {
         ctx.dev.info.local_mem_bytes     = dev ? 64 * 1024 : 32 * 1024;
         ctx.dev.info.max_work_group_size = dev ? 1024 : 256;
-        for (si = 0; si < GDN_ARRAY_SIZE(gd_spaces); si++)
+        ck_assert_uint_eq(gdn__gd_n_tuned_spaces, 8);
+        for (si = 0; si < gdn__gd_n_tuned_spaces; si++)
             for (di = 0; di < GDN_ARRAY_SIZE(dims); di++) {
-                const struct gdn_tune_space *sp = gd_spaces[si];
+                const struct gdn_tune_space *sp = gdn__gd_tuned_spaces[si];
                 struct gdn_gd_shape          s;
                 int32_t                      v[GDN_TUNE_MAX_PARAMS], v0[GDN_TUNE_MAX_PARAMS];
                 char                         bucket[32];
@@ -368,9 +367,19 @@ START_TEST(random_plans_of_gated_delta_spaces)
                 s.T = 4096, s.N = 1, s.H = s.HV = 1, s.NT = 64, s.max_len = 4096;
                 s.K = dims[di][0], s.V = dims[di][1];
                 count = brute_count(sp, &s);
+                gdn__gd_bucket(s.K, s.V, bucket, sizeof(bucket));
                 ck_assert_msg(count > 0, "%s K=%d V=%d: no valid plan", sp->stage, (int)s.K,
                               (int)s.V);
-                gdn__gd_bucket(s.K, s.V, bucket, sizeof(bucket));
+                /* the generic default is one of them */
+                {
+                    int32_t i;
+                    for (i = 0; i < sp->n_params; i++)
+                        v[i] = sp->params[i].def;
+                    sp->defaults(v, &s, &ctx.dev);
+                    ck_assert_msg(is_legal(sp, v) && sp->valid(v, &s, &ctx.dev),
+                                  "%s %s: the generic default is not legal here", sp->stage,
+                                  bucket);
+                }
                 for (seed = 1; seed <= 24; seed++) {
                     ck_assert(gdn__tune_random_pick(&ctx, sp, bucket, &s, seed, v, &idx, &cnt));
                     ck_assert_msg(is_legal(sp, v) && sp->valid(v, &s, &ctx.dev),

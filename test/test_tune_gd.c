@@ -1,9 +1,10 @@
 /*
  * test_tune_gd.c - device suite for the autotuner of the gated delta rule
  * (gdn_tune_gated_delta, gdn_tune_describe): a short search writes a user
- * database with one row per stage, later lookups take their values from it,
- * the forward stays correct with the tuned plans, and bad arguments fail
- * cleanly. The cache folder is a fresh temporary one.
+ * database with one row per tuned stage (forward and backward), later
+ * lookups take their values from it, the forward and the backward stay
+ * correct with the tuned plans, and bad arguments fail cleanly. The cache
+ * folder is a fresh temporary one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -41,7 +42,11 @@ START_TEST(tune_writes_rows_and_they_are_used)
 
     GDN_TEST_OK(gdn_tune_gated_delta(gdn_test_ctx, 16, 32, 6.0, report, sizeof(report)));
     ck_assert_msg(strstr(report, "gated_delta/state_fwd") && strstr(report, "gated_delta/wy_fwd") &&
-                      strstr(report, "gated_delta/out_fwd"),
+                      strstr(report, "gated_delta/out_fwd") &&
+                      strstr(report, "gated_delta/kkt_solve") &&
+                      strstr(report, "gated_delta/dv_local") &&
+                      strstr(report, "gated_delta/state_bwd") &&
+                      strstr(report, "gated_delta/dqkwg") && strstr(report, "gated_delta/wy_bwd"),
                   "report: %s", report);
     /* The database file names the device and holds the three rows. */
     GDN_TEST_OK(gdn_tune_describe(gdn_test_ctx, 16, 32, desc, sizeof(desc)));
@@ -72,23 +77,28 @@ START_TEST(tune_writes_rows_and_they_are_used)
     text = calloc(1, (size_t)n + 1);
     ck_assert_int_eq(fread(text, 1, (size_t)n, f), (size_t)n);
     fclose(f);
-    ck_assert_msg(strstr(text, "gdn-tune-db 1") && strstr(text, "row gated_delta/state_fwd K16.V32"),
+    ck_assert_msg(strstr(text, "gdn-tune-db 1") && strstr(text, "row gated_delta/state_fwd K16.V32") &&
+                      strstr(text, "row gated_delta/wy_bwd K16.V32") &&
+                      strstr(text, "row gated_delta/state_bwd K16.V32"),
                   "database: %s", text);
     free(text);
 }
 END_TEST
 
-/* After tuning, the forward with the tuned plans still matches the float64
- * reference (the tuner only keeps candidates that agree with the default). */
+/* After tuning, the forward and the backward with the tuned plans still
+ * match the float64 reference (the tuner only keeps candidates that agree
+ * with the default). */
 START_TEST(tuned_forward_is_correct)
 {
     struct gdn_ref_gd_problem p;
     struct gdn_rng            rng;
     const int64_t             T = 150;
     const int32_t             K = 16, V = 32, off[3] = {0, 70, 150};
-    double                   *q, *k, *v, *g, *b, *o;
-    gdn_tensor               *tq, *tk, *tv, *tg, *tb, *to;
+    double                   *q, *k, *v, *g, *b, *o, *dO, *dq, *dk, *dv, *dg, *db;
+    gdn_tensor               *tq, *tk, *tv, *tg, *tb, *to, *tdo, *tdq, *tdk, *tdv, *tdg, *tdb;
     gdn_gated_delta_args      a;
+    gdn_gated_delta_grads     gr;
+    gdn_gated_delta_tape     *tape = NULL;
     int64_t                   sq[3] = {T, 1, K}, sv[3] = {T, 1, V}, sg[2] = {T, 1};
 
     GDN_TEST_OK(gdn_tune_gated_delta(gdn_test_ctx, K, V, 3.0, NULL, 0));
@@ -112,12 +122,38 @@ START_TEST(tuned_forward_is_correct)
     to = gdn_test_tensor(3, sv, NULL);
     memset(&a, 0, sizeof(a));
     a.q = tq, a.k = tk, a.v = tv, a.g = tg, a.beta = tb, a.seq_offsets = off, a.n_seqs = 2;
-    GDN_TEST_OK(gdn_gated_delta_forward(gdn_test_ctx, NULL, &a, to, NULL, NULL));
+    GDN_TEST_OK(gdn_gated_delta_forward(gdn_test_ctx, NULL, &a, to, NULL, &tape));
     memset(&p, 0, sizeof(p));
     p.T = T, p.H = 1, p.HV = 1, p.K = K, p.V = V, p.n_seqs = 2, p.offsets = off;
     p.scale = 1.0 / sqrt((double)K);
     gdn_ref_gd_forward(&p, q, k, v, g, b, NULL, o, NULL);
     gdn_test_expect(to, o, 2e-5, "o", "tuned plans");
+
+    /* the backward stages, tuned too (tolerances of the gd_backward suite) */
+    dO = malloc(sizeof(double) * (size_t)(T * V));
+    dq = malloc(sizeof(double) * (size_t)(T * K));
+    dk = malloc(sizeof(double) * (size_t)(T * K));
+    dv = malloc(sizeof(double) * (size_t)(T * V));
+    dg = malloc(sizeof(double) * (size_t)T);
+    db = malloc(sizeof(double) * (size_t)T);
+    gdn_rng_fill_normal(&rng, dO, (size_t)(T * V), 1.0);
+    tdo = gdn_test_tensor(3, sv, dO);
+    tdq = gdn_test_tensor(3, sq, NULL), tdk = gdn_test_tensor(3, sq, NULL);
+    tdv = gdn_test_tensor(3, sv, NULL);
+    tdg = gdn_test_tensor(2, sg, NULL), tdb = gdn_test_tensor(2, sg, NULL);
+    memset(&gr, 0, sizeof(gr));
+    gr.dq = tdq, gr.dk = tdk, gr.dv = tdv, gr.dg = tdg, gr.dbeta = tdb;
+    GDN_TEST_OK(gdn_gated_delta_backward(gdn_test_ctx, tape, tdo, NULL, &gr));
+    gdn_ref_gd_backward(&p, q, k, v, g, b, NULL, dO, NULL, dq, dk, dv, dg, db, NULL);
+    gdn_test_expect(tdq, dq, 1e-4, "dq", "tuned plans");
+    gdn_test_expect(tdk, dk, 1e-4, "dk", "tuned plans");
+    gdn_test_expect(tdv, dv, 1e-4, "dv", "tuned plans");
+    gdn_test_expect(tdg, dg, 1e-3, "dg", "tuned plans");
+    gdn_test_expect(tdb, db, 1e-3, "dbeta", "tuned plans");
+    gdn_gated_delta_tape_destroy(tape);
+    gdn_tensor_destroy(tdo), gdn_tensor_destroy(tdq), gdn_tensor_destroy(tdk);
+    gdn_tensor_destroy(tdv), gdn_tensor_destroy(tdg), gdn_tensor_destroy(tdb);
+    free(dO), free(dq), free(dk), free(dv), free(dg), free(db);
     gdn_tensor_destroy(tq), gdn_tensor_destroy(tk), gdn_tensor_destroy(tv);
     gdn_tensor_destroy(tg), gdn_tensor_destroy(tb), gdn_tensor_destroy(to);
     free(q), free(k), free(v), free(g), free(b), free(o);

@@ -163,19 +163,22 @@ static int cmd_bench(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
-/* gdn tune [--K n] [--V n] [--budget s] [--show] */
+/* gdn tune [--K n] [--V n] [--budget s] [--show] [--verbose] */
 static int cmd_tune(int argc, char **argv)
 {
-    int32_t      K = 128, V = 128;
-    double       budget = 300;
-    int          show = 0, i;
-    gdn_context *ctx  = NULL;
-    gdn_status   st;
-    char         report[4096];
+    int32_t            K = 128, V = 128;
+    double             budget = 300;
+    int                show = 0, verbose = 0, i;
+    gdn_context       *ctx  = NULL;
+    gdn_context_params cp;
+    gdn_status         st;
+    char               report[4096];
 
     for (i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--show"))
             show = 1;
+        else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
+            verbose = 1;
         else if (!strcmp(argv[i], "--K") && i + 1 < argc)
             K = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--V") && i + 1 < argc)
@@ -183,18 +186,23 @@ static int cmd_tune(int argc, char **argv)
         else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
             budget = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: gdn tune [--K n] [--V n] [--budget seconds] [--show]\n");
+            fprintf(stderr, "usage: gdn tune [--K n] [--V n] [--budget seconds] [--show] "
+                            "[--verbose]\n");
             return 2;
         }
     }
-    st = gdn_context_create(NULL, &ctx);
+    gdn_context_params_init(&cp);
+    if (verbose)
+        cp.log_level = GDN_LOG_LEVEL_INFO; /* one progress line per stage, skipped candidates */
+    st = gdn_context_create(&cp, &ctx);
     if (st) {
         fprintf(stderr, "gdn tune: %s\n", gdn_status_string(st));
         return 1;
     }
     if (!show) {
-        printf("tuning the gated delta rule (K = %d, V = %d) for %.0f s at most...\n", (int)K,
-               (int)V, budget);
+        printf("tuning the gated delta rule's forward and backward stages (K = %d, V = %d) for "
+               "%.0f s at most...\n",
+               (int)K, (int)V, budget);
         fflush(stdout);
         st = gdn_tune_gated_delta(ctx, K, V, budget, report, sizeof(report));
         if (st) {
@@ -219,8 +227,9 @@ static void usage(FILE *f)
                "  info       list OpenCL devices and what libgdn uses from them\n"
                "  bench      [op ...] [--quick] [--out DIR] [--device SEL] [--reps N]\n"
                "             run the benchmarks (ops: gated_delta swa mamba2 layer_ops linear model)\n"
-               "  tune       [--K n] [--V n] [--budget s] [--show]\n"
-               "             autotune the gated delta rule for this device (or show the values)\n"
+               "  tune       [--K n] [--V n] [--budget s] [--show] [--verbose]\n"
+               "             autotune the gated delta rule (forward and backward stages) for this\n"
+               "             device, or show the values in use and where they come from\n"
                "  train      [--data PATH] [--preset NAME] [--steps N] [--seq T] [--batch B]\n"
                "             [--accum N] [--lr X] [--warmup N] [--out FILE] [--resume] ...\n"
                "             train a byte-level model on text files (default: the H1 preset\n"

@@ -37,7 +37,8 @@
  * Local memory: max(2*64*(BK+1), (3*64 + 2*BK)*(BVT+1), 64*65 + 64*(BK+1),
  * 64*(TX + TY) + TY*TX) + 64 floats.
  *
- * Tuning macros (set by dqkwg_plan in lib/ops/gated_delta/chunk_bwd.c):
+ * Tuning macros (set by dqkwg_plan in lib/ops/gated_delta/chunk_bwd.c from
+ * the tuning space gated_delta/dqkwg; any work-group size, also below 64):
  *   K_DIM, V_DIM  head dims (multiples of 16, <= 256)
  *   BK            K tile: multiple of TX dividing K_DIM (16, 32 or 64;
  *                 default 64 or K_DIM)
@@ -100,8 +101,8 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
     const int  hk = hv / (HV / H);
     const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM;
 
-    if (tid < CH)
-        sG[tid] = tid < L ? G[(ulong)(t0 + tid) * HV + hv] : 0.0f;
+    for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
+        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
 
     /* q k^T of this K tile, and this work-item's q and k elements. */
     float qk[TM][TNC], qreg[TM][TNK], kreg[TM][TNK];
@@ -232,16 +233,16 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
         rcol[(tx + b * TX) * TY + ty] = colp[b];
     sdgl[tid] = dgl;
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (tid < L) {
+    for (int r = tid; r < L; r += WG) {
         float s = 0.0f;
         for (int x = 0; x < TX; x++)
-            s += rrow[tid * TX + x];
+            s += rrow[r * TX + x];
         for (int y = 0; y < TY; y++)
-            s -= rcol[tid * TY + y];
-        if (tid == L - 1)
+            s -= rcol[r * TY + y];
+        if (r == L - 1)
             for (int x = 0; x < WG; x++)
                 s += sdgl[x];
-        dGp[((ulong)ik * T + t0 + tid) * HV + hv] = s;
+        dGp[((ulong)ik * T + t0 + r) * HV + hv] = s;
     }
     for (int a = 0; a < TM; a++) {
         const int i = ty + a * TY;

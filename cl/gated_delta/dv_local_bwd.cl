@@ -19,7 +19,8 @@
  * memory, then multiplies it by do in BV-column tiles.
  * Local memory: 64*65 + max(2*64*(BK+1), 64*(BV+1)) + 64 floats.
  *
- * Tuning macros (set by dvl_plan in lib/ops/gated_delta/chunk_bwd.c):
+ * Tuning macros (set by dvl_plan in lib/ops/gated_delta/chunk_bwd.c from the
+ * tuning space gated_delta/dv_local; any work-group size, also below 64):
  *   K_DIM, V_DIM  head dims (multiples of 16, <= 256)
  *   BK            K tile: a divisor of K_DIM (16, 32 or 64; default 32)
  *   BV            V tile: a multiple of TX dividing V_DIM (default 32)
@@ -78,8 +79,8 @@ gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
     const int  hk = hv / (HV / H);
     __local float *sK = sX, *sQ = sX + CH * LDK;
 
-    if (tid < CH)
-        sG[tid] = tid < L ? G[(ulong)(t0 + tid) * HV + hv] : 0.0f;
+    for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
+        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
 
     float acc[TM][TNC];
     GDN_TILE_ZERO(acc, TM, TNC);

@@ -23,7 +23,8 @@
  * one product over the stacked 128 rows [scale exp2(G) q ; -w]^T [do ; dv2].
  * Local memory: K*BV + 2*64*BV + 2*64*BKS + 64 floats.
  *
- * Tuning macros (set by sbwd_plan in lib/ops/gated_delta/chunk_bwd.c):
+ * Tuning macros (set by sbwd_plan in lib/ops/gated_delta/chunk_bwd.c from the
+ * tuning space gated_delta/state_bwd; any work-group size, also below 64):
  *   K_DIM, V_DIM  head dims (multiples of 16, <= 256)
  *   BV            V tile: multiple of TX dividing V_DIM (16 or 32; default 32)
  *   BKS           K slice: multiple of TY dividing K_DIM (default 16)
@@ -97,8 +98,8 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
             const int i = idx / BV, j = idx % BV;
             dh[dh_base + (ulong)i * V_DIM + j] = sH[idx];
         }
-        if (tid < CH)
-            sG[tid] = tid < L ? G[(ulong)(t0 + tid) * HV + hv] : 0.0f;
+        for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
+            sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
         for (int idx = tid; idx < CH * BV; idx += WG) {
             const int r = idx / BV, j = idx % BV;
             sD[idx] = r < L ? do_[((ulong)(t0 + r) * HV + hv) * V_DIM + v0 + j] : 0.0f;

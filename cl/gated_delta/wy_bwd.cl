@@ -28,7 +28,8 @@
  * Local memory: 2*64*65 + max(3*64*(BK+1), 3*64*(BV+1), 64*(2*TX+TY)) + 3*64
  * floats.
  *
- * Tuning macros (set by wyb_plan in lib/ops/gated_delta/chunk_bwd.c):
+ * Tuning macros (set by wyb_plan in lib/ops/gated_delta/chunk_bwd.c from the
+ * tuning space gated_delta/wy_bwd; any work-group size, also below 64):
  *   K_DIM, V_DIM  head dims (multiples of 16, <= 256)
  *   BK, BV        column tiles: multiples of TX dividing K_DIM / V_DIM
  *                 (default 16)
@@ -111,12 +112,12 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     const int  t0 = e.y, L = e.z;
     const int  hk = hv / (HV / H);
 
-    if (tid < CH) {
-        const bool  on = tid < L;
-        const float g  = on ? G[(ulong)(t0 + tid) * HV + hv] : 0.0f;
-        sG[tid]        = g;
-        sB[tid]        = on ? beta[(ulong)(t0 + tid) * HV + hv] : 0.0f;
-        sGam[tid]      = on ? exp2(g) : 0.0f;
+    for (int r = tid; r < CH; r += WG) { /* WG may be below 64 */
+        const bool  on = r < L;
+        const float g  = on ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
+        sG[r]          = g;
+        sB[r]          = on ? beta[(ulong)(t0 + r) * HV + hv] : 0.0f;
+        sGam[r]        = on ? exp2(g) : 0.0f;
     }
     for (int idx = tid; idx < CH * CH; idx += WG) {
         const int i = idx / CH, j = idx % CH;
@@ -286,15 +287,15 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         for (int b = 0; b < TNC; b++)
             rcol[(tx + b * TX) * TY + ty] = colp[b];
         barrier(WY_FENCE);
-        if (tid < L) {
-            const ulong o = (ulong)(t0 + tid) * HV + hv;
+        for (int r = tid; r < L; r += WG) {
+            const ulong o = (ulong)(t0 + r) * HV + hv;
             float       sb = 0.0f, sg = 0.0f;
             for (int x = 0; x < TX; x++) {
-                sb += rdb[tid * TX + x];
-                sg += rdg[tid * TX + x];
+                sb += rdb[r * TX + x];
+                sg += rdg[r * TX + x];
             }
             for (int y = 0; y < TY; y++)
-                sg -= rcol[tid * TY + y];
+                sg -= rcol[r * TY + y];
             for (int x = 0; x < NK; x++)
                 sg += dGp[(ulong)x * T * HV + o];
             db[o]  = sb;

@@ -17,6 +17,14 @@
  * The -D options depend only on K, V and the device limits, so one build per
  * (K, V) serves every call.
  *
+ * B3-B6 declare tuning spaces (lib/tune, as the forward stages in
+ * chunk_fwd.c): their tile sizes and work-group shapes come from
+ * gdn__tune_lookup (bucket "K<K>.V<V>"), the *_plan_default functions are
+ * the spaces' generic defaults, and each space's valid() checks the kernel's
+ * static constraints and the device's local memory and work-group size.
+ * Every kernel loops over its 64 chunk rows, so work-groups smaller than 64
+ * work-items (4 x 4 on CPUs) are legal. B7-B9 (prep_bwd) keep fixed plans.
+ *
  * Scratch (device, released before return): w (reused as dw), u (reused as
  * dv_local), h, v_new, dh, dv2; per-value-head dq/dk when they cannot be
  * written in place (GVA or in-op L2 norm); the gate partials of B5 (one row
@@ -29,6 +37,7 @@
 #include <stdio.h>
 
 #include "gated_delta.h"
+#include "tune/tune.h"
 
 #define CH GDN_GD_CHUNK
 
@@ -68,10 +77,18 @@ static gdn_status geom_check(gdn_context *ctx, const char *stage, const struct l
     return GDN_STATUS_OK;
 }
 
-static bool lmem_fits(const gdn_context *ctx, size_t bytes)
+static bool lmem_fits(const struct gdn_device *dev, size_t bytes)
 {
-    return !ctx->dev.info.local_mem_bytes || bytes <= ctx->dev.info.local_mem_bytes;
+    return !dev->info.local_mem_bytes || bytes <= dev->info.local_mem_bytes;
 }
+
+static bool wg_fits(const struct gdn_device *dev, int ty, int tx)
+{
+    return !dev->info.max_work_group_size || (size_t)ty * (size_t)tx <= dev->info.max_work_group_size;
+}
+
+/* The legal work-group sides of every backward stage (each divides 64). */
+#define BWD_SIDES 3, {4, 8, 16}
 
 static size_t max_sz(size_t a, size_t b)
 {
@@ -90,15 +107,42 @@ static size_t dvl_lmem(const struct dvl_plan *p)
            max_sz((size_t)2 * CH * (p->bk + 1), (size_t)CH * (p->bv + 1)) * 4;
 }
 
-static void dvl_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct dvl_plan *p)
 {
     p->bk = pick_div(s->K, 32);
     p->bv = pick_div(s->V, 32);
     p->ty = p->tx = 16;
-    if (!lmem_fits(ctx, dvl_lmem(p))) /* 32 KiB devices */
+    if (!lmem_fits(dev, dvl_lmem(p))) /* 32 KiB devices */
         p->bk = p->bv = 16;
 }
+
+/* Tuning space: BK, BV, TY, TX (the plan's fields in this order). */
+static bool dvl_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_gd_shape *s = problem;
+    struct dvl_plan            p;
+    p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3];
+    return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bv % p.tx == 0 && CH % p.ty == 0 &&
+           CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, dvl_lmem(&p));
+}
+
+static void dvl_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct dvl_plan p;
+    dvl_plan_default(dev, problem, &p);
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx;
+}
+
+static const struct gdn_tune_param dvl_params[] = {
+    {"BK", 16, 3, {16, 32, 64}},
+    {"BV", 16, 3, {16, 32, 64}},
+    {"TY", 16, BWD_SIDES},
+    {"TX", 16, BWD_SIDES},
+};
+const struct gdn_tune_space gdn__gd_dvl_space = {
+    "gated_delta/dv_local", (int32_t)GDN_ARRAY_SIZE(dvl_params), dvl_params, dvl_space_valid,
+    dvl_space_defaults};
 
 static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                   struct dvl_plan *p)
@@ -125,17 +169,43 @@ static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks)
     return ((size_t)s->K * bv + (size_t)2 * CH * bv + (size_t)2 * CH * bks + CH) * 4;
 }
 
-static void sbwd_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                               struct sbwd_plan *p)
 {
     p->bks = 16;
     p->ty = p->tx = 16;
     p->bv          = pick_div(s->V, 32);
-    if (p->bv > 16 && !lmem_fits(ctx, sbwd_lmem(s, p->bv, p->bks)))
+    if (p->bv > 16 && !lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks)))
         p->bv = 16;
-    if (!lmem_fits(ctx, sbwd_lmem(s, p->bv, p->bks))) /* K = 256 on 32 KiB devices */
+    if (!lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks))) /* K = 256 on 32 KiB devices */
         p->bv = p->tx = 8;
 }
+
+/* Tuning space: BV, BKS, TY, TX. */
+static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_gd_shape *s  = problem;
+    const int                  bv = v[0], bks = v[1], ty = v[2], tx = v[3];
+    return s->V % bv == 0 && s->K % bks == 0 && bv % tx == 0 && bks % ty == 0 && CH % ty == 0 &&
+           wg_fits(dev, ty, tx) && lmem_fits(dev, sbwd_lmem(s, bv, bks));
+}
+
+static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct sbwd_plan p;
+    sbwd_plan_default(dev, problem, &p);
+    v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx;
+}
+
+static const struct gdn_tune_param sbwd_params[] = {
+    {"BV", 16, 4, {8, 16, 32, 64}},
+    {"BKS", 16, 3, {16, 32, 64}},
+    {"TY", 16, BWD_SIDES},
+    {"TX", 16, BWD_SIDES},
+};
+const struct gdn_tune_space gdn__gd_sbwd_space = {
+    "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
+    sbwd_space_valid, sbwd_space_defaults};
 
 static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                    struct sbwd_plan *p)
@@ -168,17 +238,43 @@ static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx)
     return (max_sz(max_sz(a, b), c) + CH) * 4;
 }
 
-static void dqkwg_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                                struct dqkwg_plan *p)
 {
     p->ty = p->tx = 16;
     p->bk         = pick_div(s->K, 64);
     p->bvt        = pick_div(s->V, 32);
-    if (p->bvt > 16 && !lmem_fits(ctx, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+    if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
         p->bvt = 16;
-    if (p->bk > 32 && !lmem_fits(ctx, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+    if (p->bk > 32 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
         p->bk = pick_div(s->K, 32);
 }
+
+/* Tuning space: BK, BVT, TY, TX. */
+static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_gd_shape *s  = problem;
+    const int                  bk = v[0], bvt = v[1], ty = v[2], tx = v[3];
+    return s->K % bk == 0 && s->V % bvt == 0 && bk % tx == 0 && CH % ty == 0 && CH % tx == 0 &&
+           wg_fits(dev, ty, tx) && lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx));
+}
+
+static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct dqkwg_plan p;
+    dqkwg_plan_default(dev, problem, &p);
+    v[0] = p.bk, v[1] = p.bvt, v[2] = p.ty, v[3] = p.tx;
+}
+
+static const struct gdn_tune_param dqkwg_params[] = {
+    {"BK", 16, 3, {16, 32, 64}},
+    {"BVT", 16, 3, {16, 32, 64}},
+    {"TY", 16, BWD_SIDES},
+    {"TX", 16, BWD_SIDES},
+};
+const struct gdn_tune_space gdn__gd_dqkwg_space = {
+    "gated_delta/dqkwg", (int32_t)GDN_ARRAY_SIZE(dqkwg_params), dqkwg_params,
+    dqkwg_space_valid, dqkwg_space_defaults};
 
 static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                     struct dqkwg_plan *p)
@@ -209,16 +305,45 @@ static size_t wyb_lmem(const struct wyb_plan *p)
     return ((size_t)(p->t_in_global ? 1 : 2) * CH * (CH + 1) + tiles + 3 * CH) * 4;
 }
 
-static void wyb_plan_default(const gdn_context *ctx, const struct gdn_gd_shape *s,
+static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct wyb_plan *p)
 {
     (void)s;
     p->bk = p->bv = 16;
     p->ty = p->tx = 16;
     p->t_in_global = 0;
-    if (!lmem_fits(ctx, wyb_lmem(p))) /* 32 KiB devices */
+    if (!lmem_fits(dev, wyb_lmem(p))) /* 32 KiB devices */
         p->t_in_global = 1;
 }
+
+/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL. */
+static bool wyb_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_gd_shape *s = problem;
+    struct wyb_plan            p;
+    p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3], p.t_in_global = v[4];
+    return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bk % p.tx == 0 && p.bv % p.tx == 0 &&
+           CH % p.ty == 0 && CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) &&
+           lmem_fits(dev, wyb_lmem(&p));
+}
+
+static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct wyb_plan p;
+    wyb_plan_default(dev, problem, &p);
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.t_in_global;
+}
+
+static const struct gdn_tune_param wyb_params[] = {
+    {"BK", 16, 3, {16, 32, 64}},
+    {"BV", 16, 3, {16, 32, 64}},
+    {"TY", 16, BWD_SIDES},
+    {"TX", 16, BWD_SIDES},
+    {"T_IN_GLOBAL", 0, 2, {0, 1}},
+};
+const struct gdn_tune_space gdn__gd_wyb_space = {
+    "gated_delta/wy_bwd", (int32_t)GDN_ARRAY_SIZE(wyb_params), wyb_params, wyb_space_valid,
+    wyb_space_defaults};
 
 static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                   struct wyb_plan *p)
@@ -390,10 +515,17 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     if (s->T == 0 || s->NT == 0)
         return backward_empty(tp, dht, grads);
 
-    dvl_plan_default(ctx, s, &pdvl);
-    sbwd_plan_default(ctx, s, &psb);
-    dqkwg_plan_default(ctx, s, &pdq);
-    wyb_plan_default(ctx, s, &pwy);
+    {
+        int32_t v[GDN_TUNE_MAX_PARAMS];
+        gdn__gd_stage_lookup(ctx, &gdn__gd_dvl_space, s, v);
+        pdvl.bk = v[0], pdvl.bv = v[1], pdvl.ty = v[2], pdvl.tx = v[3];
+        gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
+        psb.bv = v[0], psb.bks = v[1], psb.ty = v[2], psb.tx = v[3];
+        gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
+        pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3];
+        gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
+        pwy.bk = v[0], pwy.bv = v[1], pwy.ty = v[2], pwy.tx = v[3], pwy.t_in_global = v[4];
+    }
     prepb_plan_default(ctx, &ppr);
     if ((st = dvl_plan_finish(ctx, s, &pdvl)) || (st = sbwd_plan_finish(ctx, s, &psb)) ||
         (st = dqkwg_plan_finish(ctx, s, &pdq)) || (st = wyb_plan_finish(ctx, s, &pwy)) ||

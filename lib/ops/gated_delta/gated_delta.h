@@ -6,6 +6,7 @@
  *   chunk_fwd.c  chunked forward stages F0-F5 and their plans
  *   chunk_bwd.c  chunked backward stages B1-B9 and their plans
  *   recurrent.c  fused recurrent forward and the decode step
+ *   tune.c       the autotuner of the stages with tuning spaces
  * Math and stage split: docs/ALGORITHM.md §1-§2 (fla's chunk.py).
  *
  * Conventions shared by every stage:
@@ -105,6 +106,11 @@ void gdn__gd_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
                           const struct gdn_gd_shape *s, int32_t *vals);
 
 /* ---- chunk_bwd.c ---- */
+/* Tuning spaces of the backward stages B3-B6 (problem = gdn_gd_shape). */
+extern const struct gdn_tune_space gdn__gd_dvl_space;
+extern const struct gdn_tune_space gdn__gd_sbwd_space;
+extern const struct gdn_tune_space gdn__gd_dqkwg_space;
+extern const struct gdn_tune_space gdn__gd_wyb_space;
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
                                   const gdn_tensor *dht, const gdn_gated_delta_grads *grads);
 
@@ -113,6 +119,11 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
  * h0_mem / ht_mem may be NULL; they may be the same buffer (decode in place). */
 gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_mem, cl_mem o_mem,
                                      cl_mem ht_mem);
+
+/* ---- tune.c ---- */
+/* Every tuned stage of the op, forward then backward. */
+extern const struct gdn_tune_space *const gdn__gd_tuned_spaces[];
+extern const size_t                       gdn__gd_n_tuned_spaces;
 
 /* ---- api.c ---- */
 /* Validate params/args against o (and ht), fill the shape and index tables

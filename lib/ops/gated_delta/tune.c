@@ -1,18 +1,23 @@
 /*
- * tune.c - autotuning of the gated delta rule's chunked forward stages
- * (kkt_solve, wy_fwd, state_fwd, out_fwd): the stages whose plans have
- * declared tuning spaces (chunk_fwd.c).
+ * tune.c - autotuning of the gated delta rule's chunked stages that declare
+ * tuning spaces: the forward kkt_solve, wy_fwd, state_fwd, out_fwd
+ * (chunk_fwd.c) and the backward dv_local, state_bwd, dqkwg, wy_bwd
+ * (chunk_bwd.c).
  *
- * For one (K, V) on the context's device: run the forward on a
- * representative problem with every stage at its generic default and keep
- * that output as the reference; then, one stage at a time, build and run
- * every legal candidate of its space (the others at their defaults),
- * discard a candidate whose output differs from the reference by more than
- * 1e-5 relative RMS (logged), and time the stage's kernels (median device
- * time of TUNE_REPS runs after one warm-up). The fastest candidate of each
- * stage becomes a row of the device's user tuning database, which is written
+ * For one (K, V) on the context's device: run the forward and the backward
+ * on a representative problem with every stage at its generic default and
+ * keep o and the gradients (dq, dk, dv, dg, dbeta) as the references; then,
+ * one stage at a time, build and run every legal candidate of its space
+ * (the others at their defaults): a forward stage's candidate runs the
+ * forward and is checked on o, a backward stage's runs forward and backward
+ * and is checked on every gradient. A candidate whose output differs from
+ * the reference by more than TUNE_TOL relative RMS is discarded (logged);
+ * the others are timed (the stage's kernels, median device time of
+ * TUNE_REPS runs after one warm-up). The fastest candidate of each stage
+ * becomes a row of the device's user tuning database, which is written
  * atomically. A wall-time budget stops the search early; what was measured
- * until then is still recorded (each stage gets an equal share).
+ * until then is still recorded (each stage gets an equal share, and the
+ * generic default is always timed).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -24,23 +29,42 @@
 #include "tune/tune.h"
 
 #define TUNE_REPS 5
+#define TUNE_TOL  1e-5 /* relative RMS against the generic default's output */
 
-static const struct gdn_tune_space *const stages[] = {&gdn__gd_kkt_space, &gdn__gd_wy_space,
-                                                       &gdn__gd_state_space, &gdn__gd_out_space};
+const struct gdn_tune_space *const gdn__gd_tuned_spaces[] = {
+    &gdn__gd_kkt_space, &gdn__gd_wy_space,    &gdn__gd_state_space, &gdn__gd_out_space,
+    &gdn__gd_dvl_space, &gdn__gd_sbwd_space, &gdn__gd_dqkwg_space, &gdn__gd_wyb_space,
+};
+const size_t gdn__gd_n_tuned_spaces = GDN_ARRAY_SIZE(gdn__gd_tuned_spaces);
+#define stages   gdn__gd_tuned_spaces
+#define N_STAGES GDN_ARRAY_SIZE(gdn__gd_tuned_spaces)
+#define N_FWD    4 /* stages[0 .. N_FWD) run in the forward */
+
+/* The outputs a candidate is checked on: o, then the gradients. */
+enum { OUT_O, OUT_DQ, OUT_DK, OUT_DV, OUT_DG, OUT_DB, N_OUTS };
+static const char *const out_names[N_OUTS] = {"o", "dq", "dk", "dv", "dg", "dbeta"};
 
 struct problem {
-    gdn_gated_delta_args args;
-    gdn_tensor          *q, *k, *v, *g, *b, *o;
-    int64_t              n_out;
+    gdn_gated_delta_args  args;
+    gdn_gated_delta_grads grads;
+    gdn_tensor           *q, *k, *v, *g, *b, *o, *do_;
+    gdn_tensor           *out[N_OUTS]; /* o, dq, dk, dv, dg, dbeta */
+    int64_t               n[N_OUTS];   /* elements of each */
+    int64_t               off[N_OUTS]; /* offsets in a host buffer of n_all floats */
+    int64_t               n_all;
 };
 
 static void problem_free(struct problem *p)
 {
+    int i;
     gdn_tensor_destroy(p->q);
     gdn_tensor_destroy(p->k);
     gdn_tensor_destroy(p->v);
     gdn_tensor_destroy(p->g);
     gdn_tensor_destroy(p->b);
+    gdn_tensor_destroy(p->do_);
+    for (i = 1; i < N_OUTS; i++)
+        gdn_tensor_destroy(p->out[i]);
     gdn_tensor_destroy(p->o);
 }
 
@@ -83,6 +107,7 @@ static gdn_status problem_init(gdn_context *ctx, int32_t K, int32_t V, struct pr
     int64_t    qk[4] = {B, T, H, K}, vv[4] = {B, T, H, V}, gg[3] = {B, T, H};
     uint32_t   seed = 20261128u;
     gdn_status st;
+    int        i;
 
     memset(p, 0, sizeof(*p));
     if ((st = upload(ctx, 4, qk, -1, 1, true, &seed, &p->q)) ||
@@ -90,14 +115,30 @@ static gdn_status problem_init(gdn_context *ctx, int32_t K, int32_t V, struct pr
         (st = upload(ctx, 4, vv, -1, 1, false, &seed, &p->v)) ||
         (st = upload(ctx, 3, gg, -1, 0, false, &seed, &p->g)) ||
         (st = upload(ctx, 3, gg, 0, 1, false, &seed, &p->b)) ||
-        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, vv, &p->o)))
+        (st = upload(ctx, 4, vv, -1, 1, false, &seed, &p->do_)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, vv, &p->o)) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, qk, &p->out[OUT_DQ])) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, qk, &p->out[OUT_DK])) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, vv, &p->out[OUT_DV])) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 3, gg, &p->out[OUT_DG])) ||
+        (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 3, gg, &p->out[OUT_DB])))
         return st;
-    p->n_out     = B * T * H * V;
-    p->args.q    = p->q;
-    p->args.k    = p->k;
-    p->args.v    = p->v;
-    p->args.g    = p->g;
-    p->args.beta = p->b;
+    p->out[OUT_O] = p->o;
+    for (i = 0; i < N_OUTS; i++) {
+        p->n[i]   = gdn_tensor_numel(p->out[i]);
+        p->off[i] = p->n_all;
+        p->n_all += p->n[i];
+    }
+    p->args.q      = p->q;
+    p->args.k      = p->k;
+    p->args.v      = p->v;
+    p->args.g      = p->g;
+    p->args.beta   = p->b;
+    p->grads.dq    = p->out[OUT_DQ];
+    p->grads.dk    = p->out[OUT_DK];
+    p->grads.dv    = p->out[OUT_DV];
+    p->grads.dg    = p->out[OUT_DG];
+    p->grads.dbeta = p->out[OUT_DB];
     return GDN_STATUS_OK;
 }
 
@@ -114,35 +155,58 @@ static void append_stage(struct gdn_strbuf *sb, const struct gdn_tune_space *sp,
     gdn__strbuf_appendf(sb, "%s%s:%s", sb->len ? ";" : "", sp->stage, text);
 }
 
-/* Run the forward with the given override and read o into host memory. */
-static gdn_status run_read(gdn_context *ctx, struct problem *p, char *ovr, float *host)
+/* One run with the given override: the forward (bwd false), or the
+ * forward with a tape and the backward, with profiling on around the part
+ * being timed when prof. */
+static gdn_status run_once(gdn_context *ctx, struct problem *p, bool bwd, bool prof)
+{
+    gdn_gated_delta_tape *tape = NULL;
+    gdn_status            st;
+
+    if (prof && !bwd)
+        gdn__prof_enable(ctx, true);
+    st = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, bwd ? &tape : NULL);
+    if (prof && !bwd)
+        gdn__prof_enable(ctx, false);
+    if (!st && bwd) {
+        if (prof)
+            gdn__prof_enable(ctx, true);
+        st = gdn_gated_delta_backward(ctx, tape, p->do_, NULL, &p->grads);
+        if (prof)
+            gdn__prof_enable(ctx, false);
+    }
+    gdn_gated_delta_tape_destroy(tape);
+    return st;
+}
+
+/* Run with the given override and read o (and, with bwd, the gradients)
+ * into host (p->n_all floats, at p->off[]). */
+static gdn_status run_read(gdn_context *ctx, struct problem *p, char *ovr, bool bwd, float *host)
 {
     gdn_status st;
+    int        i;
     ctx->tune_override = ovr;
-    st                 = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL);
-    if (!st)
-        st = gdn_tensor_read(p->o, host, 0, (size_t)p->n_out * sizeof(float));
+    st                 = run_once(ctx, p, bwd, false);
+    for (i = 0; !st && i < (bwd ? N_OUTS : 1); i++)
+        st = gdn_tensor_read(p->out[i], host + p->off[i], 0, (size_t)p->n[i] * sizeof(float));
     return st;
 }
 
 /* Median device time (ms) of the kernels whose name starts with `prefix`. */
 static gdn_status time_stage(gdn_context *ctx, struct problem *p, char *ovr, const char *prefix,
-                             double *median)
+                             bool bwd, double *median)
 {
     double     ms[TUNE_REPS], t;
     gdn_status st;
     int        r, i, j;
 
     ctx->tune_override = ovr;
-    if ((st = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL)) ||
-        (st = gdn_context_finish(ctx)))
+    if ((st = run_once(ctx, p, bwd, false)) || (st = gdn_context_finish(ctx)))
         return st;
     for (r = 0; r < TUNE_REPS; r++) {
         struct gdn_prof_sum *sums = NULL;
         size_t               n = 0, k;
-        gdn__prof_enable(ctx, true);
-        st = gdn_gated_delta_forward(ctx, NULL, &p->args, p->o, NULL, NULL);
-        gdn__prof_enable(ctx, false);
+        st = run_once(ctx, p, bwd, true);
         if (!st)
             st = gdn__prof_collect(ctx, &sums, &n);
         if (st) {
@@ -176,6 +240,24 @@ static double rel_rms(const float *a, const float *ref, int64_t n)
     return sqrt(num / (den > 0 ? den : 1e-30));
 }
 
+/* The largest relative RMS difference over the checked outputs; *which
+ * names the worst one. */
+static double max_rel_rms(const struct problem *p, const float *a, const float *ref, bool bwd,
+                          int *which)
+{
+    double worst = 0;
+    int    i;
+    *which = OUT_O;
+    for (i = 0; i < (bwd ? N_OUTS : 1); i++) {
+        double e = rel_rms(a + p->off[i], ref + p->off[i], p->n[i]);
+        if (!(e <= worst)) { /* NaN counts as worst */
+            worst  = e;
+            *which = i;
+        }
+    }
+    return worst;
+}
+
 /* Advance vals over the Cartesian product of the legal values (odometer);
  * false when every combination has been visited. */
 static bool next_candidate(const struct gdn_tune_space *sp, int32_t *pos, int32_t *vals)
@@ -200,7 +282,7 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
     struct gdn_strbuf   rep = {0};
     char               *saved_ovr, *path = NULL, bucket[32];
     float              *ref = NULL, *got = NULL;
-    int32_t             defs[GDN_ARRAY_SIZE(stages)][GDN_TUNE_MAX_PARAMS];
+    int32_t             defs[N_STAGES][GDN_TUNE_MAX_PARAMS];
     double              t0 = gdn__now();
     gdn_status          st;
     size_t              si;
@@ -220,6 +302,12 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
         return gdn__fail(ctx, GDN_STATUS_IO,
                          "gdn_tune_gated_delta: no cache folder for the tuning database (set "
                          "GDN_CACHE_DIR)");
+    /* The user DB is loaded first so that its other rows are kept. */
+    if (!gdn__tune_ctx_db(ctx)) {
+        gdn__free(path);
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+    }
+    gdn__tune_begin(ctx); /* no lazy tuning inside the tuner's own runs */
     saved_ovr = ctx->tune_override;
     st        = problem_init(ctx, K, V, &p);
     if (st)
@@ -230,44 +318,41 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
     s.N = (int32_t)gdn_tensor_dim(p.q, 0), s.H = s.HV = (int32_t)gdn_tensor_dim(p.q, 2);
     s.K = K, s.V = V, s.max_len = (int32_t)gdn_tensor_dim(p.q, 1);
     s.NT = s.N * ((s.max_len + GDN_GD_CHUNK - 1) / GDN_GD_CHUNK);
-    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)K, (int)V);
+    gdn__gd_bucket(K, V, bucket, sizeof(bucket));
 
-    ref = gdn__malloc((size_t)p.n_out * sizeof(float));
-    got = gdn__malloc((size_t)p.n_out * sizeof(float));
+    ref = gdn__malloc((size_t)p.n_all * sizeof(float));
+    got = gdn__malloc((size_t)p.n_all * sizeof(float));
     if (!ref || !got) {
         st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
         goto out;
     }
-    /* Reference: every stage at its generic default. */
+    /* Reference: every stage at its generic default, forward and backward. */
     {
         struct gdn_strbuf ovr = {0};
-        for (si = 0; si < GDN_ARRAY_SIZE(stages); si++) {
+        for (si = 0; si < N_STAGES; si++) {
             int32_t i;
             for (i = 0; i < stages[si]->n_params; i++)
                 defs[si][i] = stages[si]->params[i].def;
             stages[si]->defaults(defs[si], &s, &ctx->dev);
             append_stage(&ovr, stages[si], defs[si]);
         }
-        st = ovr.oom ? GDN_STATUS_OUT_OF_HOST_MEMORY : run_read(ctx, &p, ovr.data, ref);
+        st = ovr.oom ? GDN_STATUS_OUT_OF_HOST_MEMORY : run_read(ctx, &p, ovr.data, true, ref);
         gdn__strbuf_free(&ovr);
         if (st)
             goto out;
     }
-    if (!gdn__tune_ctx_db(ctx)) { /* the existing rows are kept */
-        st = gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
-        goto out;
-    }
 
-    for (si = 0; si < GDN_ARRAY_SIZE(stages) && !st; si++) {
-        const struct gdn_tune_space *sp = stages[si];
+    for (si = 0; si < N_STAGES && !st; si++) {
+        const struct gdn_tune_space *sp  = stages[si];
+        const bool                   bwd = si >= N_FWD;
         int32_t pos[GDN_TUNE_MAX_PARAMS] = {0}, vals[GDN_TUNE_MAX_PARAMS];
         int32_t best[GDN_TUNE_MAX_PARAMS];
         double  best_ms = INFINITY, def_ms = INFINITY;
-        int     tried = 0, rejected = 0, i;
-        char    prefix[64], text[256], comment[128];
+        int     tried = 0, rejected = 0, legal = 0, i;
+        char    prefix[64], text[256], comment[160];
         bool    more = true;
 
-        /* kernels of stage "gated_delta/x_fwd" are named gated_delta_x_fwd* */
+        /* kernels of stage "gated_delta/x" are named gated_delta_x* */
         snprintf(prefix, sizeof(prefix), "%s", sp->stage);
         for (i = 0; prefix[i]; i++)
             if (prefix[i] == '/')
@@ -278,22 +363,23 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
             struct gdn_strbuf ovr = {0};
             double            ms, err;
             size_t            sj;
+            int               worst;
             bool              is_def = !memcmp(vals, defs[si], (size_t)sp->n_params * 4);
             if (!sp->valid(vals, &s, &ctx->dev))
                 continue;
+            legal++;
             /* Each stage gets an equal share of the budget; past its share
              * only the default is still timed. */
-            if (gdn__now() - t0 > budget_s * (double)(si + 1) / GDN_ARRAY_SIZE(stages) &&
-                !is_def)
+            if (gdn__now() - t0 > budget_s * (double)(si + 1) / N_STAGES && !is_def)
                 continue;
-            for (sj = 0; sj < GDN_ARRAY_SIZE(stages); sj++)
+            for (sj = 0; sj < N_STAGES; sj++)
                 append_stage(&ovr, stages[sj], sj == si ? vals : defs[sj]);
             if (ovr.oom) {
                 st = GDN_STATUS_OUT_OF_HOST_MEMORY;
                 break;
             }
             tried++;
-            st = run_read(ctx, &p, ovr.data, got);
+            st = run_read(ctx, &p, ovr.data, bwd, got);
             if (st == GDN_STATUS_UNSUPPORTED || st == GDN_STATUS_BUILD_FAILED) {
                 gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tune %s: %s skipped: %s", sp->stage,
                          ovr.data, gdn_context_last_error(ctx));
@@ -302,17 +388,17 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
                 st = GDN_STATUS_OK;
                 continue;
             }
-            if (!st && (err = rel_rms(got, ref, p.n_out)) > 1e-5) {
+            if (!st && (err = max_rel_rms(&p, got, ref, bwd, &worst)) > TUNE_TOL) {
                 gdn__log(ctx, GDN_LOG_LEVEL_WARN,
-                         "tune %s: candidate %s disagrees with the generic default (rel RMS "
-                         "%.2e): discarded",
-                         sp->stage, ovr.data, err);
+                         "tune %s: candidate %s disagrees with the generic default (%s: rel "
+                         "RMS %.2e): discarded",
+                         sp->stage, ovr.data, out_names[worst], err);
                 gdn__strbuf_free(&ovr);
                 rejected++;
                 continue;
             }
             if (!st)
-                st = time_stage(ctx, &p, ovr.data, prefix, &ms);
+                st = time_stage(ctx, &p, ovr.data, prefix, bwd, &ms);
             gdn__strbuf_free(&ovr);
             if (st)
                 break;
@@ -326,15 +412,19 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
         if (st || best_ms == INFINITY)
             break;
         gdn__tune_format_values(sp, best, text, sizeof(text));
-        snprintf(comment, sizeof(comment), "%.4f ms; generic default %.4f ms; %d tried, %d "
-                 "rejected", best_ms, def_ms, tried, rejected);
+        snprintf(comment, sizeof(comment),
+                 "%.4f ms; generic default %.4f ms; %d of %d legal tried, %d rejected", best_ms,
+                 def_ms, tried, legal, rejected);
         st = gdn__tune_db_set(ctx->tune_db, sp->stage, bucket, text, comment);
         gdn__strbuf_appendf(&rep, "%-22s %-9s %-40s %s\n", sp->stage, bucket, text, comment);
+        gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tune [%zu/%zu] %s %s: %s (%s); %.1f s elapsed",
+                 si + 1, (size_t)N_STAGES, sp->stage, bucket, text, comment, gdn__now() - t0);
     }
     if (!st)
         st = gdn__tune_db_save(ctx, ctx->tune_db, path);
 out:
     ctx->tune_override = saved_ovr;
+    gdn__tune_end(ctx, gdn__now() - t0);
     if (report && report_cap && rep.data)
         gdn__strlcpy(report, rep.data, report_cap);
     gdn__strbuf_free(&rep);
@@ -356,8 +446,8 @@ gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, 
         return GDN_STATUS_INVALID_ARGUMENT;
     memset(&s, 0, sizeof(s));
     s.N = 1, s.H = s.HV = 1, s.K = K, s.V = V, s.T = 4096, s.max_len = 4096, s.NT = 64;
-    snprintf(bucket, sizeof(bucket), "K%d.V%d", (int)K, (int)V);
-    for (si = 0; si < GDN_ARRAY_SIZE(stages); si++) {
+    gdn__gd_bucket(K, V, bucket, sizeof(bucket));
+    for (si = 0; si < N_STAGES; si++) {
         int32_t              vals[GDN_TUNE_MAX_PARAMS];
         enum gdn_tune_source src;
         gdn__tune_lookup(ctx, stages[si], bucket, &s, vals, &src);
