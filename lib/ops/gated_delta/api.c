@@ -335,6 +335,7 @@ gdn_status gdn_gated_delta_forward(gdn_context *ctx, const gdn_gated_delta_param
     st = gdn__gd_tape_init(ctx, params, args, o, ht, true, &tp);
     if (st)
         return st;
+    gdn__gd_tune_on_use(ctx, tp->s.K, tp->s.V); /* GDN_TUNE_MODE lazy / eager */
     st = gdn__gd_chunk_forward(tp, o, ht);
     if (st || !tape) {
         tape_free(tp);
@@ -399,6 +400,7 @@ gdn_status gdn_gated_delta_backward(gdn_context *ctx, const gdn_gated_delta_tape
     }
     if (grads->dh0 && (st = gdn__check_tensor(ctx, grads->dh0, "dh0", GDN_DTYPE_F32, 4, shp)))
         return st;
+    gdn__gd_tune_on_use(ctx, s->K, s->V); /* GDN_TUNE_MODE lazy / eager */
     return gdn__gd_chunk_backward(tape, do_, dht, grads);
 }
 

@@ -124,6 +124,11 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
 /* Every tuned stage of the op, forward then backward. */
 extern const struct gdn_tune_space *const gdn__gd_tuned_spaces[];
 extern const size_t                       gdn__gd_n_tuned_spaces;
+/* GDN_TUNE_MODE lazy / eager: tune head dims (K, V) (eager: also K = V = 64
+ * and 128) before the op's first use of them when the user DB lacks their
+ * rows, within the context's tuning budget (lib/tune/tune.h). Never fails
+ * the op: a failed tuning is logged and the lookup falls back as usual. */
+void gdn__gd_tune_on_use(gdn_context *ctx, int32_t K, int32_t V);
 
 /* ---- api.c ---- */
 /* Validate params/args against o (and ht), fill the shape and index tables

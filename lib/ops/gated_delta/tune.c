@@ -463,3 +463,44 @@ gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, 
     gdn__strbuf_free(&sb);
     return GDN_STATUS_OK;
 }
+
+/* ------------------------------------------- lazy and eager tuning modes */
+
+/* Tune one (K, V) bucket when the context's mode asks for it. */
+static void tune_bucket_on_use(gdn_context *ctx, int32_t K, int32_t V)
+{
+    char       bucket[32];
+    double     budget, t0;
+    gdn_status st;
+
+    gdn__gd_bucket(K, V, bucket, sizeof(bucket));
+    if (!gdn__tune_wanted(ctx, "gated_delta", bucket, gdn__gd_tuned_spaces, N_STAGES, &budget))
+        return;
+    t0 = gdn__now();
+    st = gdn_tune_gated_delta(ctx, K, V, budget, NULL, 0);
+    if (st)
+        gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                 "tuning gated_delta %s on first use failed (%s: %s); using built-in or generic "
+                 "values",
+                 bucket, gdn_status_name(st), gdn_context_last_error(ctx));
+    else
+        gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tuned gated_delta %s on first use in %.1f s", bucket,
+                 gdn__now() - t0);
+    gdn__clear_error(ctx); /* the op itself has not failed */
+}
+
+void gdn__gd_tune_on_use(gdn_context *ctx, int32_t K, int32_t V)
+{
+    /* Eager mode also tunes the fast-path head dims at the first use of the
+     * op; each bucket is attempted once per context. */
+    static const int32_t      eager[][2] = {{64, 64}, {128, 128}};
+    struct gdn_tune_settings *set        = gdn__tune_settings(ctx);
+    size_t                    i;
+
+    if (!set || set->mode == GDN_TUNE_MODE_DB || set->busy)
+        return;
+    tune_bucket_on_use(ctx, K, V);
+    if (set->mode == GDN_TUNE_MODE_EAGER)
+        for (i = 0; i < GDN_ARRAY_SIZE(eager); i++)
+            tune_bucket_on_use(ctx, eager[i][0], eager[i][1]);
+}
