@@ -37,6 +37,42 @@ struct mcase {
     gdn_tensor      *dids, *dlg;
 };
 
+static bool                 g_profile;
+static struct gdn_prof_sum *g_ps; /* profile of the last timed() call */
+static size_t               g_np;
+
+static int cmp_prof(const void *a, const void *b)
+{
+    double x = ((const struct gdn_prof_sum *)a)->ms, y = ((const struct gdn_prof_sum *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Time fn; with --profile keep its kernels for report(). */
+static gdn_status timed(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int reps,
+                        struct bench_stats *w, struct bench_stats *d)
+{
+    gdn__free(g_ps);
+    g_ps = NULL;
+    g_np = 0;
+    return bench_time(ctx, fn, arg, warmup, reps, w, d, g_profile ? &g_ps : NULL, &g_np);
+}
+
+static void print_profile(void)
+{
+    double tot = 0;
+    int    cnt = 0;
+    if (!g_ps)
+        return;
+    qsort(g_ps, g_np, sizeof(*g_ps), cmp_prof);
+    for (size_t i = 0; i < g_np; i++)
+        tot += g_ps[i].ms, cnt += g_ps[i].count;
+    printf("    profile: %d launches, %.3f ms in kernels\n", cnt, tot);
+    for (size_t i = 0; i < g_np && i < 10; i++)
+        printf("      %-36s %5d  %9.3f ms\n", g_ps[i].name, g_ps[i].count, g_ps[i].ms);
+    gdn__free(g_ps);
+    g_ps = NULL;
+}
+
 static gdn_status fn_train(void *arg)
 {
     struct mcase   *c    = arg;
@@ -84,8 +120,8 @@ static void report(gdn_context *ctx, struct bench_out *out, const struct bench_c
                    int T, double params, double tokens, double flop,
                    const struct bench_stats *w, const struct bench_stats *d)
 {
-    double ms = d->median > 0 ? d->median : w->median;
-    double gf = flop / (ms * 1e6), tps = tokens / (w->median * 1e-3);
+    /* rates from wall time: the profiled device time misses host gaps */
+    double gf = flop / (w->median * 1e6), tps = tokens / (w->median * 1e-3);
     (void)ctx;
     printf("  %-16s B=%-4d T=%-6d wall %9.3f ms (p10 %.3f, p90 %.3f)  %10.0f tok/s  %8.1f GFLOP/s "
            "%5.1f%% of FMA peak\n",
@@ -93,6 +129,7 @@ static void report(gdn_context *ctx, struct bench_out *out, const struct bench_c
     bench_out_row(out, HDR, "%s,%s,%s,%d,%d,%.0f,%.4f,%.4f,%.4f,%.4f,%.1f,%.2f,%.4f", what, preset,
                   cfg->layers, B, T, params, w->median, w->p10, w->p90, d->median, tps, gf,
                   gf / ceil->fma_gflops);
+    print_profile();
 }
 
 static gdn_status ids_random(gdn_context *ctx, int64_t n0, int64_t n1, int32_t vocab,
@@ -172,7 +209,7 @@ static gdn_status run_preset(gdn_context *ctx, const struct preset_case *pc, boo
     c.co.loss   = c.loss;
     c.batch.ids = c.ids;
     tokens      = (double)c.B * c.T;
-    if ((st = bench_time(ctx, fn_train, &c, 1, reps, &w, &d, NULL, NULL)))
+    if ((st = timed(ctx, fn_train, &c, 1, reps, &w, &d)))
         goto done;
     report(ctx, out, ceil, "train step", pc->preset, &c.cfg, c.B, c.T, P, tokens, 6 * P * tokens,
            &w, &d);
@@ -180,7 +217,7 @@ static gdn_status run_preset(gdn_context *ctx, const struct preset_case *pc, boo
     if ((st = gdn_model_state_create(c.m, c.B, &c.st)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 2, (const int64_t[]){c.B, c.cfg.vocab},
                                 &c.dlg)) ||
-        (st = bench_time(ctx, fn_prefill, &c, 1, reps, &w, &d, NULL, NULL)))
+        (st = timed(ctx, fn_prefill, &c, 1, reps, &w, &d)))
         goto done;
     report(ctx, out, ceil, "prefill", pc->preset, &c.cfg, c.B, c.T, P, tokens, 2 * P * tokens, &w,
            &d);
@@ -201,7 +238,7 @@ static gdn_status run_preset(gdn_context *ctx, const struct preset_case *pc, boo
             goto done;
         c.batch.ids = c.ids;
         if ((st = gdn_model_prefill(c.m, c.st, &c.batch, c.dlg)) ||
-            (st = bench_time(ctx, fn_decode, &c, 2, reps, &w, &d, NULL, NULL)))
+            (st = timed(ctx, fn_decode, &c, 2, reps, &w, &d)))
             goto done;
         report(ctx, out, ceil, "decode", pc->preset, &c.cfg, N, 1, P, N, 2 * P * N, &w, &d);
         gdn_model_state_destroy(c.st);
@@ -238,11 +275,15 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (bench_common_arg(argc, argv, &i, &opt))
             continue;
+        if (!strcmp(argv[i], "--profile")) {
+            g_profile = true;
+            continue;
+        }
         if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
             only = argv[++i];
             continue;
         }
-        fprintf(stderr, "usage: %s " BENCH_USAGE " [--preset NAME]\n", argv[0]);
+        fprintf(stderr, "usage: %s " BENCH_USAGE " [--preset NAME] [--profile]\n", argv[0]);
         return 2;
     }
     {

@@ -75,6 +75,7 @@ struct gdn__param *gdn__model_param(gdn_model *m, const char *name);
 struct gdn__arena {
     gdn_context  *ctx;
     gdn_tensor  **t;
+    cl_mem       *mem; /* scratch buffer behind t[i], NULL for views */
     size_t        n, cap;
 };
 gdn_status gdn__arena_new(struct gdn__arena *a, int32_t ndim, const int64_t *shape,

@@ -7,23 +7,50 @@
 
 #include <string.h>
 
+static gdn_status arena_grow(struct gdn__arena *a)
+{
+    if (a->n == a->cap) {
+        size_t       cap = a->cap ? 2 * a->cap : 64;
+        gdn_tensor **t   = gdn__realloc(a->t, cap * sizeof(*t));
+        cl_mem      *mm  = gdn__realloc(a->mem, cap * sizeof(*mm));
+        if (t)
+            a->t = t;
+        if (mm)
+            a->mem = mm;
+        if (!t || !mm)
+            return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
+        a->cap = cap;
+    }
+    return GDN_STATUS_OK;
+}
+
+/* Tensors of a pass come from the context's scratch pool (a decode step
+ * would otherwise create and release a few hundred buffers per token). */
 gdn_status gdn__arena_new(struct gdn__arena *a, int32_t ndim, const int64_t *shape,
                           gdn_dtype dtype, gdn_tensor **out)
 {
     gdn_status st;
+    cl_mem     mem   = NULL;
+    int64_t    numel = 1;
+    size_t     bytes;
     *out = NULL;
-    if (a->n == a->cap) {
-        size_t       cap = a->cap ? 2 * a->cap : 64;
-        gdn_tensor **t   = gdn__realloc(a->t, cap * sizeof(*t));
-        if (!t)
-            return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
-        a->t   = t;
-        a->cap = cap;
+    for (int32_t i = 0; i < ndim; i++)
+        numel *= shape[i];
+    if ((st = arena_grow(a)))
+        return st;
+    if (!gdn__mul_size((size_t)numel, gdn_dtype_size(dtype), &bytes))
+        return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_DEVICE_MEMORY, "model: tensor size overflows");
+    if ((st = gdn__scratch_acquire(a->ctx, bytes, &mem)))
+        return st;
+    st = gdn_tensor_wrap_cl_mem(a->ctx, mem, 0, dtype, ndim, shape, out);
+    if (st) {
+        gdn__scratch_release(a->ctx, mem);
+        return st;
     }
-    st = gdn_tensor_create(a->ctx, dtype, ndim, shape, out);
-    if (!st)
-        a->t[a->n++] = *out;
-    return st;
+    a->t[a->n]   = *out;
+    a->mem[a->n] = mem;
+    a->n++;
+    return GDN_STATUS_OK;
 }
 
 gdn_status gdn__arena_view(struct gdn__arena *a, const gdn_tensor *src, int32_t ndim,
@@ -37,26 +64,28 @@ gdn_status gdn__arena_view(struct gdn__arena *a, const gdn_tensor *src, int32_t 
     if (numel != src->numel)
         return gdn__fail(a->ctx, GDN_STATUS_INTERNAL, "model: view of %lld elements over %lld",
                          (long long)numel, (long long)src->numel);
-    if (a->n == a->cap) {
-        size_t       cap = a->cap ? 2 * a->cap : 64;
-        gdn_tensor **t   = gdn__realloc(a->t, cap * sizeof(*t));
-        if (!t)
-            return gdn__fail(a->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
-        a->t   = t;
-        a->cap = cap;
-    }
+    if ((st = arena_grow(a)))
+        return st;
     st = gdn_tensor_wrap_cl_mem(a->ctx, src->mem, 0, src->dtype, ndim, shape, out);
-    if (!st)
-        a->t[a->n++] = *out;
+    if (!st) {
+        a->t[a->n]   = *out;
+        a->mem[a->n] = NULL;
+        a->n++;
+    }
     return st;
 }
 
 void gdn__arena_free(struct gdn__arena *a)
 {
-    for (size_t i = 0; i < a->n; i++)
+    for (size_t i = 0; i < a->n; i++) {
         gdn_tensor_destroy(a->t[i]);
+        if (a->mem[i])
+            gdn__scratch_release(a->ctx, a->mem[i]);
+    }
     gdn__free(a->t);
+    gdn__free(a->mem);
     a->t   = NULL;
+    a->mem = NULL;
     a->n   = 0;
     a->cap = 0;
 }
