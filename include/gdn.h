@@ -1415,6 +1415,18 @@ GDN_API gdn_status gdn_model_load(gdn_context *ctx, const char *path, gdn_model 
  *  failure. @return as gdn_model_load. */
 GDN_API gdn_status gdn_model_load_weights(gdn_model *model, const char *path);
 
+/** Fill *cfg from an fla GatedDeltaNet config.json (model_type
+ *  "gated_deltanet": hidden_size, num_hidden_layers, num_heads, head_dim,
+ *  expand_v, num_v_heads, conv_size, allow_neg_eigval, norm_eps, vocab_size,
+ *  tie_word_embeddings, hidden_ratio / intermediate_size, and the hybrid
+ *  "attn" block {layers, num_heads, num_kv_heads, window_size, rope_theta}),
+ *  so that gdn_model_create + gdn_model_load_weights run an fla checkpoint.
+ *  @return OK; IO (unreadable); INVALID_ARGUMENT (not JSON, a field of the
+ *  wrong type); UNSUPPORTED (features libgdn does not have: use_gate or
+ *  use_short_conv false, qkv_bias, head dims outside 16..256). */
+GDN_API gdn_status gdn_model_config_from_fla(const char *config_json_path,
+                                             gdn_model_config *cfg);
+
 /** Value of a __metadata__ key of a checkpoint file, copied into buf
  *  (truncated to cap). @return OK; INVALID_ARGUMENT (absent key); IO. */
 GDN_API gdn_status gdn_checkpoint_meta(const char *path, const char *key, char *buf, size_t cap);

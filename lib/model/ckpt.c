@@ -363,3 +363,136 @@ gdn_status gdn_checkpoint_meta(const char *path, const char *key, char *buf, siz
     gdn__st_close(f);
     return st;
 }
+
+/* ------------------------------------------------------- fla config.json */
+
+static bool js_int(json_t *o, const char *key, int64_t lo, int64_t hi, int32_t *out, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return false;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        *bad = true;
+        return false;
+    }
+    *out = (int32_t)json_integer_value(v);
+    return true;
+}
+
+static bool js_num(json_t *o, const char *key, double *out, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return false;
+    if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+        *bad = true;
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool js_true(json_t *o, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+gdn_status gdn_model_config_from_fla(const char *path, gdn_model_config *c)
+{
+    json_error_t err;
+    json_t      *o, *attn, *mt;
+    bool         bad = false;
+    int32_t      L = 0, H = 0, hd = 0, hv = 0, inter = 0;
+    double       ev = 2.0, ratio = 4.0, eps = 1e-6, theta = 10000;
+    if (!path || !c)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    gdn_model_config_init(c);
+    o = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (!o)
+        return err.line <= 0 && err.position == 0 ? GDN_STATUS_IO : GDN_STATUS_INVALID_ARGUMENT;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return GDN_STATUS_INVALID_ARGUMENT;
+    }
+    mt = json_object_get(o, "model_type");
+    if (json_is_string(mt) && strcmp(json_string_value(mt), "gated_deltanet")) {
+        json_decref(o);
+        return GDN_STATUS_UNSUPPORTED;
+    }
+    if (!js_true(o, "use_gate", true) || !js_true(o, "use_short_conv", true)) {
+        json_decref(o);
+        return GDN_STATUS_UNSUPPORTED;
+    }
+    c->d_model = 2048; /* fla GatedDeltaNetConfig defaults */
+    c->vocab   = 32000;
+    L          = 21;
+    H          = 6;
+    hd         = 256;
+    c->gdn_conv = 4;
+    js_int(o, "hidden_size", 1, 65536, &c->d_model, &bad);
+    js_int(o, "vocab_size", 1, INT32_MAX, &c->vocab, &bad);
+    js_int(o, "num_hidden_layers", 1, GDN_MODEL_MAX_LAYERS, &L, &bad);
+    js_int(o, "num_heads", 1, 4096, &H, &bad);
+    js_int(o, "head_dim", 1, 4096, &hd, &bad);
+    js_num(o, "expand_v", &ev, &bad);
+    js_int(o, "num_v_heads", 1, 4096, &hv, &bad);
+    js_int(o, "conv_size", 2, 8, &c->gdn_conv, &bad);
+    js_num(o, "norm_eps", &eps, &bad);
+    js_num(o, "hidden_ratio", &ratio, &bad);
+    js_int(o, "intermediate_size", 1, 1 << 20, &inter, &bad);
+    c->gdn_neg_eigval = js_true(o, "allow_neg_eigval", false);
+    c->tie_embeddings = js_true(o, "tie_word_embeddings", false);
+    c->gdn_heads      = H;
+    c->gdn_v_heads    = hv ? hv : H;
+    c->gdn_head_k     = hd;
+    c->gdn_head_v     = (int32_t)(hd * ev);
+    c->norm_eps       = (float)eps;
+    c->gdn_norm_eps   = (float)eps;
+    /* fla GatedMLP: 256 * ceil(int(D * ratio * 2 / 3) / 256) */
+    c->mlp_hidden = inter ? inter
+                          : (int32_t)(256 * (((int64_t)(c->d_model * ratio * 2 / 3) + 255) / 256));
+    for (int32_t i = 0; i < L; i++)
+        c->layers[i] = 'g';
+    c->layers[L] = '\0';
+    attn         = json_object_get(o, "attn");
+    if (json_is_object(attn)) {
+        json_t *ly = json_object_get(attn, "layers");
+        size_t  i;
+        json_t *v;
+        int32_t w = 0;
+        if (js_true(attn, "qkv_bias", false)) {
+            json_decref(o);
+            return GDN_STATUS_UNSUPPORTED;
+        }
+        c->swa_heads = 0;
+        js_int(attn, "num_heads", 1, 4096, &c->swa_heads, &bad);
+        js_int(attn, "num_kv_heads", 1, 4096, &c->swa_kv_heads, &bad);
+        if (!js_int(attn, "window_size", 1, 1 << 20, &w, &bad)) /* null: full attention */
+            js_int(o, "max_position_embeddings", 1, 1 << 20, &w, &bad);
+        c->swa_window = w ? w : 2048;
+        js_num(attn, "rope_theta", &theta, &bad);
+        c->rope_base    = (float)theta;
+        c->swa_head_dim = c->swa_heads ? c->d_model / c->swa_heads : 0;
+        if (!json_is_array(ly))
+            bad = true;
+        json_array_foreach(ly, i, v)
+        {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= L)
+                bad = true;
+            else
+                c->layers[json_integer_value(v)] = 's';
+        }
+    }
+    json_decref(o);
+    if (bad)
+        return GDN_STATUS_INVALID_ARGUMENT;
+    {
+        bool ok16 = c->gdn_head_k % 16 == 0 && c->gdn_head_v % 16 == 0 && c->gdn_head_k <= 256 &&
+                    c->gdn_head_v <= 256 && (!c->swa_heads || (c->swa_head_dim % 16 == 0 &&
+                                                               c->swa_head_dim <= 256));
+        if (!ok16)
+            return GDN_STATUS_UNSUPPORTED;
+    }
+    return GDN_STATUS_OK;
+}

@@ -588,6 +588,56 @@ START_TEST(test_model_bad_files)
 }
 END_TEST
 
+
+/* ---- fla config.json ---------------------------------------------------- */
+
+START_TEST(test_model_fla_config)
+{
+    gdn_model_config c;
+    char             path[256];
+    snprintf(path, sizeof(path), "%s/gdn-test-fla-%d.json",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    {
+        const char *js = "{\"model_type\": \"gated_deltanet\", \"hidden_size\": 256, "
+                         "\"num_hidden_layers\": 4, \"num_heads\": 2, \"head_dim\": 64, "
+                         "\"expand_v\": 2, \"num_v_heads\": 4, \"vocab_size\": 1000, "
+                         "\"norm_eps\": 1e-06, \"hidden_ratio\": 4, \"intermediate_size\": null, "
+                         "\"tie_word_embeddings\": true, \"use_gate\": true, "
+                         "\"attn\": {\"layers\": [1, 3], \"num_heads\": 4, \"num_kv_heads\": 2, "
+                         "\"window_size\": 512, \"rope_theta\": 10000.0, \"qkv_bias\": false}}";
+        write_file(path, js, strlen(js));
+    }
+    GDN_TEST_OK(gdn_model_config_from_fla(path, &c));
+    ck_assert_str_eq(c.layers, "gsgs");
+    ck_assert_int_eq(c.d_model, 256);
+    ck_assert_int_eq(c.vocab, 1000);
+    ck_assert_int_eq(c.gdn_heads, 2);
+    ck_assert_int_eq(c.gdn_v_heads, 4);
+    ck_assert_int_eq(c.gdn_head_k, 64);
+    ck_assert_int_eq(c.gdn_head_v, 128);
+    ck_assert_int_eq(c.mlp_hidden, 768); /* 256 ceil(int(256 * 4 * 2 / 3) / 256) */
+    ck_assert_int_eq(c.tie_embeddings, 1);
+    ck_assert_int_eq(c.swa_heads, 4);
+    ck_assert_int_eq(c.swa_kv_heads, 2);
+    ck_assert_int_eq(c.swa_head_dim, 64);
+    ck_assert_int_eq(c.swa_window, 512);
+    {
+        gdn_model *m = NULL;
+        GDN_TEST_OK(gdn_model_create(gdn_test_ctx, &c, 1, &m));
+        gdn_model_destroy(m);
+    }
+    write_file(path, "{\"hidden_size\": \"big\"}", 22);
+    ck_assert_int_eq(gdn_model_config_from_fla(path, &c), GDN_STATUS_INVALID_ARGUMENT);
+    write_file(path, "{\"use_short_conv\": false}", 25);
+    ck_assert_int_eq(gdn_model_config_from_fla(path, &c), GDN_STATUS_UNSUPPORTED);
+    write_file(path, "[1, 2", 5);
+    ck_assert_int_eq(gdn_model_config_from_fla(path, &c), GDN_STATUS_INVALID_ARGUMENT);
+    unlink(path);
+    ck_assert_int_eq(gdn_model_config_from_fla(path, &c), GDN_STATUS_IO);
+    ck_assert_int_eq(gdn_model_config_from_fla(NULL, &c), GDN_STATUS_INVALID_ARGUMENT);
+}
+END_TEST
+
 /* ---- argument checks ---------------------------------------------------- */
 
 START_TEST(test_model_checks)
@@ -656,6 +706,7 @@ int main(void)
     tcase_add_loop_test(tc, test_model_grad, 0, 3);
     tcase_add_loop_test(tc, test_model_train_ckpt, 0, 3);
     tcase_add_test(tc, test_model_bad_files);
+    tcase_add_test(tc, test_model_fla_config);
     suite_add_tcase(s, tc);
     return gdn_test_run(s, 1);
 }
