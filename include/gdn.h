@@ -1231,7 +1231,8 @@ typedef struct gdn_model_config {
     int32_t gdn_heads;       /**< H (q/k heads)                                 */
     int32_t gdn_v_heads;     /**< HV (value heads, a multiple of H); 0: H       */
     int32_t gdn_head_k;      /**< K, multiple of 16 in [16, 256]                */
-    int32_t gdn_head_v;      /**< V, multiple of 16 in [16, 256]                */
+    int32_t gdn_head_v;      /**< V, multiple of 16 in [16, 1024] (above 256 run
+                                  as several op-level value heads)           */
     int32_t gdn_conv;        /**< short conv kernel size in [2, 8]; 0: 4        */
     int32_t gdn_neg_eigval;  /**< 1: beta = 2 sigmoid(b)                        */
     float   gdn_norm_eps;    /**< the output RMSNorm; 0: 1e-5                   */

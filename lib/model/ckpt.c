@@ -489,7 +489,7 @@ gdn_status gdn_model_config_from_fla(const char *path, gdn_model_config *c)
         return GDN_STATUS_INVALID_ARGUMENT;
     {
         bool ok16 = c->gdn_head_k % 16 == 0 && c->gdn_head_v % 16 == 0 && c->gdn_head_k <= 256 &&
-                    c->gdn_head_v <= 256 && (!c->swa_heads || (c->swa_head_dim % 16 == 0 &&
+                    c->gdn_head_v <= 1024 && (!c->swa_heads || (c->swa_head_dim % 16 == 0 &&
                                                                c->swa_head_dim <= 256));
         if (!ok16)
             return GDN_STATUS_UNSUPPORTED;

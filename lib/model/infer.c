@@ -76,8 +76,10 @@ gdn_status gdn_model_state_create(gdn_model *m, int32_t n, gdn_model_state **out
                 st = state_tensor(m, 3, (const int64_t[]){n, d.gHV * d.gV, d.gW - 1},
                                   GDN_DTYPE_F32, &ls->conv[2]);
             if (!st)
-                st = state_tensor(m, 4, (const int64_t[]){n, d.gHV, d.gK, d.gV}, GDN_DTYPE_F32,
-                                  &ls->S);
+                st = state_tensor(m, 4,
+                                  (const int64_t[]){n, d.gHV * gdn__gd_split(d.gV), d.gK,
+                                                    d.gV / gdn__gd_split(d.gV)},
+                                  GDN_DTYPE_F32, &ls->S);
             break;
         case 's':
             st = state_tensor(m, 4, (const int64_t[]){n, d.sHkv, d.sW, d.sD}, GDN_DTYPE_F32,
@@ -137,7 +139,7 @@ static gdn_status run_blocks(gdn_model *m, gdn_model_state *s, enum gdn__mode mo
 {
     gdn_status st = GDN_STATUS_OK;
     for (int32_t i = 0; !st && i < m->n_layers; i++) {
-        struct gdn__arena la = {m->ctx, NULL, 0, 0};
+        struct gdn__arena la = {m->ctx, NULL, NULL, 0, 0};
         gdn_tensor       *y;
         st = gdn__block_forward(m, i, mode, seqs, x, &y, &la, NULL, &s->ls[i]);
         gdn__arena_free(&la);

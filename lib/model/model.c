@@ -206,10 +206,11 @@ gdn_status gdn__model_config_check(gdn_context *ctx, gdn_model_config *c)
             CFG_FAIL("model config: gdn_heads = %d, gdn_v_heads = %d: need H >= 1 and HV a "
                      "multiple of H",
                      c->gdn_heads, c->gdn_v_heads);
-        if (!head_dim_ok(c->gdn_head_k) || !head_dim_ok(c->gdn_head_v))
+        if (!head_dim_ok(c->gdn_head_k) || c->gdn_head_v < 16 || c->gdn_head_v > 1024 ||
+            c->gdn_head_v % 16)
             return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                             "model config: gdn_head_k = %d, gdn_head_v = %d: head dims must be "
-                             "multiples of 16 in [16, 256]",
+                             "model config: gdn_head_k = %d, gdn_head_v = %d: K must be a "
+                             "multiple of 16 in [16, 256], V one in [16, 1024]",
                              c->gdn_head_k, c->gdn_head_v);
         if (c->gdn_conv < 2 || c->gdn_conv > 8)
             CFG_FAIL("model config: gdn_conv = %d must be in [2, 8]", c->gdn_conv);

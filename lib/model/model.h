@@ -129,6 +129,10 @@ struct gdn__layer_state {
     gdn_swa_cache cache;
 };
 
+/* Number of op-level value heads per model value head of width V (V > 256
+ * is split; see pass.c). */
+int32_t gdn__gd_split(int64_t V);
+
 /* Block forward: x is the block input [T, D]. Training with a tape keeps
  * x and writes the output to a new tensor; otherwise x is updated in place.
  * *x_out receives the output. */

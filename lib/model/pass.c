@@ -197,6 +197,39 @@ static gdn_status conv_bwd(gdn_context *ctx, struct gdn__arena *ar, const struct
 
 /* ------------------------------------------------------- Gated DeltaNet */
 
+/* Value heads wider than the op's 256 are run as `split` narrower heads of
+ * V / split columns each: the columns of a gated delta state evolve
+ * independently given q, k, g and beta, so value head hv becomes heads
+ * hv * split + j (which read the same q/k head under the op's GVA rule),
+ * with g, beta, A_log and dt_bias repeated and their gradients summed. */
+int32_t gdn__gd_split(int64_t V)
+{
+    int32_t s = (int32_t)((V + 255) / 256);
+    while (V % (16 * s))
+        s++;
+    return s;
+}
+
+/* dst[r * split + j] = src[r] for every j (rows of one column). */
+static gdn_status repeat_cols(gdn_context *ctx, const gdn_tensor *src, gdn_tensor *dst,
+                              int64_t rows, int32_t split)
+{
+    gdn_status st;
+    for (int32_t j = 0; j < split; j++)
+        TRY(gdn__slice_cols(ctx, src, 1, 0, dst, split, j, rows, 1, false));
+    return GDN_STATUS_OK;
+}
+
+/* dst[r] = sum_j src[r * split + j], in order j = 0, 1, ... */
+static gdn_status sum_cols(gdn_context *ctx, const gdn_tensor *src, gdn_tensor *dst,
+                           int64_t rows, int32_t split)
+{
+    gdn_status st;
+    for (int32_t j = 0; j < split; j++)
+        TRY(gdn__slice_cols(ctx, src, split, j, dst, 1, 0, rows, 1, j > 0));
+    return GDN_STATUS_OK;
+}
+
 enum { GT_QP, GT_KP, GT_VP, GT_A, GT_B, GT_GP, GT_Q, GT_K, GT_V, GT_O, GT_ON, GT_N };
 
 static void gd_params(const gdn_model *m, gdn_gated_delta_params *p)
@@ -221,6 +254,8 @@ static gdn_status gdn_mixer_fwd(gdn_model *m, const struct gdn__layer *ly, enum 
     gdn_status             st;
     gdn__model_dims(&m->cfg, &d);
     int64_t qk = d.gH * d.gK, vv = d.gHV * d.gV;
+    int32_t split = gdn__gd_split(d.gV);
+    int64_t HVs = d.gHV * split, Vs = d.gV / split;
     TRY(new2(ar, T, qk, &t[GT_QP]));
     TRY(new2(ar, T, qk, &t[GT_KP]));
     TRY(new2(ar, T, vv, &t[GT_VP]));
@@ -243,8 +278,8 @@ static gdn_status gdn_mixer_fwd(gdn_model *m, const struct gdn__layer *ly, enum 
     TRY(conv_fwd(ctx, mode, s, t[GT_VP], W(m, ly, G_VC), NULL, ls ? ls->conv[2] : NULL, t[GT_V]));
     TRY(view3(ar, t[GT_Q], T, d.gH, d.gK, &q3));
     TRY(view3(ar, t[GT_K], T, d.gH, d.gK, &k3));
-    TRY(view3(ar, t[GT_V], T, d.gHV, d.gV, &v3));
-    o3 = t[GT_O];
+    TRY(view3(ar, t[GT_V], T, HVs, Vs, &v3));
+    TRY(view3(ar, t[GT_O], T, HVs, Vs, &o3));
     gd_params(m, &gp);
     memset(&ga, 0, sizeof(ga));
     ga.q       = q3;
@@ -254,6 +289,21 @@ static gdn_status gdn_mixer_fwd(gdn_model *m, const struct gdn__layer *ly, enum 
     ga.beta    = t[GT_B];
     ga.A_log   = W(m, ly, G_ALOG);
     ga.dt_bias = W(m, ly, G_DTB);
+    if (split > 1) {
+        gdn_tensor *a2, *b2, *al2, *dtb2;
+        TRY(new2(ar, T, HVs, &a2));
+        TRY(new2(ar, T, HVs, &b2));
+        TRY(gdn__arena_new(ar, 1, (const int64_t[]){HVs}, GDN_DTYPE_F32, &al2));
+        TRY(gdn__arena_new(ar, 1, (const int64_t[]){HVs}, GDN_DTYPE_F32, &dtb2));
+        TRY(repeat_cols(ctx, t[GT_A], a2, T * d.gHV, split));
+        TRY(repeat_cols(ctx, t[GT_B], b2, T * d.gHV, split));
+        TRY(repeat_cols(ctx, W(m, ly, G_ALOG), al2, d.gHV, split));
+        TRY(repeat_cols(ctx, W(m, ly, G_DTB), dtb2, d.gHV, split));
+        ga.g       = a2;
+        ga.beta    = b2;
+        ga.A_log   = al2;
+        ga.dt_bias = dtb2;
+    }
     if (mode == GDN__DECODE) {
         TRY(gdn_gated_delta_step(ctx, &gp, &ga, ls->S, o3));
     } else {
@@ -264,7 +314,8 @@ static gdn_status gdn_mixer_fwd(gdn_model *m, const struct gdn__layer *ly, enum 
     }
     TRY(view3(ar, t[GT_GP], T, d.gHV, d.gV, &gp3));
     on3 = t[GT_ON];
-    TRY(rmsnorm(ctx, GDN_NORM_RMS_GATED, m->cfg.gdn_norm_eps, 0, o3, W(m, ly, G_ONORM), gp3, on3));
+    TRY(rmsnorm(ctx, GDN_NORM_RMS_GATED, m->cfg.gdn_norm_eps, 0, t[GT_O], W(m, ly, G_ONORM), gp3,
+                on3));
     TRY(view2(ar, on3, T, vv, &on));
     TRY(linear(ctx, on, W(m, ly, G_O), xacc, GDN_LINEAR_ACCUMULATE_Y));
     if (lt) {
@@ -289,6 +340,9 @@ static gdn_status gdn_mixer_bwd(gdn_model *m, const struct gdn__layer *ly,
     gdn_status             st;
     gdn__model_dims(&m->cfg, &d);
     int64_t qk = d.gH * d.gK, vv = d.gHV * d.gV;
+    int32_t split = gdn__gd_split(d.gV);
+    int64_t HVs = d.gHV * split, Vs = d.gV / split;
+    gdn_tensor *do3s, *da2 = NULL, *db2 = NULL, *dal2 = NULL, *ddt2 = NULL;
     TRY(new2(ar, T, vv, &don));
     TRY(linear_bwd(ctx, t[GT_N + 1], W(m, ly, G_O), G(m, ly, G_O), dy, don, false));
     TRY(view3(ar, don, T, d.gHV, d.gV, &don3));
@@ -298,11 +352,12 @@ static gdn_status gdn_mixer_bwd(gdn_model *m, const struct gdn__layer *ly,
                     G(m, ly, G_ONORM), t[GT_N], don3, do3, dgp));
     TRY(new3(ar, T, d.gH, d.gK, &dq));
     TRY(new3(ar, T, d.gH, d.gK, &dk));
-    TRY(new3(ar, T, d.gHV, d.gV, &dv));
+    TRY(new3(ar, T, HVs, Vs, &dv));
     TRY(new2(ar, T, d.gHV, &da));
     TRY(new2(ar, T, d.gHV, &db));
     TRY(tmp_grad(ar, G(m, ly, G_ALOG), &dal));
     TRY(tmp_grad(ar, G(m, ly, G_DTB), &ddt));
+    TRY(view3(ar, do3, T, HVs, Vs, &do3s));
     memset(&gg, 0, sizeof(gg));
     gg.dq       = dq;
     gg.dk       = dk;
@@ -311,7 +366,23 @@ static gdn_status gdn_mixer_bwd(gdn_model *m, const struct gdn__layer *ly,
     gg.dbeta    = db;
     gg.dA_log   = dal;
     gg.ddt_bias = ddt;
-    TRY(gdn_gated_delta_backward(ctx, lt->gd, do3, NULL, &gg));
+    if (split > 1) {
+        TRY(new2(ar, T, HVs, &da2));
+        TRY(new2(ar, T, HVs, &db2));
+        TRY(gdn__arena_new(ar, 1, (const int64_t[]){HVs}, GDN_DTYPE_F32, &dal2));
+        TRY(gdn__arena_new(ar, 1, (const int64_t[]){HVs}, GDN_DTYPE_F32, &ddt2));
+        gg.dg       = da2;
+        gg.dbeta    = db2;
+        gg.dA_log   = dal2;
+        gg.ddt_bias = ddt2;
+    }
+    TRY(gdn_gated_delta_backward(ctx, lt->gd, do3s, NULL, &gg));
+    if (split > 1) {
+        TRY(sum_cols(ctx, da2, da, T * d.gHV, split));
+        TRY(sum_cols(ctx, db2, db, T * d.gHV, split));
+        TRY(sum_cols(ctx, dal2, dal, d.gHV, split));
+        TRY(sum_cols(ctx, ddt2, ddt, d.gHV, split));
+    }
     TRY(add_grad(ctx, G(m, ly, G_ALOG), dal));
     TRY(add_grad(ctx, G(m, ly, G_DTB), ddt));
     TRY(view2(ar, dq, T, qk, &dq2));
@@ -736,7 +807,7 @@ gdn_status gdn_model_forward(gdn_model *m, const gdn_model_batch *batch, gdn_ten
         if (tape) {
             st = gdn__block_forward(m, i, GDN__TRAIN, &tp->s, x, &x, &tp->ar, &tp->lt[i], NULL);
         } else { /* inference: free each block's temporaries as it ends */
-            struct gdn__arena la = {m->ctx, NULL, 0, 0};
+            struct gdn__arena la = {m->ctx, NULL, NULL, 0, 0};
             gdn_tensor       *y;
             st = gdn__block_forward(m, i, GDN__TRAIN, &tp->s, x, &y, &la, NULL, NULL);
             gdn__arena_free(&la);

@@ -28,12 +28,21 @@
 #include "gdn_test.h"
 #include "model.h"
 
-static const char *const stacks[] = {"tiny-gdn", "tiny-h1", "tiny-h2"};
+/* "tiny-gdn-v288": value heads of 288 columns, run as two op-level heads of
+ * 144 (the model's split of heads wider than 256) */
+static const char *const stacks[] = {"tiny-gdn", "tiny-h1", "tiny-h2", "tiny-gdn-v288"};
 
 static gdn_model *make_model(const char *preset, uint64_t seed)
 {
     gdn_model_config cfg;
     gdn_model       *m = NULL;
+    if (!strcmp(preset, "tiny-gdn-v288")) {
+        ck_assert_int_eq(gdn_model_config_preset("tiny-gdn", &cfg), GDN_STATUS_OK);
+        cfg.gdn_head_v  = 288;
+        cfg.gdn_v_heads = 2;
+        GDN_TEST_OK(gdn_model_create(gdn_test_ctx, &cfg, seed, &m));
+        return m;
+    }
     ck_assert_int_eq(gdn_model_config_preset(preset, &cfg), GDN_STATUS_OK);
     GDN_TEST_OK(gdn_model_create(gdn_test_ctx, &cfg, seed, &m));
     return m;
@@ -701,9 +710,9 @@ int main(void)
     gdn_test_add_ctx_fixture(tc, 900);
     tcase_add_test(tc, test_model_checks);
     tcase_add_test(tc, test_model_slice);
-    tcase_add_loop_test(tc, test_model_varlen, 0, 3);
-    tcase_add_loop_test(tc, test_model_decode, 0, 3);
-    tcase_add_loop_test(tc, test_model_grad, 0, 3);
+    tcase_add_loop_test(tc, test_model_varlen, 0, 4);
+    tcase_add_loop_test(tc, test_model_decode, 0, 4);
+    tcase_add_loop_test(tc, test_model_grad, 0, 4);
     tcase_add_loop_test(tc, test_model_train_ckpt, 0, 3);
     tcase_add_test(tc, test_model_bad_files);
     tcase_add_test(tc, test_model_fla_config);
