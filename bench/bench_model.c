@@ -19,7 +19,7 @@
 #include "bench_util.h"
 
 #define HDR                                                                                        \
-    "what,preset,layers,B,T,params,wall_ms_median,wall_ms_p10,wall_ms_p90,device_ms_median,"      \
+    "what,preset,layers,vocab,B,T,params,wall_ms_median,wall_ms_p10,wall_ms_p90,device_ms_median,"      \
     "tokens_per_s,gflops,fma_peak_frac"
 
 struct mcase {
@@ -126,8 +126,8 @@ static void report(gdn_context *ctx, struct bench_out *out, const struct bench_c
     printf("  %-16s B=%-4d T=%-6d wall %9.3f ms (p10 %.3f, p90 %.3f)  %10.0f tok/s  %8.1f GFLOP/s "
            "%5.1f%% of FMA peak\n",
            what, B, T, w->median, w->p10, w->p90, tps, gf, 100 * gf / ceil->fma_gflops);
-    bench_out_row(out, HDR, "%s,%s,%s,%d,%d,%.0f,%.4f,%.4f,%.4f,%.4f,%.1f,%.2f,%.4f", what, preset,
-                  cfg->layers, B, T, params, w->median, w->p10, w->p90, d->median, tps, gf,
+    bench_out_row(out, HDR, "%s,%s,%s,%d,%d,%d,%.0f,%.4f,%.4f,%.4f,%.4f,%.1f,%.2f,%.4f", what,
+                  preset, cfg->layers, cfg->vocab, B, T, params, w->median, w->p10, w->p90, d->median, tps, gf,
                   gf / ceil->fma_gflops);
     print_profile();
 }
@@ -268,8 +268,8 @@ int main(int argc, char **argv)
     static const struct preset_case cpu_cases[]   = {
         {"small-h1", 256, 8, 128}, {"tiny-gdn", 0, 8, 128}, {"tiny-h2", 0, 8, 128}};
     static const struct preset_case gpu_cases[] = {
-        {"small-h1", 256, 16, 512},  {"gdn-0.4b", 0, 2, 4096}, {"h1-0.4b", 0, 2, 4096},
-        {"h2-0.4b", 0, 2, 4096},     {"h1-1.3b", 0, 1, 4096}};
+        {"small-h1", 256, 16, 512}, {"h1-0.4b", 256, 2, 4096}, {"gdn-0.4b", 0, 2, 4096},
+        {"h1-0.4b", 0, 2, 4096},    {"h2-0.4b", 0, 2, 4096},   {"h1-1.3b", 0, 1, 4096}};
     const struct preset_case *cases;
     size_t                    ncase;
     for (int i = 1; i < argc; i++) {
