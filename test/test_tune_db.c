@@ -320,8 +320,9 @@ START_TEST(random_plans_are_legal_and_seeded)
 END_TEST
 
 /* Every tuned space of the gated delta rule (forward and backward), at every
- * head-dim pair the op tests use, on a 32 KiB / 256 work-item device and a
- * 64 KiB / 1024 one:
+ * head-dim pair the op tests use, on a 32 KiB / 256 work-item device, a
+ * 64 KiB / 1024 one and Mesa llvmpipe (32 KiB, 1024; its loop limit asks for
+ * work-groups of 64 or more and scans in windows):
  * each seed's plan is legal and valid, the draw is uniform over the valid
  * assignments (its rank is below their count, which matches a brute-force
  * count) and the seeds reach more than one plan wherever there is a choice. */
@@ -349,9 +350,12 @@ START_TEST(random_plans_of_gated_delta_spaces)
     size_t               si, di;
     int                  dev;
 
-    for (dev = 0; dev < 2; dev++) {
-        ctx.dev.info.local_mem_bytes     = dev ? 64 * 1024 : 32 * 1024;
+    for (dev = 0; dev < 3; dev++) {
+        ctx.dev.info.local_mem_bytes     = dev == 1 ? 64 * 1024 : 32 * 1024;
         ctx.dev.info.max_work_group_size = dev ? 1024 : 256;
+        gdn__strlcpy(ctx.dev.info.name, dev == 2 ? "llvmpipe (LLVM 15.0.6, 256 bits)" : "Test GPU 9000",
+                     sizeof(ctx.dev.info.name));
+        ck_assert(gdn__gd_loop_limited(&ctx.dev) == (dev == 2));
         ck_assert_uint_eq(gdn__gd_n_tuned_spaces, 8);
         for (si = 0; si < gdn__gd_n_tuned_spaces; si++)
             for (di = 0; di < GDN_ARRAY_SIZE(dims); di++) {
@@ -386,6 +390,12 @@ START_TEST(random_plans_of_gated_delta_spaces)
                                   "%s %s seed %u: illegal plan", sp->stage, bucket, seed);
                     ck_assert_uint_eq(cnt, count);
                     ck_assert_uint_lt(idx, cnt);
+                    if (dev == 2) { /* llvmpipe: no scan in one launch */
+                        int32_t i;
+                        for (i = 0; i < sp->n_params; i++)
+                            if (!strcmp(sp->params[i].name, "CHUNKS"))
+                                ck_assert_int_gt(v[i], 0);
+                    }
                     if (seed == 1)
                         memcpy(v0, v, sizeof(v0));
                     else

@@ -15,6 +15,15 @@
  * chunks [NT] int4 (seq, first token, length, chunk in seq); chunk_off
  * [N + 1] (first chunk of each sequence).
  *
+ * Chunk windows, as in state_fwd.cl: one launch processes the chunks
+ * numbered [rb, re) from each sequence's end (its last rb chunks were done
+ * by earlier windows). A window that does not start at the last chunk takes
+ * dH from dh[first chunk it processes] (stored by the previous window); a
+ * window that stops before chunk 0 stores dH into dh[next chunk down]
+ * instead of dh0. rb = 0, re >= every sequence's chunk count is the whole
+ * scan in one launch (the host splits it on Mesa llvmpipe, whose work-items
+ * stop after 65535 loop iterations).
+ *
  * One work-group = one (V tile of BV columns, sequence, value head): global
  * (TY*TX * V/BV, N, HV), local (TY*TX, 1, 1). The K x BV slab of dH lives in
  * local memory for the whole scan; each work-item owns a strided register
@@ -70,7 +79,7 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
                       __global const float *do_, __global const float *dvl,
                       __global const float *dht, __global float *dh, __global float *dv2,
                       __global float *dh0, int H, int HV, float scale, int has_dht,
-                      int write_dh0)
+                      int write_dh0, int rb, int re)
 {
     __local float sH[K_DIM * BV];      /* dH slab [K][BV] */
     __local float sD[2 * CH * BV];     /* [do ; dv2] rows of the chunk */
@@ -83,12 +92,20 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
     const int   hk = hv / (HV / H);
     const ulong st_base = ((ulong)n * HV + hv) * K_DIM * V_DIM + v0;
 
-    for (int idx = tid; idx < K_DIM * BV; idx += WG) {
-        const int i = idx / BV, j = idx % BV;
-        sH[idx] = has_dht ? dht[st_base + (ulong)i * V_DIM + j] : 0.0f;
+    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
+    if (rb > 0 && rb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */
+    const int c_lo = max(c_first, c_first + nc - re); /* last one */
+    {
+        const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
+        for (int idx = tid; idx < K_DIM * BV; idx += WG) {
+            const int   i = idx / BV, j = idx % BV;
+            const ulong o = (ulong)i * V_DIM + j;
+            sH[idx]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
+        }
     }
-    const int c_first = chunk_off[n], c_last = chunk_off[n + 1] - 1;
-    for (int c = c_last; c >= c_first; c--) {
+    for (int c = c_hi; c >= c_lo; c--) {
         const int4  e  = chunks[c];
         const int   t0 = e.y, L = e.z;
         const ulong dh_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + v0;
@@ -158,7 +175,13 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (write_dh0) {
+    if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
+        const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
+        for (int idx = tid; idx < K_DIM * BV; idx += WG) {
+            const int i = idx / BV, j = idx % BV;
+            dh[hb + (ulong)i * V_DIM + j] = sH[idx];
+        }
+    } else if (write_dh0) {
         for (int idx = tid; idx < K_DIM * BV; idx += WG) {
             const int i = idx / BV, j = idx % BV;
             dh0[st_base + (ulong)i * V_DIM + j] = sH[idx];

@@ -18,6 +18,16 @@
  * [N, HV, K, V] (either may be NULL: has_h0 / has_ht); h [NT, HV, K, V]
  * with chunk c of sequence n at global chunk index chunk_off[n] + c.
  *
+ * Chunk windows: one launch scans chunks [cb, ce) of every sequence (ce is
+ * clamped to the sequence's chunk count). A window that starts past chunk
+ * 0 takes its state from h[cb] (written by the previous window), and a
+ * window that stops before the last chunk stores its state to h[ce]
+ * instead of ht. cb = 0, ce >= the longest sequence's chunk count is the
+ * whole scan in one launch. The host splits the scan on devices that stop
+ * long-running work-items (Mesa llvmpipe ends every loop of a work-item
+ * after 65535 iterations in total, silently): see state_plan in
+ * lib/ops/gated_delta/chunk_fwd.c.
+ *
  * One work-group = one (sequence, V tile, value head). The state
  * tile lives in local memory (K x BV); w and k are staged in 64 x BK
  * slices; LX x LY work-items own strided micro-tiles: 64/LY x BV/LX of
@@ -67,12 +77,42 @@
 #error "state_fwd: inconsistent tile macros"
 #endif
 
+/* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]
+ * as the previous window stored it. */
+#define WINDOW_LOAD_STATE()                                                                        \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +      \
+                          (ulong)v0;                                                               \
+        for (int e = lid; e < K * BV; e += WG) {                                                   \
+            const int   r = e / BV, j = e - r * BV;                                                \
+            const ulong o = (ulong)r * V + (ulong)j;                                               \
+            HsL[e] = cb > 0 ? h[hb_ + o] : has_h0 ? h0[sbase + o] : 0.0f;                          \
+        }                                                                                          \
+    } while (0)
+/* After the window: the state entering chunk c_end into h[c_end] when the
+ * sequence goes on, else the final state into ht. */
+#define WINDOW_STORE_STATE()                                                                       \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +   \
+                          (ulong)v0;                                                               \
+        if (c_end < nc || has_ht)                                                                  \
+            for (int e = lid; e < K * BV; e += WG) {                                               \
+                const int   r = e / BV, j = e - r * BV;                                            \
+                const ulong o = (ulong)r * V + (ulong)j;                                           \
+                if (c_end < nc)                                                                    \
+                    h[hb_ + o] = HsL[e];                                                           \
+                else                                                                               \
+                    ht[sbase + o] = HsL[e];                                                        \
+            }                                                                                      \
+    } while (0)
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_state_fwd(__global const float *k, __global const float *w,
                            __global const float *u, __global const float *G,
                            __global const int *seq_off, __global const int *chunk_off,
                            __global const float *h0, __global float *h, __global float *v_new,
-                           __global float *ht, int H, int HV, int has_h0, int has_ht)
+                           __global float *ht, int H, int HV, int has_h0, int has_ht, int cb,
+                           int ce)
 {
     __local float HsL[K * BV];     /* running state tile */
     __local float SL[CH * LDK];    /* w or k slice */
@@ -88,13 +128,13 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
     const int     bos = seq_off[n], eos = seq_off[n + 1];
     const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
     const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    const int     c_end = min(ce, nc);
 
-    for (int e = lid; e < K * BV; e += WG) {
-        const int r = e / BV, j = e - r * BV;
-        HsL[e] = has_h0 ? h0[sbase + (ulong)r * V + (ulong)j] : 0.0f;
-    }
+    if (cb > 0 && cb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    WINDOW_LOAD_STATE();
 
-    for (int c = 0; c < nc; c++) {
+    for (int c = cb; c < c_end; c++) {
         const int   first = bos + c * CH;
         const int   L = min(CH, eos - first);
         const ulong hbase =
@@ -172,12 +212,7 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
     }
 
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (has_ht) {
-        for (int e = lid; e < K * BV; e += WG) {
-            const int r = e / BV, j = e - r * BV;
-            ht[sbase + (ulong)r * V + (ulong)j] = HsL[e];
-        }
-    }
+    WINDOW_STORE_STATE();
 }
 
 #ifdef PREFETCH
@@ -206,7 +241,8 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
                               __global const float *u, __global const float *G,
                               __global const int *seq_off, __global const int *chunk_off,
                               __global const float *h0, __global float *h, __global float *v_new,
-                              __global float *ht, int H, int HV, int has_h0, int has_ht)
+                              __global float *ht, int H, int HV, int has_h0, int has_ht,
+                              int cb, int ce)
 {
     __local float SL[CH * LDW];  /* the chunk's w, then its k */
     __local float HsL[K * BV];   /* running state tile */
@@ -222,12 +258,12 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
     const int     bos = seq_off[n], eos = seq_off[n + 1];
     const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
     const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    const int     c_end = min(ce, nc);
     float         wr[NPF], kr[NPF], ur[TM1][TN], gr = 0.0f;
 
-    for (int e = lid; e < K * BV; e += WG) {
-        const int r = e / BV, j = e - r * BV;
-        HsL[e] = has_h0 ? h0[sbase + (ulong)r * V + (ulong)j] : 0.0f;
-    }
+    if (cb > 0 && cb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    WINDOW_LOAD_STATE();
 
 /* Load chunk cc's w, k, u, G into registers (rows past the chunk: 0). */
 #define PF_LOAD_WK(cc)                                                                             \
@@ -255,11 +291,11 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
         gr = lid < l_ ? G[(ulong)(f_ + lid) * (ulong)HV + (ulong)hv] : 0.0f;                       \
     } while (0)
 
-    if (nc > 0) {
-        PF_LOAD_WK(0);
-        PF_LOAD_UG(0);
+    if (cb < c_end) {
+        PF_LOAD_WK(cb);
+        PF_LOAD_UG(cb);
     }
-    for (int c = 0; c < nc; c++) {
+    for (int c = cb; c < c_end; c++) {
         const int   first = bos + c * CH;
         const int   L = min(CH, eos - first);
         const ulong hbase =
@@ -284,7 +320,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
                 ucur[a][j] = ur[a][j];
         barrier(CLK_LOCAL_MEM_FENCE);
         /* The next chunk's w is in flight while this one computes. */
-        if (c + 1 < nc) {
+        if (c + 1 < c_end) {
             const int f_ = bos + (c + 1) * CH, l_ = min(CH, eos - f_);
             for (int p_ = 0; p_ < NPF; p_++) {
                 const int  e_ = lid + p_ * WG, r_ = e_ / K, d_ = e_ - r_ * K;
@@ -313,7 +349,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
                 }
             }
         }
-        if (c + 1 < nc)
+        if (c + 1 < c_end)
             PF_LOAD_UG(c + 1);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* Stage k over w (all reads of w are done). */
@@ -322,7 +358,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
             SL[r * LDW + d] = kr[p];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (c + 1 < nc) {
+        if (c + 1 < c_end) {
             const int f_ = bos + (c + 1) * CH, l_ = min(CH, eos - f_);
             for (int p_ = 0; p_ < NPF; p_++) {
                 const int e_ = lid + p_ * WG, r_ = e_ / K, d_ = e_ - r_ * K;
@@ -348,11 +384,6 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #undef PF_LOAD_UG
 
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (has_ht) {
-        for (int e = lid; e < K * BV; e += WG) {
-            const int r = e / BV, j = e - r * BV;
-            ht[sbase + (ulong)r * V + (ulong)j] = HsL[e];
-        }
-    }
+    WINDOW_STORE_STATE();
 }
 #endif /* PREFETCH */

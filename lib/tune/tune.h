@@ -50,7 +50,9 @@
 #define GDN_TUNE_MAX_VALUES 16
 
 struct gdn_tune_param {
-    const char *name;                       /* -D macro name, e.g. "BV" */
+    const char *name;                       /* -D macro name, e.g. "BV", or a
+                                               host-side launch parameter
+                                               (e.g. "CHUNKS" of the scans) */
     int32_t     def;                        /* generic default          */
     int32_t     n_values;                   /* legal values             */
     int32_t     values[GDN_TUNE_MAX_VALUES];

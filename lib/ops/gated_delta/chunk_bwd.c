@@ -124,7 +124,8 @@ static bool dvl_space_valid(const int32_t *v, const void *problem, const struct 
     struct dvl_plan            p;
     p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3];
     return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bv % p.tx == 0 && CH % p.ty == 0 &&
-           CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, dvl_lmem(&p));
+           CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, dvl_lmem(&p)) &&
+           gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
 }
 
 static void dvl_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -161,6 +162,7 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
 /* B4: state_bwd.cl */
 struct sbwd_plan {
     int                bv, bks, ty, tx;
+    int                chunks; /* CHUNKS (host side): chunks per launch, 0 = all */
     struct launch_geom g;
 };
 
@@ -174,6 +176,7 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
 {
     p->bks = 16;
     p->ty = p->tx = 16;
+    p->chunks      = gdn__gd_scan_chunks_default(dev, s);
     p->bv          = pick_div(s->V, 32);
     if (p->bv > 16 && !lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks)))
         p->bv = 16;
@@ -181,20 +184,21 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
         p->bv = p->tx = 8;
 }
 
-/* Tuning space: BV, BKS, TY, TX. */
+/* Tuning space: BV, BKS, TY, TX, CHUNKS. */
 static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s  = problem;
     const int                  bv = v[0], bks = v[1], ty = v[2], tx = v[3];
     return s->V % bv == 0 && s->K % bks == 0 && bv % tx == 0 && bks % ty == 0 && CH % ty == 0 &&
-           wg_fits(dev, ty, tx) && lmem_fits(dev, sbwd_lmem(s, bv, bks));
+           wg_fits(dev, ty, tx) && lmem_fits(dev, sbwd_lmem(s, bv, bks)) &&
+           gdn__gd_loop_limit_ok(dev, s, ty * tx, v[4]);
 }
 
 static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct sbwd_plan p;
     sbwd_plan_default(dev, problem, &p);
-    v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx;
+    v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx, v[4] = p.chunks;
 }
 
 static const struct gdn_tune_param sbwd_params[] = {
@@ -202,6 +206,7 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"BKS", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
+    {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
     "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
@@ -256,7 +261,8 @@ static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struc
     const struct gdn_gd_shape *s  = problem;
     const int                  bk = v[0], bvt = v[1], ty = v[2], tx = v[3];
     return s->K % bk == 0 && s->V % bvt == 0 && bk % tx == 0 && CH % ty == 0 && CH % tx == 0 &&
-           wg_fits(dev, ty, tx) && lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx));
+           wg_fits(dev, ty, tx) && lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx)) &&
+           gdn__gd_loop_limit_ok(dev, s, ty * tx, -1);
 }
 
 static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -324,7 +330,7 @@ static bool wyb_space_valid(const int32_t *v, const void *problem, const struct 
     p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3], p.t_in_global = v[4];
     return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bk % p.tx == 0 && p.bv % p.tx == 0 &&
            CH % p.ty == 0 && CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) &&
-           lmem_fits(dev, wyb_lmem(&p));
+           lmem_fits(dev, wyb_lmem(&p)) && gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
 }
 
 static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -520,7 +526,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         gdn__gd_stage_lookup(ctx, &gdn__gd_dvl_space, s, v);
         pdvl.bk = v[0], pdvl.bv = v[1], pdvl.ty = v[2], pdvl.tx = v[3];
         gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
-        psb.bv = v[0], psb.bks = v[1], psb.ty = v[2], psb.tx = v[3];
+        psb.bv = v[0], psb.bks = v[1], psb.ty = v[2], psb.tx = v[3], psb.chunks = v[4];
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
         pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
@@ -565,11 +571,21 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     RUN("dv_local_bwd.cl", "gated_delta_dv_local", &pdvl.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
         KM(tp->G), KM(do_->mem), KM(u), KI(s->H), KI(s->HV), KF(s->scale));
 
-    /* B4: reverse state scan: dh per chunk, dv2, dh0. */
-    RUN("state_bwd.cl", "gated_delta_state_bwd", &psb.g, 3, KM(tp->idx.chunks),
-        KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(u),
-        KM(dht ? dht->mem : NULL), KM(dh), KM(dv2), KM(grads->dh0 ? grads->dh0->mem : NULL),
-        KI(s->H), KI(s->HV), KF(s->scale), KI(dht != NULL), KI(grads->dh0 != NULL));
+    /* B4: reverse state scan: dh per chunk, dv2, dh0; in windows of CHUNKS
+     * chunks from each sequence's end when the plan says so (llvmpipe). */
+    {
+        const int nmax = (s->max_len + CH - 1) / CH;
+        const int step = psb.chunks > 0 ? psb.chunks : (nmax > 0 ? nmax : 1);
+        int       rb   = 0;
+        do {
+            RUN("state_bwd.cl", "gated_delta_state_bwd", &psb.g, 3, KM(tp->idx.chunks),
+                KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(u),
+                KM(dht ? dht->mem : NULL), KM(dh), KM(dv2),
+                KM(grads->dh0 ? grads->dh0->mem : NULL), KI(s->H), KI(s->HV), KF(s->scale),
+                KI(dht != NULL), KI(grads->dh0 != NULL), KI(rb), KI(rb + step));
+            rb += step;
+        } while (rb < nmax);
+    }
 
     /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
     RUN("dqkwg_bwd.cl", "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),

@@ -267,7 +267,8 @@ static bool kkt_space_valid(const int32_t *v, const void *problem, const struct 
 {
     const struct gd_kkt_plan p = {v[0], v[1], v[2]};
     return kkt_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           kkt_plan_local(&p) <= dev->info.local_mem_bytes;
+           kkt_plan_local(&p) <= dev->info.local_mem_bytes &&
+           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
 }
 
 static void kkt_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -388,7 +389,8 @@ static bool wy_space_valid(const int32_t *v, const void *problem, const struct g
 {
     const struct gd_wy_plan p = {v[0], v[1], v[2], v[3]};
     return wy_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           wy_plan_local(&p) <= dev->info.local_mem_bytes;
+           wy_plan_local(&p) <= dev->info.local_mem_bytes &&
+           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
 }
 
 static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -460,6 +462,8 @@ struct gd_state_plan {
     int32_t ly; /* LY: work-items along rows (divides 64 and BK) */
     int32_t pf; /* PREFETCH: 1 = gated_delta_state_fwd_pf (whole chunk staged,
                    next chunk prefetched into registers), 0 = sliced kernel */
+    int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
+                       0 = the whole scan in one launch */
 };
 
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
@@ -480,6 +484,8 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
                                struct gd_state_plan *p)
 {
     int32_t cap;
+
+    p->chunks = gdn__gd_scan_chunks_default(dev, s);
 
     /* Prefetching variant: 256 work-items, BV 16 (K > 64) or 32, when the
      * whole staged chunk fits in local memory (K <= 128 on 48 KiB). */
@@ -528,7 +534,7 @@ static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan 
 /* The stage's tuning space (lib/tune): the plan's fields in this order. */
 static void state_plan_from(const int32_t *v, struct gd_state_plan *p)
 {
-    p->pf = v[0], p->bv = v[1], p->bk = v[2], p->lx = v[3], p->ly = v[4];
+    p->pf = v[0], p->bv = v[1], p->bk = v[2], p->lx = v[3], p->ly = v[4], p->chunks = v[5];
 }
 
 static bool state_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -537,14 +543,15 @@ static bool state_space_valid(const int32_t *v, const void *problem, const struc
     struct gd_state_plan       p;
     state_plan_from(v, &p);
     return state_plan_ok(&p, s) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           state_plan_local(&p, s) <= dev->info.local_mem_bytes;
+           state_plan_local(&p, s) <= dev->info.local_mem_bytes &&
+           gdn__gd_loop_limit_ok(dev, s, p.lx * p.ly, p.chunks);
 }
 
 static void state_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct gd_state_plan p;
     state_plan_default(dev, problem, &p);
-    v[0] = p.pf, v[1] = p.bv, v[2] = p.bk, v[3] = p.lx, v[4] = p.ly;
+    v[0] = p.pf, v[1] = p.bv, v[2] = p.bk, v[3] = p.lx, v[4] = p.ly, v[5] = p.chunks;
 }
 
 static const struct gdn_tune_param state_params[] = {
@@ -553,6 +560,7 @@ static const struct gdn_tune_param state_params[] = {
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 5, {4, 8, 16, 32, 64}},
+    {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
 };
 const struct gdn_tune_space gdn__gd_state_space = {
     "gated_delta/state_fwd", (int32_t)GDN_ARRAY_SIZE(state_params), state_params,
@@ -572,6 +580,43 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
         return 7;
     }
     return 6;
+}
+
+/* ------------------------------------------------ scans on llvmpipe */
+
+bool gdn__gd_loop_limited(const struct gdn_device *dev)
+{
+    return strstr(dev->info.name, "llvmpipe") != NULL;
+}
+
+/* Chunks per launch that keep a scan's work-items far from llvmpipe's
+ * limit: about 16 chunks at K = 64 with 64 work-items per group. */
+static int32_t scan_chunks_max(const struct gdn_gd_shape *s, int32_t wg)
+{
+    int64_t c = (int64_t)16 * 64 / s->K * wg / 64;
+    return c < 1 ? 1 : c > 16 ? 16 : (int32_t)c;
+}
+
+int32_t gdn__gd_scan_chunks_default(const struct gdn_device *dev, const struct gdn_gd_shape *s)
+{
+    int32_t c, best = 1;
+    if (!gdn__gd_loop_limited(dev))
+        return 0;
+    for (c = 1; c <= scan_chunks_max(s, 64); c *= 2)
+        best = c;
+    return best;
+}
+
+bool gdn__gd_loop_limit_ok(const struct gdn_device *dev, const struct gdn_gd_shape *s, int32_t wg,
+                           int32_t chunks)
+{
+    if (!gdn__gd_loop_limited(dev))
+        return true;
+    if (wg < 64) /* fewer work-items do more loop iterations each */
+        return false;
+    if (chunks < 0) /* a per-chunk stage: about K (or V) / wg of a chunk each */
+        return wg >= s->K && wg >= s->V;
+    return chunks > 0 && chunks <= scan_chunks_max(s, wg);
 }
 
 gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u, cl_mem h,
@@ -619,8 +664,20 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     SET_INT(13, ht != NULL);
     global[0] = local[0] * (size_t)s->N * (size_t)(s->V / p.bv);
     global[1] = (size_t)s->HV;
-    if (!st)
-        st = gdn__launch(ctx, k, 2, global, local, NULL);
+    {
+        /* Chunk windows [cb, cb + CHUNKS) of every sequence, in order (the
+         * in-order queue carries the state through h). */
+        const int32_t nmax = (s->max_len + CH - 1) / CH;
+        const int32_t step = p.chunks > 0 ? p.chunks : (nmax > 0 ? nmax : 1);
+        int32_t       cb   = 0;
+        do {
+            SET_INT(14, cb);
+            SET_INT(15, cb + step);
+            if (!st)
+                st = gdn__launch(ctx, k, 2, global, local, NULL);
+            cb += step;
+        } while (!st && cb < nmax);
+    }
     return st;
 }
 
@@ -688,7 +745,8 @@ static bool out_space_valid(const int32_t *v, const void *problem, const struct 
 {
     const struct gd_out_plan p = {v[0], v[1], v[2], v[3]};
     return out_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           out_plan_local(&p) <= dev->info.local_mem_bytes;
+           out_plan_local(&p) <= dev->info.local_mem_bytes &&
+           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
 }
 
 static void out_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)

@@ -99,6 +99,22 @@ extern const struct gdn_tune_space gdn__gd_kkt_space;
 extern const struct gdn_tune_space gdn__gd_wy_space;
 extern const struct gdn_tune_space gdn__gd_state_space;
 extern const struct gdn_tune_space gdn__gd_out_space;
+/* Mesa llvmpipe (gallivm) silently ends every loop of a work-item after
+ * 65535 iterations in total (LP_MAX_TGSI_LOOP_ITERATIONS): there the tuned
+ * per-chunk stages need work-groups of at least max(64, K, V) work-items,
+ * and the two scans (state_fwd, state_bwd) at least 64 and windows of a few
+ * chunks per launch (fewer as K grows or the work-group shrinks). */
+bool    gdn__gd_loop_limited(const struct gdn_device *dev);
+/* The scans' CHUNKS (chunks per launch) by default: 0 (one launch) except
+ * on loop-limited devices. */
+int32_t gdn__gd_scan_chunks_default(const struct gdn_device *dev, const struct gdn_gd_shape *s);
+/* Whether a plan with wg work-items per group and CHUNKS chunks per launch
+ * (0 for a per-chunk stage: always fine there) respects the device's loop
+ * limit. */
+bool gdn__gd_loop_limit_ok(const struct gdn_device *dev, const struct gdn_gd_shape *s, int32_t wg,
+                           int32_t chunks);
+/* The legal values of a scan's CHUNKS parameter. */
+#define GDN_GD_SCAN_CHUNKS 6, {0, 1, 2, 4, 8, 16}
 /* The bucket of every tuned stage's rows: "K<K>.V<V>". */
 void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap);
 /* gdn__tune_lookup of a stage for this problem (bucket from K, V). */
