@@ -53,7 +53,12 @@
  * The host picks "wide" (BV 64, VW 4, 32 rows per work-item) when there are
  * at least CUs / 2 such groups, else "lean" (BV 32, VW 2, 16 rows).
  * Runtime arguments: has_h0 (else the state starts at zero) and store_ht
- * (else the final state is not written); unused pointers may be any buffer.
+ * (else the final state is not written); unused pointers may be any buffer;
+ * tb, te: the window of tokens [tb, te) of every sequence this launch runs
+ * (clamped to the sequence; 0, INT_MAX for all of it). The host splits long
+ * sequences into windows on Mesa llvmpipe, which silently ends a
+ * work-item's loops after 65535 iterations in total, passing the state
+ * from window to window through ht -> h0.
  *
  * Measured on the H200 (NVIDIA OpenCL, H = HV = 16, K = V = 128, fp32 state;
  * back-to-back launches; copy = clEnqueueCopyBuffer of the state, which
@@ -140,7 +145,8 @@ void gated_delta_recurrent(__global const float *q, __global const float *k,
                            __global const float *beta, __global const float *A_log,
                            __global const float *dt_bias, __global const int *seq_off,
                            __global const float *h0, __global float *o, __global float *ht,
-                           int H, int HV, float scale, float eps, int has_h0, int store_ht)
+                           int H, int HV, float scale, float eps, int has_h0, int store_ht,
+                           int tb, int te)
 {
     __local vec_t red_hk[2][KS][NJ];
     __local vec_t red_hq[2][KS][NJ];
@@ -157,8 +163,9 @@ void gated_delta_recurrent(__global const float *q, __global const float *k,
     const int   hk_ = hv / (HV / H);
     const int   c0  = vt * BV + jv * VW; /* first column of this work-item */
     const int   r0  = ks * RPW;          /* first row of this work-item */
-    const int   bos = seq_off[n];
-    const int   eos = seq_off[n + 1];
+    const int   len = seq_off[n + 1] - seq_off[n];
+    const int   bos = seq_off[n] + min(tb, len); /* this launch's tokens */
+    const int   eos = seq_off[n] + min(te, len);
     const ulong sbase = (nh * K + (ulong)r0) * V + (ulong)c0;
 
     vec_t hs[RPW];

@@ -171,6 +171,10 @@ static gdn_status recurrent_kernel(gdn_context *ctx, const struct gdn_gd_shape *
                      "gated_delta recurrent: kernel allows only %zu work-items per group", max_wg);
 }
 
+/* Tokens per launch on loop-limited devices: this over K (128 at K = 64,
+ * where one launch of about 980 tokens already reached llvmpipe's limit). */
+#define RECURRENT_WINDOW_KV 8192
+
 gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_mem, cl_mem o_mem,
                                      cl_mem ht_mem)
 {
@@ -202,15 +206,38 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
         (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->A_log->mem : tp->g->mem)) ||
         (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->dt_bias->mem : tp->g->mem)) ||
         (st = gdn__arg_mem(ctx, kr, a++, tp->idx.seq_off)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, h0_mem ? h0_mem : tp->q->mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, ht_mem ? ht_mem : o_mem)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) || /* 8: h0, 10: ht, set below */
+        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) || (st = gdn__arg_mem(ctx, kr, a++, o_mem)) ||
         (st = gdn__arg_int(ctx, kr, a++, s->H)) || (st = gdn__arg_int(ctx, kr, a++, s->HV)) ||
         (st = gdn__arg_float(ctx, kr, a++, s->scale)) ||
-        (st = gdn__arg_float(ctx, kr, a++, s->eps)) ||
-        (st = gdn__arg_int(ctx, kr, a++, h0_mem ? 1 : 0)) ||
-        (st = gdn__arg_int(ctx, kr, a++, ht_mem ? 1 : 0)))
+        (st = gdn__arg_float(ctx, kr, a++, s->eps)))
         return st;
     global = p.groups * p.local;
-    return gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
+    {
+        /* Token windows on Mesa llvmpipe (gdn__gd_loop_limited): each launch
+         * runs RECURRENT_WINDOW_KV / K tokens of every sequence, the state
+         * going h0 -> S -> ... -> S -> ht through a scratch state S. */
+        const int32_t win = gdn__gd_loop_limited(&ctx->dev) ? RECURRENT_WINDOW_KV / s->K : 0;
+        const int32_t nwin = win > 0 && s->max_len > win ? (s->max_len + win - 1) / win : 1;
+        cl_mem        S    = NULL;
+        int32_t       w;
+        if (nwin > 1 && (st = gdn__scratch_acquire(ctx, (size_t)s->N * (size_t)s->HV *
+                                                            (size_t)s->K * (size_t)s->V * 4,
+                                                   &S)))
+            return st;
+        for (w = 0; w < nwin && !st; w++) {
+            const bool   first = w == 0, last = w == nwin - 1;
+            const cl_mem in = first ? h0_mem : S, out = last ? ht_mem : S;
+            if ((st = gdn__arg_mem(ctx, kr, 8, in ? in : tp->q->mem)) ||
+                (st = gdn__arg_mem(ctx, kr, 10, out ? out : o_mem)) ||
+                (st = gdn__arg_int(ctx, kr, 15, in ? 1 : 0)) ||
+                (st = gdn__arg_int(ctx, kr, 16, out ? 1 : 0)) ||
+                (st = gdn__arg_int(ctx, kr, 17, nwin > 1 ? w * win : 0)) ||
+                (st = gdn__arg_int(ctx, kr, 18, last ? INT32_MAX : (w + 1) * win)))
+                break;
+            st = gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
+        }
+        gdn__scratch_release(ctx, S);
+    }
+    return st;
 }
