@@ -18,9 +18,18 @@
  * default), vocab 32000; on a CPU the same ops at M = 512, D = 512,
  * F = 1536, vocab 8192 (2 PoCL cores would need minutes per GPU shape).
  *
- * usage: bench_linear [--quick] [--gemm-only] [--out DIR] [--device SEL] [--reps N]
+ * Skinny GEMMs (the linear layers of a decode step: y[M, N] = x[M, K] W^T
+ * with W [N, K], M = 1, 16, 64 tokens against N x K = 1536 x 1536,
+ * 6144 x 1536 and 32000 x 1536, on every device), each twice: through the
+ * skinny kernel (GDN_SKINNY forced to M) and through CLBlast (GDN_SKINNY=0).
+ * Their GB/s count the bytes of W, x and y once (a lower bound on traffic)
+ * against the measured copy bandwidth; GFLOP/s 2 M N K.
+ *
+ * usage: bench_linear [--quick] [--gemm-only] [--skinny] [--out DIR] [--device SEL] [--reps N]
  *   --gemm-only  only the SGEMM lines (for trying CLBlast parameter
  *                overrides: GDN_CLBLAST_OVERRIDE, see lib/ops/linear/gemm.h)
+ *   --skinny     only the skinny GEMM lines (tile sizes: GDN_TUNE=
+ *                "linear/skinny:KS=..,NPI=..", see lib/ops/linear/gemm_skinny.h)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -29,6 +38,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "ops/linear/gemm_skinny.h"
 #include "ops/linear/linear.h"
 
 struct cfg {
@@ -323,10 +333,66 @@ static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct
     return report(o, what, c, n, kk, fn_gemm, k, 2.0 * (double)m * (double)n * (double)kk, 0);
 }
 
+/* One skinny GEMM shape, y[m, n] = x[m, kk] W[n, kk]^T, through the skinny
+ * kernel and through CLBlast (GDN_SKINNY set for each, then restored). */
+static gdn_status bench_skinny(struct ctx_out *o, struct lin_case *k, const struct cfg *c,
+                               size_t m, size_t n, size_t kk)
+{
+    const char  *saved = getenv("GDN_SKINNY");
+    char        *keep  = saved ? strdup(saved) : NULL;
+    const double flop = 2.0 * (double)m * (double)n * (double)kk,
+                 bytes = 4.0 * ((double)n * (double)kk + (double)m * (double)kk +
+                                (double)m * (double)n);
+    gdn_status   st   = GDN_STATUS_OK;
+    unsigned     seed = 7;
+    float       *h;
+    size_t       na = m * kk, nb = n * kk, nmax, i;
+    int          path;
+
+    gdn__buffer_release(k->A), gdn__buffer_release(k->B), gdn__buffer_release(k->C);
+    k->A = k->B = k->C = NULL;
+    if ((st = gdn__buffer_create(o->ctx, na * 4, &k->A)) ||
+        (st = gdn__buffer_create(o->ctx, nb * 4, &k->B)) ||
+        (st = gdn__buffer_create(o->ctx, m * n * 4, &k->C))) {
+        free(keep);
+        return st;
+    }
+    nmax = na > nb ? na : nb;
+    h    = malloc(nmax * sizeof(float));
+    if (!h) {
+        free(keep);
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    bench_fill_uniform(h, nmax, &seed, -1, 1);
+    for (i = 0; i < 2 && !st; i++) {
+        cl_int err = clEnqueueWriteBuffer(o->ctx->queue, i ? k->B : k->A, CL_TRUE, 0,
+                                          (i ? nb : na) * 4, h, 0, NULL, NULL);
+        if (err != CL_SUCCESS)
+            st = gdn__fail_cl(o->ctx, err, "bench: write");
+    }
+    free(h);
+    k->gm = m, k->gn = n, k->gk = kk, k->ta = false, k->tb = true;
+    for (path = 0; path < 2 && !st; path++) {
+        char        what[96], mstr[32];
+        const char *used;
+        snprintf(mstr, sizeof(mstr), "%zu", m);
+        setenv("GDN_SKINNY", path == 0 ? mstr : "0", 1);
+        used = gdn__gemm_path(o->ctx, false, true, m, n, kk, 1);
+        snprintf(what, sizeof(what), "%-7s y=xW^T %zux%zux%zu", used, m, n, kk);
+        st = report(o, what, c, n, kk, fn_gemm, k, flop, bytes);
+    }
+    if (keep)
+        setenv("GDN_SKINNY", keep, 1);
+    else
+        unsetenv("GDN_SKINNY");
+    free(keep);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     struct bench_opts     opt   = BENCH_OPTS_INIT;
-    bool                  quick, gemm_only = false, gpu;
+    bool                  quick, gemm_only = false, skinny_only = false, gpu;
     int                   reps, i;
     gdn_context          *ctx  = NULL;
     struct bench_ceilings ceil;
@@ -347,8 +413,10 @@ int main(int argc, char **argv)
             continue;
         if (!strcmp(argv[i], "--gemm-only"))
             gemm_only = true;
+        else if (!strcmp(argv[i], "--skinny"))
+            skinny_only = true;
         else {
-            fprintf(stderr, "usage: %s " BENCH_USAGE " [--gemm-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s " BENCH_USAGE " [--gemm-only] [--skinny]\n", argv[0]);
             return 2;
         }
     }
@@ -369,7 +437,27 @@ int main(int argc, char **argv)
     else
         cfgs = cfg_cpu, ncfg = GDN_ARRAY_SIZE(cfg_cpu), sq = sq_cpu, nsq = GDN_ARRAY_SIZE(sq_cpu);
 
-    for (i = 0; i < (int)ncfg && !st; i++) {
+    /* skinny GEMMs: decode-step linear layers (M tokens, W [N, K]) */
+    {
+        const size_t     sk_m[]  = {1, 16, 64};
+        const size_t     sk_nk[][2] = {{1536, 1536}, {6144, 1536}, {32000, 1536}};
+        const size_t     sk_q[][2]  = {{192, 64}, {768, 64}};
+        const struct cfg c0      = {0, 0, 0, 0};
+        struct lin_case  k;
+        size_t           a, b, nnk = quick ? GDN_ARRAY_SIZE(sk_q) : GDN_ARRAY_SIZE(sk_nk);
+        memset(&k, 0, sizeof(k));
+        k.ctx = ctx;
+        printf("\nskinny GEMMs y[M, N] = x[M, K] W[N, K]^T (gdn__gemm gives M <= %zu to the "
+               "skinny kernel here; GDN_SKINNY)\n",
+               gdn__gemm_skinny_max_m(ctx));
+        for (b = 0; b < nnk && !st; b++)
+            for (a = 0; a < GDN_ARRAY_SIZE(sk_m) && !st; a++)
+                st = bench_skinny(&o, &k, &c0, sk_m[a], quick ? sk_q[b][0] : sk_nk[b][0],
+                                  quick ? sk_q[b][1] : sk_nk[b][1]);
+        gdn__buffer_release(k.A), gdn__buffer_release(k.B), gdn__buffer_release(k.C);
+    }
+
+    for (i = 0; i < (int)ncfg && !st && !skinny_only; i++) {
         const struct cfg *c = &cfgs[i];
         struct lin_case   k;
         const double      M = c->M, D = c->D, F = c->F, V = c->V;

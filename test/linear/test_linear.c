@@ -7,7 +7,9 @@
  * ids, determinism, weight tying with the output head), cross-entropy
  * (ignore_index rows, all rows ignored, logits in +-80 with -inf entries,
  * vocab 50000 with small M, mean and sum, given and recomputed lse, in-place
- * backward) and argument validation.
+ * backward) and argument validation. The skinny GEMM path of gdn__gemm
+ * (few rows, NT) has its own cases in test_gemm_skinny.c, added to this
+ * suite.
  *
  * Inputs are rounded to fp32 before the reference runs, so the tolerances
  * measure the device arithmetic only: relative RMS <= 2e-5 forward, <= 1e-4
@@ -600,6 +602,9 @@ START_TEST(test_ce_errors)
 }
 END_TEST
 
+/* test_gemm_skinny.c: the skinny GEMM path of gdn__gemm */
+void gemm_skinny_add_tests(Suite *s);
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("linear");
@@ -630,6 +635,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_ce_case, 0, (int)(sizeof(ce_cases) / sizeof(ce_cases[0])));
     tcase_add_test(tc, test_ce_errors);
     suite_add_tcase(s, tc);
+
+    gemm_skinny_add_tests(s);
     return s;
 }
 

@@ -1,8 +1,10 @@
 /*
- * gemm.c - the CLBlast backend of gdn__gemm / gdn__gemm_strided_batched
- * (interface and conventions in gemm.h): status mapping with CLBlast's error
- * names, a process-wide lock (CLBlast 1.5.3 is not thread-safe), per-device
- * parameter overrides, profiling records, and the K == 0 case.
+ * gemm.c - the backends of gdn__gemm / gdn__gemm_strided_batched (interface
+ * and conventions in gemm.h): the skinny NT kernel for few rows
+ * (gemm_skinny.c) and CLBlast for everything else, with status mapping with
+ * CLBlast's error names, a process-wide lock (CLBlast 1.5.3 is not
+ * thread-safe), per-device parameter overrides, profiling records, and the
+ * K == 0 case.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <clblast_c.h>
 
 #include "gemm.h"
+#include "gemm_skinny.h"
 #include "linear.h"
 
 #if defined(_WIN32)
@@ -347,6 +350,14 @@ gdn_status gdn__gemm_strided_batched(gdn_context *ctx, bool trans_a, bool trans_
                 return st;
         return GDN_STATUS_OK;
     }
+    if (gdn__gemm_skinny_wanted(ctx, trans_a, trans_b, M, N, K, batch)) {
+        bool ran = false;
+        st = gdn__gemm_skinny(ctx, M, N, K, alpha, A, off_a, lda, stride_a, B, off_b, ldb,
+                              stride_b, beta, C, off_c, ldc, stride_c, batch, &ran);
+        if (st || ran)
+            return st;
+        /* no skinny plan fits this device: CLBlast */
+    }
     gemm_lock();
     st = apply_overrides(ctx);
     if (st) {
@@ -370,6 +381,23 @@ gdn_status gdn__gemm_strided_batched(gdn_context *ctx, bool trans_a, bool trans_
     if (ev)
         prof_record(ctx, batch == 1 ? "clblast_sgemm" : "clblast_sgemm_batched", ev);
     return GDN_STATUS_OK;
+}
+
+const char *gdn__gemm_path(gdn_context *ctx, bool trans_a, bool trans_b, size_t M, size_t N,
+                           size_t K, size_t batch)
+{
+    if (M == 0 || N == 0 || batch == 0)
+        return "none";
+    if (K == 0)
+        return "scale";
+    if (gdn__gemm_skinny_wanted(ctx, trans_a, trans_b, M, N, K, batch)) {
+        struct gdn_skinny_problem pr;
+        struct gdn_skinny_plan    p;
+        pr.M = (int64_t)M, pr.N = (int64_t)N, pr.K = (int64_t)K, pr.batch = (int64_t)batch;
+        if (gdn__gemm_skinny_plan(ctx, &pr, &p))
+            return "skinny";
+    }
+    return "clblast";
 }
 
 gdn_status gdn__gemm(gdn_context *ctx, bool trans_a, bool trans_b, size_t M, size_t N, size_t K,

@@ -4,8 +4,22 @@
  * Every op that needs a plain GEMM (linear layers, the SwiGLU MLP, the output
  * head, projections inside other ops) calls these two functions and nothing
  * else, so a faster GEMM (our own tensor-core kernels on NVIDIA, say) can
- * replace the backend in one file. The backend today is CLBlast 1.5.3
- * (gemm.c): CLBlastSgemm and CLBlastSgemmStridedBatched.
+ * replace the backend in one file. The backends today (gemm.c):
+ *   - skinny: our own kernel (cl/linear/skinny.cl, gemm_skinny.c) for NT
+ *     products (trans_a false, trans_b true: y = x W^T) with few rows,
+ *     by default 1 <= M <= 64 on GPUs and M <= 8 on other devices (CPUs):
+ *     the linear layers of a decode step, which are bound by reading W
+ *     once (thresholds explained in gemm_skinny.h). Each group streams a block of W rows
+ *     once with coalesced float4 loads along K and keeps the rows of A in
+ *     local memory; deterministic summation order (same bits every run).
+ *   - CLBlast 1.5.3: CLBlastSgemm and CLBlastSgemmStridedBatched for the
+ *     rest, and for skinny shapes where no skinny plan fits the device.
+ *
+ * GDN_SKINNY (read at every call): unset or empty = the skinny path for
+ * M up to the device's default (64 on GPUs, 8 elsewhere), 0 = never
+ * (CLBlast only, e.g. to compare in a benchmark), a positive integer n =
+ * for M <= n on any device. Its tile sizes are the tuning stage
+ * "linear/skinny" (GDN_TUNE, see gemm_skinny.h).
  *
  * Conventions (BLAS, row-major):
  *   C[M, N] = alpha * op(A) op(B) + beta * C
@@ -18,7 +32,7 @@
  *   M == 0 or N == 0: nothing is enqueued. K == 0: C = beta * C (an own
  *   kernel; CLBlast rejects K == 0).
  * The call enqueues on ctx's queue and returns; errors are recorded on ctx
- * with the CLBlast status name (gdn_context_last_error).
+ * (CLBlast failures with the CLBlast status name; gdn_context_last_error).
  *
  * Threading: CLBlast 1.5.3's program cache is not thread-safe, so every
  * CLBlast call is serialised by one process-wide lock (contexts used from
@@ -58,7 +72,16 @@ gdn_status gdn__gemm_strided_batched(gdn_context *ctx, bool trans_a, bool trans_
                                      size_t ldb, size_t stride_b, float beta, cl_mem C,
                                      size_t off_c, size_t ldc, size_t stride_c, size_t batch);
 
-/* Name of the backend, for logs and benchmarks ("CLBlast"). Static. */
+/* Which backend gdn__gemm_strided_batched gives a call of this shape (batch
+ * 1 for gdn__gemm) on ctx's device, with GDN_SKINNY as it is now: "none"
+ * (nothing to do), "scale" (K == 0), "skinny" or "clblast". Static string.
+ * (A skinny plan that the compiled kernel cannot run, which is only known
+ * after the build, also goes to CLBlast; gdn__gemm_skinny_launches() in
+ * gemm_skinny.h counts what really ran.) */
+const char *gdn__gemm_path(gdn_context *ctx, bool trans_a, bool trans_b, size_t M, size_t N,
+                           size_t K, size_t batch);
+
+/* Name of the general backend, for logs and benchmarks ("CLBlast"). Static. */
 const char *gdn__gemm_backend_name(void);
 
 /* CLBlast's program cache holds a reference to every OpenCL context that ran
