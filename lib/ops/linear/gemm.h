@@ -7,7 +7,7 @@
  * replace the backend in one file. The backends today (gemm.c):
  *   - skinny: our own kernel (cl/linear/skinny.cl, gemm_skinny.c) for NT
  *     products (trans_a false, trans_b true: y = x W^T) with few rows,
- *     by default 1 <= M <= 64 on GPUs and M <= 8 on other devices (CPUs):
+ *     by default 1 <= M <= 16 on GPUs and M <= 8 on other devices (CPUs):
  *     the linear layers of a decode step, which are bound by reading W
  *     once (thresholds explained in gemm_skinny.h). Each group streams a block of W rows
  *     once with coalesced float4 loads along K and keeps the rows of A in
@@ -16,7 +16,7 @@
  *     rest, and for skinny shapes where no skinny plan fits the device.
  *
  * GDN_SKINNY (read at every call): unset or empty = the skinny path for
- * M up to the device's default (64 on GPUs, 8 elsewhere), 0 = never
+ * M up to the device's default (16 on GPUs, 8 elsewhere), 0 = never
  * (CLBlast only, e.g. to compare in a benchmark), a positive integer n =
  * for M <= n on any device. Its tile sizes are the tuning stage
  * "linear/skinny" (GDN_TUNE, see gemm_skinny.h).

@@ -5,7 +5,9 @@
  * product is bound by reading W once and CLBlast's large tiles waste most of
  * the bandwidth. gemm.c calls it; tests and benchmarks may inspect its plan.
  *
- * When (GDN_SKINNY unset): M <= 64 on GPUs, M <= 8 on other devices.
+ * When (GDN_SKINNY unset): M <= 16 on GPUs, M <= 8 on other devices (H200:
+ * 4-5x faster than CLBlast at M = 1, 1.3-2.4x at M = 16 except the 32000-row
+ * head, 2.4-3.2x slower at M = 64; bench_linear --skinny).
  *   GPUs (reasoning; to be confirmed on the H200 with bench_linear
  *   --skinny): y = x W^T reads 4 N K bytes of W for 2 M N K FLOP, so up to
  *   M ~ 32 (H200: 60 TFLOP/s fp32 over 3.85 TB/s = 16 FLOP/B = M 32) the
@@ -49,7 +51,7 @@
 #include "runtime.h"
 
 /* Largest M the skinny path takes by default (GDN_SKINNY unset). */
-#define GDN_SKINNY_DEFAULT_MAX_M_GPU   64
+#define GDN_SKINNY_DEFAULT_MAX_M_GPU   16
 #define GDN_SKINNY_DEFAULT_MAX_M_OTHER 8
 
 /* The problem of one (possibly batched) skinny GEMM. */
