@@ -392,7 +392,8 @@ int gdn_cmd_train(int argc, char **argv)
     gdn_device_info          di;
     int32_t                 *ids = NULL, *tg = NULL;
     size_t                   ntrain, nval;
-    double                   h_unigram, t0, val = NAN, ema = NAN;
+    double                   h_unigram, t0, t_last, t_eval = 0, val = NAN, ema = NAN;
+    int                      t_step;
     int                      rc = 0, step0 = 0, tty = isatty(1);
     if (parse_train(argc, argv, &o))
         return 2;
@@ -468,7 +469,9 @@ int gdn_cmd_train(int argc, char **argv)
     ceo.loss = loss;
     b.ids    = tid;
     signal(SIGINT, on_sigint);
-    t0 = now_s();
+    t0     = now_s();
+    t_last = t0;
+    t_step = step0;
     for (int step = step0; step < o.steps; step++) {
         gdn_step_report rep;
         double          sum = 0, el, left;
@@ -512,14 +515,23 @@ int gdn_cmd_train(int argc, char **argv)
         el   = now_s() - t0;
         left = el / (step - step0 + 1) * (o.steps - step - 1);
         fmt_time(left, tl, sizeof(tl));
-        if (tty || (step + 1) % 10 == 0 || step + 1 == o.steps)
+        if (tty || (step + 1) % 10 == 0 || step + 1 == o.steps) {
+            /* tokens/s since the previous line (the first steps include
+             * kernel compilation; evaluations are not counted) */
+            double now = now_s(), rate = (step + 1 - t_step) * (double)o.batch * o.seq * o.accum /
+                                         (now - t_last - t_eval);
             printf("%sstep %5d/%d  loss %.4f  bpb %.3f  |g| %.2f  lr %.2e  %.0f tok/s  left %s%s",
                    tty ? "\r" : "", step + 1, o.steps, sum, ema / log(2.0), rep.grad_norm, rep.lr,
-                   (double)(step - step0 + 1) * o.batch * o.seq * o.accum / el, tl,
-                   tty ? "   " : "\n");
+                   rate, tl, tty ? "   " : "\n");
+            t_last = now;
+            t_step = step + 1;
+            t_eval = 0;
+        }
         fflush(stdout);
         if ((o.eval_every && (step + 1) % o.eval_every == 0) || step + 1 == o.steps) {
+            double te = now_s();
             CK("validation", eval_loss(m, ctx, c.b + ntrain, nval, o.seq, o.batch, 64, &val));
+            t_eval += now_s() - te;
             printf("%s  validation: loss %.4f nats, %.3f bits per byte (unigram entropy %.3f)\n",
                    tty ? "\n" : "", val, val / log(2.0), h_unigram);
         }
