@@ -418,6 +418,9 @@ int gdn_cmd_train(int argc, char **argv)
         CK("resume: load", gdn_model_load(ctx, o.out, &m));
         CK("resume: train.step", gdn_checkpoint_meta(o.out, "train.step", buf, sizeof(buf)));
         step0 = atoi(buf);
+        /* the batches of a step depend on the seed: keep the run's */
+        CK("resume: train.seed", gdn_checkpoint_meta(o.out, "train.seed", buf, sizeof(buf)));
+        o.seed = strtoull(buf, NULL, 10);
     } else {
         if (gdn_model_config_preset(o.preset, &cfg)) {
             fprintf(stderr, "gdn train: unknown preset '%s'\n", o.preset);
