@@ -9,7 +9,8 @@
  *   infer.c    inference state, prefill and decode
  *   ckpt.c     safetensors save / load with fla's names
  *   train.c    the optimizer step (AdamW, clipping, schedule)
- *   slice.c    column slices of [T, C] activations (Mamba2's split)
+ *   util.c     the arena of per-pass tensors, views, copies, column slices
+ *              (Mamba2's split; cl/model/slice.cl), batch sequence tables
  */
 #ifndef GDN_MODEL_H
 #define GDN_MODEL_H
