@@ -11,10 +11,15 @@
  *
  * usage: bench_gated_delta [--quick] [--out DIR] [--device SEL] [--reps N]
  *                          [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]
- *                          [--sweep]
- * --sweep: sequence length from 512 up (65536 on GPUs, 8192 elsewhere) at a
- * fixed number of tokens per batch: the chunked algorithm's cost is linear in
- * T, so tokens/s should stay flat.
+ *                          [--sweep] [--tokens N]
+ * --sweep: instead of the fixed shapes, the scaling sweep of bench_util.h: the
+ * sequence length from 512 up to the tokens per batch (65536 on GPUs, H = 16;
+ * 8192 elsewhere, H = 2; K = V = 128), chunked forward and forward + backward.
+ * The chunked algorithm's cost is linear in T, so tokens/s should stay flat.
+ * --quick runs a two-point sweep as well (T = 128, 256, H = 2, K = V = 64).
+ * Byte model of the sweep: ALGORITHM.md §7's estimate with 4-byte (fp32)
+ * activations, per token and value head: forward 4 (7K + 6V + 2C + 2KV/C) +
+ * 30, backward 4 (20K + 15V + 2C + 4KV/C) + 60.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -35,6 +40,14 @@ static double flop_fwd(double K, double V)
 static double flop_bwd(double K, double V)
 {
     return 18 * C_ * K + 10 * C_ * V + 16 * K * V + 4 * C_ * C_;
+}
+static double bytes_fwd(double K, double V)
+{
+    return 4 * (7 * K + 6 * V + 2 * C_ + 2 * K * V / C_) + 30;
+}
+static double bytes_bwd(double K, double V)
+{
+    return 4 * (20 * K + 15 * V + 2 * C_ + 4 * K * V / C_) + 60;
 }
 /* Per-stage FLOP per token and value head, by kernel-name substring. */
 static double flop_stage(const char *name, double K, double V)
@@ -179,8 +192,6 @@ static const char *HDR_TRAIN =
     "what,B,T,H,HV,K,V,wall_ms_median,wall_ms_p10,wall_ms_p90,device_ms_median,tokens_per_s,"
     "gflops,fma_peak_frac";
 static const char *HDR_STAGE = "what,B,T,H,HV,K,V,stage,ms,gflops,fma_peak_frac";
-static const char *HDR_SWEEP =
-    "what,B,T,H,K,V,fwd_ms,fwd_bwd_ms,fwd_tokens_per_s,fwd_bwd_tokens_per_s";
 static const char *HDR_DEC =
     "what,N,H,HV,K,V,wall_us_median,wall_us_p10,wall_us_p90,device_us_median,state_gbs,"
     "copy_frac";
@@ -203,7 +214,6 @@ int main(int argc, char **argv)
     struct shape          custom;
     bool                  have_custom = false;
     const char           *only        = NULL;
-    bool                  sweep       = false;
 
     for (i = 1; i < argc; i++) {
         if (bench_common_arg(argc, argv, &i, &o))
@@ -214,13 +224,10 @@ int main(int argc, char **argv)
             have_custom = true, i++;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
-        else if (!strcmp(argv[i], "--sweep"))
-            sweep = true;
         else {
             fprintf(stderr,
                     "usage: %s " BENCH_USAGE
-                    " [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]"
-                    " [--sweep]\n",
+                    " [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]\n",
                     argv[0]);
             return 2;
         }
@@ -240,6 +247,8 @@ int main(int argc, char **argv)
         train = train_gpu, ntrain = GDN_ARRAY_SIZE(train_gpu);
     else
         train = train_cpu, ntrain = GDN_ARRAY_SIZE(train_cpu);
+    if (o.sweep)
+        ntrain = 0;
 
     for (i = 0; i < (int)ntrain && !st && !(only && !strcmp(only, "decode")); i++) {
         const struct shape *s = &train[i];
@@ -308,37 +317,36 @@ int main(int argc, char **argv)
     }
 
     /* Scaling sweep: T doubles at a fixed number of tokens per batch. */
-    if (sweep && !st) {
-        const bool gpu    = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0;
-        const int  tokens = gpu ? 65536 : 8192, heads = gpu ? 16 : 2;
-        int        T;
-        printf("\nsweep: %d tokens per batch, H=%d, K=V=128\n", tokens, heads);
-        for (T = 512; T <= tokens && !st; T *= 2) {
-            struct shape       sh = {tokens / T, T, heads, heads, 128, 128};
+    if ((o.sweep || quick) && !st) {
+        const bool gpu = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0 && !quick;
+        const int  heads = gpu ? 16 : 2, KV = quick ? 64 : 128;
+        int        tokens, Ts[BENCH_SWEEP_MAX], n = bench_sweep_lengths(&o, gpu, &tokens, Ts), j;
+        char       shape[64];
+        snprintf(shape, sizeof(shape), "H=%d K=%d V=%d", heads, KV, KV);
+        printf("\nsweep: %d tokens per batch, %s, median of %d\n", tokens, shape, reps);
+        for (j = 0; j < n && !st; j++) {
+            struct shape       sh = {tokens / Ts[j], Ts[j], heads, heads, KV, KV};
             struct gd_case     c;
-            struct bench_stats w[2], d[2];
+            const double       th = (double)sh.B * sh.T * sh.HV;
             int                pass;
             st = case_init(ctx, &sh, true, false, &c);
-            for (pass = 0; pass < 2 && !st; pass++)
-                st = bench_time(ctx, pass ? fn_fwd_bwd : fn_fwd, &c, 1, reps, &w[pass], &d[pass],
-                                NULL, NULL);
-            if (!st) {
-                printf("  B=%-4d T=%-6d fwd %9.3f ms (%9.0f tok/s)  fwd+bwd %9.3f ms (%9.0f "
-                       "tok/s)\n",
-                       sh.B, T, w[0].median, tokens / (w[0].median * 1e-3), w[1].median,
-                       tokens / (w[1].median * 1e-3));
-                bench_out_row(&out, HDR_SWEEP,
-                              "what=\"sweep\";B=%d;T=%d;H=%d;K=%d;V=%d;fwd_ms=%.4f;"
-                              "fwd_bwd_ms=%.4f;fwd_tokens_per_s=%.1f;fwd_bwd_tokens_per_s=%.1f",
-                              sh.B, T, heads, 128, 128, w[0].median, w[1].median,
-                              tokens / (w[0].median * 1e-3), tokens / (w[1].median * 1e-3));
+            for (pass = 0; pass < 2 && !st; pass++) {
+                struct bench_stats       w, d;
+                struct bench_sweep_point p = {"gated_delta", pass ? "fwd+bwd" : "fwd", shape,
+                                              sh.B, sh.T, 0, 0};
+                p.flop  = th * (flop_fwd(KV, KV) + (pass ? flop_bwd(KV, KV) : 0));
+                p.bytes = th * (bytes_fwd(KV, KV) + (pass ? bytes_bwd(KV, KV) : 0));
+                st = bench_time(ctx, pass ? fn_fwd_bwd : fn_fwd, &c, 1, reps, &w, &d, NULL, NULL);
+                if (!st)
+                    bench_sweep_report(&out, &ceil, &p, &w, &d);
             }
             case_free(&c);
         }
     }
 
-    /* Decode: one token per sequence, H = 16, K = V = 128. */
-    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st && !(only && strcmp(only, "decode"));
+    /* Decode: one token per sequence, H = 16, K = V = 128 (not with --sweep). */
+    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !o.sweep && !st &&
+                !(only && strcmp(only, "decode"));
          i++) {
         struct shape       s = {dec_n[i], 1, 16, 16, 128, 128};
         struct gd_case     c;

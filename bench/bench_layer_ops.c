@@ -17,6 +17,7 @@
  * 256). --quick shrinks everything for CI smoke runs.
  *
  * usage: bench_layer_ops [--quick] [--out DIR] [--device SEL] [--reps N]
+ * (--sweep: nothing to do, their cost per token does not depend on T)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -163,6 +164,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (bench_no_sweep("layer_ops", &o))
+        return 0;
     {
         int rc = bench_begin("layer_ops", &o, &ctx, &ceil, &out);
         if (rc)

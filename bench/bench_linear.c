@@ -30,6 +30,7 @@
  *                overrides: GDN_CLBLAST_OVERRIDE, see lib/ops/linear/gemm.h)
  *   --skinny     only the skinny GEMM lines (tile sizes: GDN_TUNE=
  *                "linear/skinny:KS=..,NPI=..", see lib/ops/linear/gemm_skinny.h)
+ *   --sweep      nothing to do (a token-wise op has no sequence-length sweep)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -420,6 +421,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (bench_no_sweep("linear", &opt))
+        return 0;
     {
         int rc = bench_begin("linear", &opt, &ctx, &ceil, &bout);
         if (rc)

@@ -21,7 +21,19 @@
  * forward = bmm + chunk_state + chunk_scan; backward = bmm + 2 chunk_state
  * + dcb + dx + dbc (the element-wise scans and reductions are not counted).
  *
- * usage: bench_mamba2 [--quick] [--out DIR] [--device SEL] [--reps N]
+ * --sweep: instead of the fixed shapes, the scaling sweep of bench_util.h:
+ * T from 512 up to the tokens per batch (65536 on GPUs with the layer's
+ * H = 64; 8192 elsewhere with H = 4; P = 64, DS = 128, G = 1, chunk 64),
+ * forward and forward + backward. The chunked scan's cost is linear in T, so
+ * tokens/s should stay flat. --quick runs a two-point sweep as well (T = 128,
+ * 256, H = 2, DS = 64). FLOP model: the one above at C = 64. Byte model
+ * (compulsory fp32 traffic, each tensor read or written once), per token:
+ * forward 4 (2 H P + H + 2 G DS) (x, dt, B, C in; y out); backward
+ * 4 (2 H P + 2 H + 4 G DS) (x, dt, B, C, dy in; dx, ddt, dB, dC out); the
+ * per-head parameters are negligible.
+ *
+ * usage: bench_mamba2 [--quick] [--out DIR] [--device SEL] [--reps N] [--sweep]
+ *                     [--tokens N]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -229,6 +241,8 @@ int main(int argc, char **argv)
         train = train_gpu, ntrain = GDN_ARRAY_SIZE(train_gpu);
     else
         train = train_cpu, ntrain = GDN_ARRAY_SIZE(train_cpu);
+    if (o.sweep)
+        ntrain = 0;
 
     for (i = 0; i < (int)ntrain && !st; i++) {
         const struct shape *s = &train[i];
@@ -280,8 +294,40 @@ int main(int argc, char **argv)
         case_free(&c);
     }
 
-    /* Decode: one token per sequence at the layer shape. */
-    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st; i++) {
+    /* Scaling sweep: T doubles at a fixed number of tokens per batch. */
+    if ((o.sweep || quick) && !st) {
+        const bool   gpu = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0 && !quick;
+        const int    H = gpu ? 64 : quick ? 2 : 4, G = 1, P = 64, DS = quick ? 64 : 128;
+        const struct model m = {64, P, DS, (double)H / G, 1};
+        int          tokens, Ts[BENCH_SWEEP_MAX], n = bench_sweep_lengths(&o, gpu, &tokens, Ts), j;
+        char         shape[64];
+        snprintf(shape, sizeof(shape), "H=%d G=%d P=%d DS=%d chunk=64", H, G, P, DS);
+        printf("\nsweep: %d tokens per batch, %s, median of %d\n", tokens, shape, reps);
+        for (j = 0; j < n && !st; j++) {
+            struct shape   sh = {tokens / Ts[j], Ts[j], H, G, P, DS};
+            struct m2_case c;
+            const double   bt = (double)sh.B * sh.T;
+            int            pass;
+            st                  = case_init(ctx, &sh, true, false, &c);
+            c.params.chunk_size = 64;
+            for (pass = 0; pass < 2 && !st; pass++) {
+                struct bench_stats       w, d;
+                struct bench_sweep_point p = {"mamba2", pass ? "fwd+bwd" : "fwd", shape,
+                                              sh.B, sh.T, 0, 0};
+                p.flop  = bt * H * (flop_fwd(&m) + (pass ? flop_bwd(&m) : 0));
+                p.bytes = bt * 4.0 *
+                          (2.0 * H * P + H + 2.0 * G * DS +
+                           (pass ? 2.0 * H * P + 2.0 * H + 4.0 * G * DS : 0));
+                st = bench_time(ctx, pass ? fn_fwd_bwd : fn_fwd, &c, 1, reps, &w, &d, NULL, NULL);
+                if (!st)
+                    bench_sweep_report(&out, &ceil, &p, &w, &d);
+            }
+            case_free(&c);
+        }
+    }
+
+    /* Decode: one token per sequence at the layer shape (not with --sweep). */
+    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !o.sweep && !st; i++) {
         struct shape       s = {dec_n[i], 1, 64, 1, 64, 128};
         struct m2_case     c;
         struct bench_stats w, d;

@@ -286,6 +286,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s " BENCH_USAGE " [--preset NAME] [--profile]\n", argv[0]);
         return 2;
     }
+    if (bench_no_sweep("model", &opt))
+        return 0;
     {
         int rc = bench_begin("model", &opt, &ctx, &ceil, &bout);
         if (rc)

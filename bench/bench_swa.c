@@ -18,8 +18,24 @@
  * W = 2048 entries, and the cache GB/s (k and v read once) against the
  * measured copy bandwidth.
  *
+ * --sweep: instead of the fixed shapes, the scaling sweep of bench_util.h:
+ * T from 512 up to the tokens per batch (65536 on GPUs with Hq = Hkv = 16;
+ * 8192 elsewhere with Hq = Hkv = 2; D = 128, RoPE), forward and forward +
+ * backward, two series: `swa` with the window W (--window, default 2048),
+ * whose cost per token grows with T up to T = W and is flat beyond (O(T W)
+ * per sequence), and `attn_full` (W = T: full causal attention, O(T^2)) as
+ * the quadratic reference, on GPUs up to T = 16384 only. --quick runs a
+ * two-point sweep as well (T = 128, 256, W = 128, D = 64).
+ * FLOP model of the sweep: the useful model above (4 D per visible pair and
+ * query head forward, 14 D forward + backward), pairs counted exactly per
+ * sequence, causal triangle included: W (W + 1) / 2 + (T - W) W for T > W,
+ * T (T + 1) / 2 otherwise, i.e. about T min(W, T) - min(W, T)^2 / 2.
+ * Byte model (compulsory fp32 traffic, each tensor read or written once):
+ * forward 4 (2 Hq D + 2 Hkv D + Hq) per token (q, k, v in; o, lse out);
+ * backward 4 (4 Hq D + 4 Hkv D + Hq) (q, k, v, o, do, lse in; dq, dk, dv out).
+ *
  * usage: bench_swa [--quick] [--out DIR] [--device SEL] [--reps N]
- *                  [--only train|decode]
+ *                  [--only train|decode] [--sweep] [--tokens N] [--window W]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -39,6 +55,16 @@ static double pairs_of(double L, double W)
     if (L <= W)
         return L * (L + 1) / 2;
     return W * (W + 1) / 2 + (L - W) * W;
+}
+
+/* Compulsory bytes per token (see the header comment). */
+static double bytes_fwd(const struct shape *s)
+{
+    return 4.0 * (2.0 * s->Hq * s->D + 2.0 * s->Hkv * s->D + s->Hq);
+}
+static double bytes_bwd(const struct shape *s)
+{
+    return 4.0 * (4.0 * s->Hq * s->D + 4.0 * s->Hkv * s->D + s->Hq);
 }
 
 static double flop_stage(const char *name, double D)
@@ -204,7 +230,7 @@ int main(int argc, char **argv)
         train = train_gpu, ntrain = GDN_ARRAY_SIZE(train_gpu);
     else
         train = train_cpu, ntrain = GDN_ARRAY_SIZE(train_cpu);
-    if (only && !strcmp(only, "decode"))
+    if (o.sweep || (only && !strcmp(only, "decode")))
         ntrain = 0;
 
     for (i = 0; i < (int)ntrain && !st; i++) {
@@ -265,8 +291,53 @@ int main(int argc, char **argv)
         case_free(&c);
     }
 
-    /* Decode: N sequences, 16 heads of 128, a full ring of W = 2048. */
-    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !st && !(only && !strcmp(only, "train")); i++) {
+    /* Scaling sweep: T doubles at a fixed number of tokens per batch; the
+     * window W, then W = T (full causal attention). */
+    if ((o.sweep || quick) && !st) {
+        const bool gpu = (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU) != 0 && !quick;
+        const int  heads = gpu ? 16 : 2, D = quick ? 64 : 128;
+        const int  W = o.window > 0 ? o.window : quick ? 128 : GDN_SWA_DEFAULT_WINDOW;
+        const int  full_tmax = gpu ? 16384 : 1 << 30;
+        int        tokens, Ts[BENCH_SWEEP_MAX], n = bench_sweep_lengths(&o, gpu, &tokens, Ts), j;
+        int        series;
+        printf("\nsweep: %d tokens per batch, Hq=Hkv=%d D=%d rope, W=%d and W=T, median of %d\n",
+               tokens, heads, D, W, reps);
+        for (series = 0; series < 2 && !st; series++) {
+            for (j = 0; j < n && !st; j++) {
+                struct shape    sh = {tokens / Ts[j], Ts[j], heads, heads, D,
+                                      series ? Ts[j] : W, 1};
+                struct swa_case c;
+                const double    ph = (double)sh.B * sh.Hq * pairs_of(sh.T, sh.W);
+                char            shape[96];
+                int             pass;
+                if (series && sh.T > full_tmax)
+                    break;
+                snprintf(shape, sizeof(shape), "Hq=%d Hkv=%d D=%d W=%s%d rope=1", sh.Hq, sh.Hkv,
+                         sh.D, series ? "T=" : "", sh.W);
+                st = case_init(ctx, &sh, false, &c);
+                for (pass = 0; pass < 2 && !st; pass++) {
+                    struct bench_stats       w, d;
+                    struct bench_sweep_point p = {series ? "attn_full" : "swa",
+                                                  pass ? "fwd+bwd" : "fwd", shape, sh.B, sh.T,
+                                                  0, 0};
+                    p.flop  = ph * (pass ? 14.0 : 4.0) * sh.D;
+                    p.bytes = (double)sh.B * sh.T *
+                              (bytes_fwd(&sh) + (pass ? bytes_bwd(&sh) : 0));
+                    st = bench_time(ctx, pass ? fn_fwd_bwd : fn_fwd, &c, 1, reps, &w, &d, NULL,
+                                    NULL);
+                    if (!st)
+                        bench_sweep_report(&out, &ceil, &p, &w, &d);
+                }
+                case_free(&c);
+            }
+        }
+    }
+
+    /* Decode: N sequences, 16 heads of 128, a full ring of W = 2048 (not with
+     * --sweep). */
+    for (i = 0; i < (int)GDN_ARRAY_SIZE(dec_n) && !o.sweep && !st &&
+                !(only && !strcmp(only, "train"));
+         i++) {
         struct shape       s = {dec_n[i], 1, 16, 16, 128, quick ? 256 : 2048, 1};
         struct swa_case    c;
         struct bench_stats w, d;

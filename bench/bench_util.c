@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_util.h"
+#include "tune/tune.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -215,10 +216,42 @@ static void slug(const char *in, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Where the tuned kernel parameters come from: the gated delta rule's tuned
+ * stages at K = V = 128 (gdn_tune_describe), "stage=source, ...". The other
+ * ops have no tuning rows yet: generic defaults. */
+static void tuning_summary(gdn_context *ctx, char *out, size_t cap)
+{
+    char   text[4096], *line, *save = NULL;
+    size_t n = 0;
+    int    k;
+
+    n += (size_t)snprintf(out, cap, "gated_delta K=V=128:");
+    if (gdn_tune_describe(ctx, 128, 128, text, sizeof(text)) != GDN_STATUS_OK)
+        text[0] = '\0';
+    for (line = strtok_r(text, "\n", &save); line && n < cap;
+         line = strtok_r(NULL, "\n", &save)) {
+        const char *stage = line, *src = "?", *slash;
+        size_t      len = strcspn(line, " "), ll = strlen(line);
+        if ((slash = memchr(line, '/', len)) != NULL)
+            len -= (size_t)(slash + 1 - line), stage = slash + 1;
+        for (k = GDN_TUNE_SRC_GENERIC; k <= GDN_TUNE_SRC_OVERRIDE; k++) {
+            const char *name = gdn__tune_source_name((enum gdn_tune_source)k);
+            size_t      nl   = strlen(name);
+            if (ll >= nl && !strcmp(line + ll - nl, name))
+                src = name;
+        }
+        n += (size_t)snprintf(out + n, cap - n, " %.*s=%s,", (int)len, stage, src);
+    }
+    if (n < cap && n > 0 && out[n - 1] == ',')
+        out[--n] = '\0';
+    if (n < cap)
+        snprintf(out + n, cap - n, "; other ops: generic defaults");
+}
+
 gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
                           const struct bench_ceilings *c, struct bench_out *out)
 {
-    char       dev[96], path[1024], date[64];
+    char       dev[96], path[1024], date[64], tuning[1024];
     time_t     now = time(NULL);
     struct tm  tmv;
     const gdn_device_info *d = &ctx->dev.info;
@@ -232,6 +265,7 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     if (gdn__mkdirs(dir) != GDN_STATUS_OK)
         return GDN_STATUS_IO;
     slug(d->name, dev, sizeof(dev));
+    tuning_summary(ctx, tuning, sizeof(tuning));
     gmtime_r(&now, &tmv);
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tmv);
     snprintf(path, sizeof(path), "%s/%s-%s.csv", dir, op, dev);
@@ -244,17 +278,17 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     }
     fprintf(out->csv,
             "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
-            "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f\n",
+            "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f tuning=\"%s\"\n",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, c->fma_gflops, c->copy_gbs, c->launch_us);
+            date, c->fma_gflops, c->copy_gbs, c->launch_us, tuning);
     fprintf(out->json,
             "{\n  \"op\": \"%s\",\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n"
             "  \"driver\": \"%s\",\n  \"libgdn\": \"%s\",\n  \"git\": \"%s\",\n"
-            "  \"date\": \"%s\",\n  \"tuning\": \"built-in defaults\",\n"
+            "  \"date\": \"%s\",\n  \"tuning\": \"%s\",\n"
             "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f},\n"
             "  \"rows\": [",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, c->fma_gflops, c->copy_gbs, c->launch_us);
+            date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us);
     return GDN_STATUS_OK;
 }
 
@@ -303,24 +337,92 @@ void bench_out_close(struct bench_out *out)
     memset(out, 0, sizeof(*out));
 }
 
-bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o)
+const char *bench_arg_value(int argc, char **argv, int *i, const char *name)
 {
     const char *a = argv[*i];
+    size_t      n = strlen(name);
+    if (strncmp(a, name, n))
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o)
+{
+    const char *a = argv[*i], *v;
     if (!strcmp(a, "--quick")) {
         o->quick = true;
         return true;
     }
-    if (*i + 1 >= argc)
-        return false;
-    if (!strcmp(a, "--out"))
-        o->out_dir = argv[++*i];
-    else if (!strcmp(a, "--device"))
-        setenv("GDN_DEVICE", argv[++*i], 1);
-    else if (!strcmp(a, "--reps"))
-        o->reps = atoi(argv[++*i]);
+    if (!strcmp(a, "--sweep")) {
+        o->sweep = true;
+        return true;
+    }
+    if ((v = bench_arg_value(argc, argv, i, "--out")))
+        o->out_dir = v;
+    else if ((v = bench_arg_value(argc, argv, i, "--device")))
+        setenv("GDN_DEVICE", v, 1);
+    else if ((v = bench_arg_value(argc, argv, i, "--reps")))
+        o->reps = atoi(v);
+    else if ((v = bench_arg_value(argc, argv, i, "--tokens")))
+        o->tokens = atoi(v);
+    else if ((v = bench_arg_value(argc, argv, i, "--window")))
+        o->window = atoi(v);
     else
         return false;
     return true;
+}
+
+bool bench_no_sweep(const char *op, const struct bench_opts *o)
+{
+    if (!o->sweep || o->quick)
+        return false;
+    printf("%s: no scaling sweep (the sweeps are those of gated_delta, swa and mamba2); "
+           "skipped\n",
+           op);
+    return true;
+}
+
+int bench_sweep_lengths(const struct bench_opts *o, bool gpu, int *tokens, int *T)
+{
+    int n = 0, t, tmin = 512;
+
+    *tokens = o->tokens > 0 ? o->tokens : gpu ? 65536 : 8192;
+    if (o->quick && o->tokens <= 0)
+        *tokens = 256, tmin = 128;
+    if (tmin > *tokens)
+        tmin = *tokens;
+    for (t = tmin; t <= *tokens && n < BENCH_SWEEP_MAX; t *= 2)
+        T[n++] = t;
+    return n;
+}
+
+void bench_sweep_report(struct bench_out *out, const struct bench_ceilings *c,
+                        const struct bench_sweep_point *p, const struct bench_stats *wall,
+                        const struct bench_stats *device)
+{
+    const double s    = wall->median * 1e-3;
+    const double tps  = (double)p->B * p->T / s;
+    const double gf   = p->flop / (s * 1e9), gb = p->bytes / (s * 1e9);
+    const double ff   = c->fma_gflops > 0 ? gf / c->fma_gflops : 0;
+    const double cf   = c->copy_gbs > 0 ? gb / c->copy_gbs : 0;
+    const double roof = ff > cf ? ff : cf;
+
+    printf("  %-12s %-8s B=%-4d T=%-6d wall %10.3f ms (p10 %.3f, p90 %.3f)  %10.0f tok/s  "
+           "%8.1f GFLOP/s %7.1f GB/s  %5.1f%% of roofline\n",
+           p->series, p->pass, p->B, p->T, wall->median, wall->p10, wall->p90, tps, gf, gb,
+           100 * roof);
+    fflush(stdout);
+    bench_out_row(out, BENCH_SWEEP_HDR,
+                  "what=\"sweep\";series=\"%s\";pass=\"%s\";B=%d;T=%d;shape=\"%s\";"
+                  "wall_ms_median=%.4f;wall_ms_p10=%.4f;wall_ms_p90=%.4f;device_ms_median=%.4f;"
+                  "tokens_per_s=%.1f;gflops=%.3f;gbs=%.3f;fma_peak_frac=%.4f;copy_frac=%.4f;"
+                  "roofline_frac=%.4f",
+                  p->series, p->pass, p->B, p->T, p->shape, wall->median, wall->p10, wall->p90,
+                  device->median, tps, gf, gb, ff, cf, roof);
 }
 
 int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,

@@ -35,14 +35,29 @@ struct bench_opts {
     bool        quick;   /* --quick: CI smoke sizes, 3 runs */
     const char *out_dir; /* --out DIR: CSV + JSON result files */
     int         reps;    /* --reps N: timed runs (default 20) */
+    bool        sweep;   /* --sweep: only the scaling sweep (where the op has one) */
+    int         tokens;  /* --tokens N: tokens per batch of the sweep (0: default) */
+    int         window;  /* --window W: SWA's window in its sweep (0: default; the
+                            other programs take and ignore it) */
 };
-#define BENCH_OPTS_INIT {false, NULL, 20}
-#define BENCH_USAGE     "[--quick] [--out DIR] [--device SEL] [--reps N]"
+#define BENCH_OPTS_INIT {false, NULL, 20, false, 0, 0}
+#define BENCH_USAGE                                                                          \
+    "[--quick] [--out DIR] [--device SEL] [--reps N] [--sweep] [--tokens N] [--window W]"
 
 /* If argv[*i] is a common option (--quick, --out DIR, --device SEL, which
- * sets GDN_DEVICE, --reps N), take it (advancing *i past its value) and
- * return true. */
+ * sets GDN_DEVICE, --reps N, --sweep, --tokens N, --window W), take it
+ * (advancing *i past its value) and return true. Options with a value also
+ * take the `--opt=v` form, which `gdn bench` passes through unchanged (it
+ * passes only --out, --device and --reps with a separate value). */
 bool bench_common_arg(int argc, char **argv, int *i, struct bench_opts *o);
+/* `--name V` or `--name=V` at argv[*i]: its value (advancing *i past it), else
+ * NULL. */
+const char *bench_arg_value(int argc, char **argv, int *i, const char *name);
+
+/* For the programs without a scaling sweep: with --sweep (and not --quick),
+ * say so and return true (main then exits 0, so `gdn bench --sweep` runs the
+ * sweeps of the others). */
+bool bench_no_sweep(const char *op, const struct bench_opts *o);
 
 /* Clamp o->reps, create the context, print the device, measure and print
  * its ceilings and open the result files of `op` (when o->out_dir). Returns
@@ -77,5 +92,38 @@ gdn_status bench_time(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int 
 void bench_out_row(struct bench_out *out, const char *csv_header, const char *fmt, ...)
     GDN_PRINTF(3, 4);
 void bench_out_close(struct bench_out *out);
+
+/*
+ * Scaling sweeps (--sweep): the sequence length T doubles from 512 up to the
+ * number of tokens per batch, which stays fixed (B = tokens / T), so a cost
+ * linear in T shows as flat tokens/s and a cost of O(T W) or O(T^2) as
+ * tokens/s falling with T. Tokens per batch: --tokens, else 65536 on GPUs and
+ * 8192 elsewhere; --quick: 256 tokens, T = 128 and 256 (two points, a smoke
+ * test of the code path).
+ */
+#define BENCH_SWEEP_MAX 32
+/* The lengths into T[] (at most BENCH_SWEEP_MAX), their count as the return
+ * value; *tokens receives the tokens per batch. */
+int bench_sweep_lengths(const struct bench_opts *o, bool gpu, int *tokens, int *T);
+
+/* One point of a sweep: `series` (the curve: an op, or a variant such as
+ * attn_full), `pass` (fwd, fwd+bwd), the batch, a free-form shape string
+ * ("H=2 D=128 W=2048") and the FLOP and byte model of the whole call. */
+struct bench_sweep_point {
+    const char *series, *pass, *shape;
+    int         B, T;
+    double      flop, bytes;
+};
+/* Print one line and write one row (CSV header BENCH_SWEEP_HDR, what =
+ * "sweep"): wall time (median, p10, p90), device time, tokens/s, GFLOP/s and
+ * GB/s from the models, their fractions of the measured FMA peak and copy
+ * bandwidth, and roofline_frac, the larger of the two: the achieved fraction
+ * of the roofline bound min(FMA peak, intensity x copy bandwidth). */
+#define BENCH_SWEEP_HDR                                                                      \
+    "what,series,pass,B,T,shape,wall_ms_median,wall_ms_p10,wall_ms_p90,device_ms_median,"  \
+    "tokens_per_s,gflops,gbs,fma_peak_frac,copy_frac,roofline_frac"
+void bench_sweep_report(struct bench_out *out, const struct bench_ceilings *c,
+                        const struct bench_sweep_point *p, const struct bench_stats *wall,
+                        const struct bench_stats *device);
 
 #endif /* GDN_BENCH_UTIL_H */
