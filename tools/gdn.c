@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,10 +122,14 @@ static int cmd_bench(int argc, char **argv)
 
     for (i = 0; i < argc && npass < 30 && nops < 16; i++) {
         if (argv[i][0] == '-') {
+            /* an option's value follows it unless it is an op name or
+             * another option (--window 4096, --out DIR, --quick swa) */
+            bool is_op = false;
+            int  k;
             pass[npass++] = argv[i];
-            if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "--device") ||
-                 !strcmp(argv[i], "--reps")) &&
-                i + 1 < argc)
+            for (k = 0; i + 1 < argc && k < (int)(sizeof(all) / sizeof(all[0])); k++)
+                is_op |= !strcmp(argv[i + 1], all[k]);
+            if (!strchr(argv[i], '=') && i + 1 < argc && argv[i + 1][0] != '-' && !is_op)
                 pass[npass++] = argv[++i];
         } else {
             ops[nops++] = argv[i];
