@@ -10,6 +10,15 @@
  *             (A_log = 80: every decay underflows) decay, dt clamp,
  *             chunk sizes 64, 128, 256, P and DS = 16 .. 256 incl. partial
  *             tiles (48, 80). Outputs are NaN-poisoned before each call.
+ *             long_T16384 (256 chunks in one sequence) and c256_P256_DS256
+ *             (the most loop iterations per work-item of the per-chunk
+ *             kernels) guard against Mesa llvmpipe's silent cap of 65535
+ *             loop iterations per work-item (all loops together, every
+ *             loop entry costing one more): the only loops that grow with
+ *             T are the state-passing scans (one iteration per chunk of a
+ *             sequence) and param_reduce (one per chunk of the batch); the
+ *             per-chunk kernels stay below about 20k at CH = 256,
+ *             P = DS = 256, BK = 16 (dt_bwd about 10.5k).
  *   step      decode steps after a forward prefill == the reference forward
  *             over the whole sequence (last rows and final state), state
  *             updated in place.
@@ -53,6 +62,8 @@ static const struct m2_case cases[] = {
     {"extreme_decay", 2, {70, 9},                0, 2, 2, 16, 16,   0, 1, 1, 1, 1, DECAY_EXTREME, 0, 0},
     {"clamp_G_eq_H",  2, {90, 40},               0, 4, 4, 64, 64,   0, 1, 1, 1, 1, DECAY_NORMAL, 0.01f, 0.05f},
     {"P256_DS256",    1, {70},                   0, 1, 1, 256, 256, 0, 1, 1, 1, 1, DECAY_NORMAL, 0, 0},
+    {"long_T16384",   1, {16384},                0, 2, 1, 16, 16,   0, 1, 1, 1, 1, DECAY_NORMAL, 0, 0},
+    {"c256_P256_DS256", 1, {512},           0, 1, 1, 256, 256, 256, 1, 1, 1, 1, DECAY_NORMAL, 0, 0},
 };
 // clang-format on
 
