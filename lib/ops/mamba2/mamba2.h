@@ -35,6 +35,7 @@
 
 #define GDN_M2_CHUNK_DEFAULT 64
 #define GDN_M2_TILE          64 /* row tile of the chunk kernels */
+#define GDN_M2_WG            256 /* work-items of the tile kernels */
 
 /* Problem shape of one call. */
 struct gdn_m2_shape {
@@ -115,12 +116,34 @@ enum gdn_m2_stage {
     GDN_M2_STEP
 };
 
-/* Generic defaults (the tuning database will replace them). */
+/* Generic defaults (the spaces' defaults(); today's values). */
 void gdn__m2_tile_plan_default(const struct gdn_m2_shape *s, enum gdn_m2_stage st,
                                struct gdn_m2_tile_plan *p);
 void gdn__m2_vec_plan_default(const struct gdn_m2_shape *s, enum gdn_m2_stage st,
                               struct gdn_m2_vec_plan *p);
 void gdn__m2_step_plan_default(const struct gdn_m2_shape *s, struct gdn_m2_step_plan *p);
+
+/* Tuning (lib/tune): every stage has a space ("mamba2/<kernel file>",
+ * bucket "P<P>.DS<DS>.CH<CH>"); the plans below go through
+ * gdn__tune_lookup (GDN_TUNE override, GDN_TUNE_RANDOM, user DB, built-in
+ * rows, generic defaults). chunk_state's MODE is set by the caller. */
+struct gdn_tune_space;
+const struct gdn_tune_space *gdn__m2_space(enum gdn_m2_stage st);
+void gdn__m2_bucket(const struct gdn_m2_shape *s, char *buf, size_t cap);
+void gdn__m2_tile_plan(gdn_context *ctx, const struct gdn_m2_shape *s, enum gdn_m2_stage st,
+                       struct gdn_m2_tile_plan *p);
+void gdn__m2_vec_plan(gdn_context *ctx, const struct gdn_m2_shape *s, enum gdn_m2_stage st,
+                      struct gdn_m2_vec_plan *p);
+void gdn__m2_step_plan(gdn_context *ctx, const struct gdn_m2_shape *s, struct gdn_m2_step_plan *p);
+#define GDN_M2_N_STAGES ((int)GDN_M2_STEP + 1)
+
+/* Tune every stage for (P, DS) on the context's device (tune.c): candidates
+ * checked against the generic default's outputs (forward y, backward
+ * gradients, decode y and state), timed with profiling events (median of 5
+ * after a warm-up); the fastest per stage goes to the user tuning
+ * database. A summary (one line per stage) is copied to report. */
+gdn_status gdn__mamba2_tune(gdn_context *ctx, int32_t P, int32_t DS, double budget_s,
+                            char *report, size_t report_cap);
 
 /* Fit a plan to the device (shrinking tiles if local memory is short),
  * build its kernel and fill the NDRange for the shape. *L receives the

@@ -10,9 +10,11 @@
  * P and DS rounded to 16 / 32 / 64) and the stage's mode, so few distinct
  * programs are built; P, DS, H, G, T are kernel arguments.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "mamba2.h"
+#include "tune/tune.h"
 
 /* Column tile for a dimension: 16, 32 or 64 (partial tiles are masked). */
 static int32_t tile_for(int32_t d)
@@ -126,6 +128,243 @@ static bool tile_plan_valid(enum gdn_m2_stage st, const struct gdn_m2_tile_plan 
     }
 }
 
+/* ------------------------------------------------------ tuning spaces
+ *
+ * Every stage declares a gdn_tune_space (lib/tune/tune.h), keyed by the
+ * bucket "P<P>.DS<DS>.CH<CH>" (gdn__m2_bucket); its defaults() are the
+ * *_plan_default values above, the tile plans shrunk to local memory as
+ * gdn__m2_tile_kernel does, so the generic level changes nothing. The
+ * chunk size is not tuned: it is the caller's parameter (params.chunk_size)
+ * and fixes the tape's chunk tables. Mesa llvmpipe's cap of 65535 loop
+ * iterations per work-item needs no constraint here: no plan of these
+ * spaces comes near it (see test/mamba2/test_mamba2.c).
+ */
+
+void gdn__m2_bucket(const struct gdn_m2_shape *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "P%d.DS%d.CH%d", (int)s->P, (int)s->DS, (int)s->CH);
+}
+
+/* Tile stages: values in the order of the space's params. */
+struct tile_space_info {
+    enum gdn_m2_stage st;
+    bool              bx, by; /* which column tiles the stage has */
+};
+
+static bool tile_fits(enum gdn_m2_stage st, const struct gdn_m2_tile_plan *p,
+                      const struct gdn_device *dev)
+{
+    return tile_plan_valid(st, p) && tile_lmem(st, p) <= dev->info.local_mem_bytes &&
+           (size_t)GDN_M2_WG <= dev->info.max_work_group_size;
+}
+
+static void tile_shrink(enum gdn_m2_stage st, struct gdn_m2_tile_plan *p, uint64_t lmem_dev)
+{
+    while (tile_lmem(st, p) > lmem_dev) {
+        if (p->bx > 16)
+            p->bx /= 2;
+        else if (p->by > 16)
+            p->by /= 2;
+        else if (p->bk > 16)
+            p->bk /= 2;
+        else
+            break;
+    }
+}
+
+#define TILE_SPACE(NAME, ST, HAS_BX, HAS_BY)                                                      \
+    static void NAME##_from(const int32_t *v, const struct gdn_m2_shape *s,                       \
+                            struct gdn_m2_tile_plan *p)                                           \
+    {                                                                                              \
+        int i = 0;                                                                                 \
+        memset(p, 0, sizeof(*p));                                                                  \
+        p->ch = s->CH, p->bk = v[i++];                                                             \
+        if (HAS_BX)                                                                                \
+            p->bx = v[i++];                                                                        \
+        if (HAS_BY)                                                                                \
+            p->by = v[i++];                                                                        \
+    }                                                                                              \
+    static bool NAME##_valid(const int32_t *v, const void *problem, const struct gdn_device *dev) \
+    {                                                                                              \
+        struct gdn_m2_tile_plan p;                                                                 \
+        NAME##_from(v, problem, &p);                                                               \
+        return tile_fits(ST, &p, dev);                                                             \
+    }                                                                                              \
+    static void NAME##_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)    \
+    {                                                                                              \
+        struct gdn_m2_tile_plan p;                                                                 \
+        int                     i = 0;                                                             \
+        gdn__m2_tile_plan_default(problem, ST, &p);                                                \
+        tile_shrink(ST, &p, dev->info.local_mem_bytes);                                            \
+        v[i++] = p.bk;                                                                             \
+        if (HAS_BX)                                                                                \
+            v[i++] = p.bx;                                                                         \
+        if (HAS_BY)                                                                                \
+            v[i++] = p.by;                                                                         \
+    }
+
+TILE_SPACE(bmm, GDN_M2_BMM, 0, 0)
+TILE_SPACE(cstate, GDN_M2_CHUNK_STATE, 1, 1)
+TILE_SPACE(scan, GDN_M2_SCAN_FWD, 1, 0)
+TILE_SPACE(dcb, GDN_M2_DCB, 0, 0)
+TILE_SPACE(dx, GDN_M2_DX, 1, 0)
+TILE_SPACE(dbc, GDN_M2_DBC, 1, 0)
+
+#define M2_BK {"BK", 32, 2, {16, 32}}
+#define M2_T(name) {name, 64, 3, {16, 32, 64}}
+static const struct gdn_tune_param bmm_params[]    = {M2_BK};
+static const struct gdn_tune_param cstate_params[] = {M2_BK, M2_T("BP"), M2_T("BN")};
+static const struct gdn_tune_param scan_params[]   = {M2_BK, M2_T("BP")};
+static const struct gdn_tune_param dcb_params[]    = {M2_BK};
+static const struct gdn_tune_param dx_params[]     = {M2_BK, M2_T("BP")};
+static const struct gdn_tune_param dbc_params[]    = {M2_BK, M2_T("BN")};
+
+#define M2_SPACE(VAR, STAGE, PARAMS, NAME)                                                        \
+    const struct gdn_tune_space VAR = {STAGE, (int32_t)GDN_ARRAY_SIZE(PARAMS), PARAMS,             \
+                                       NAME##_valid, NAME##_defaults}
+
+M2_SPACE(gdn__m2_bmm_space, "mamba2/bmm_fwd", bmm_params, bmm);
+M2_SPACE(gdn__m2_cstate_space, "mamba2/chunk_state", cstate_params, cstate);
+M2_SPACE(gdn__m2_scan_space, "mamba2/chunk_scan_fwd", scan_params, scan);
+M2_SPACE(gdn__m2_dcb_space, "mamba2/dcb_bwd", dcb_params, dcb);
+M2_SPACE(gdn__m2_dx_space, "mamba2/dx_bwd", dx_params, dx);
+M2_SPACE(gdn__m2_dbc_space, "mamba2/dbc_bwd", dbc_params, dbc);
+
+/* Vector stages: WG, capped at the device's work-group limit. */
+static bool vec_wg_valid(int32_t wg, const struct gdn_device *dev)
+{
+    return (size_t)wg <= dev->info.max_work_group_size;
+}
+
+#define VEC_SPACE(NAME, ST)                                                                        \
+    static bool NAME##_valid(const int32_t *v, const void *problem, const struct gdn_device *dev) \
+    {                                                                                              \
+        (void)problem;                                                                             \
+        return vec_wg_valid(v[0], dev);                                                            \
+    }                                                                                              \
+    static void NAME##_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)    \
+    {                                                                                              \
+        struct gdn_m2_vec_plan p;                                                                  \
+        gdn__m2_vec_plan_default(problem, ST, &p);                                                 \
+        while (p.wg > 32 && !vec_wg_valid(p.wg, dev))                                              \
+            p.wg /= 2;                                                                             \
+        v[0] = p.wg;                                                                               \
+    }
+
+VEC_SPACE(cumsum, GDN_M2_CUMSUM)
+VEC_SPACE(pfwd, GDN_M2_PASS_FWD)
+VEC_SPACE(pbwd, GDN_M2_PASS_BWD)
+VEC_SPACE(dtb, GDN_M2_DT_BWD)
+VEC_SPACE(gred, GDN_M2_GROUP_REDUCE)
+VEC_SPACE(pred, GDN_M2_PARAM_REDUCE)
+
+/* Legal WG per kernel (its comment block). */
+static const struct gdn_tune_param wg32_params[] = {{"WG", 64, 4, {32, 64, 128, 256}}};
+static const struct gdn_tune_param wg64_params[] = {{"WG", 256, 3, {64, 128, 256}}};
+
+M2_SPACE(gdn__m2_cumsum_space, "mamba2/cumsum_fwd", wg32_params, cumsum);
+M2_SPACE(gdn__m2_pass_fwd_space, "mamba2/state_passing_fwd", wg64_params, pfwd);
+M2_SPACE(gdn__m2_pass_bwd_space, "mamba2/state_passing_bwd", wg64_params, pbwd);
+M2_SPACE(gdn__m2_dt_bwd_space, "mamba2/dt_bwd", wg32_params, dtb);
+M2_SPACE(gdn__m2_group_reduce_space, "mamba2/group_reduce", wg64_params, gred);
+M2_SPACE(gdn__m2_param_reduce_space, "mamba2/param_reduce", wg64_params, pred);
+
+/* Decode step: LN x RW work-items, RW (LN + 1) floats of local memory. */
+static bool step_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const size_t wg = (size_t)v[0] * (size_t)v[1];
+    (void)problem;
+    return wg <= dev->info.max_work_group_size &&
+           (size_t)v[1] * ((size_t)v[0] + 1) * sizeof(float) <= dev->info.local_mem_bytes;
+}
+
+static void step_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    struct gdn_m2_step_plan p;
+    gdn__m2_step_plan_default(problem, &p);
+    while (p.rw > 4 && (size_t)(p.ln * p.rw) > dev->info.max_work_group_size)
+        p.rw /= 2;
+    v[0] = p.ln, v[1] = p.rw;
+}
+
+static const struct gdn_tune_param step_params[] = {{"LN", 32, 3, {8, 16, 32}},
+                                                    {"RW", 8, 4, {4, 8, 16, 32}}};
+M2_SPACE(gdn__m2_step_space, "mamba2/step", step_params, step);
+
+static const struct gdn_tune_space *const stage_space[] = {
+    [GDN_M2_CUMSUM] = &gdn__m2_cumsum_space,
+    [GDN_M2_BMM] = &gdn__m2_bmm_space,
+    [GDN_M2_CHUNK_STATE] = &gdn__m2_cstate_space,
+    [GDN_M2_PASS_FWD] = &gdn__m2_pass_fwd_space,
+    [GDN_M2_SCAN_FWD] = &gdn__m2_scan_space,
+    [GDN_M2_PASS_BWD] = &gdn__m2_pass_bwd_space,
+    [GDN_M2_DCB] = &gdn__m2_dcb_space,
+    [GDN_M2_DX] = &gdn__m2_dx_space,
+    [GDN_M2_DBC] = &gdn__m2_dbc_space,
+    [GDN_M2_DT_BWD] = &gdn__m2_dt_bwd_space,
+    [GDN_M2_GROUP_REDUCE] = &gdn__m2_group_reduce_space,
+    [GDN_M2_PARAM_REDUCE] = &gdn__m2_param_reduce_space,
+    [GDN_M2_STEP] = &gdn__m2_step_space,
+};
+
+const struct gdn_tune_space *gdn__m2_space(enum gdn_m2_stage st)
+{
+    return stage_space[st];
+}
+
+static void lookup(gdn_context *ctx, const struct gdn_m2_shape *s, enum gdn_m2_stage st,
+                   int32_t *vals)
+{
+    char bucket[48];
+    gdn__m2_bucket(s, bucket, sizeof(bucket));
+    gdn__tune_lookup(ctx, stage_space[st], bucket, s, vals, NULL);
+}
+
+void gdn__m2_tile_plan(gdn_context *ctx, const struct gdn_m2_shape *s, enum gdn_m2_stage st,
+                       struct gdn_m2_tile_plan *p)
+{
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    lookup(ctx, s, st, v);
+    switch (st) {
+    case GDN_M2_BMM:
+        bmm_from(v, s, p);
+        break;
+    case GDN_M2_CHUNK_STATE:
+        cstate_from(v, s, p);
+        break;
+    case GDN_M2_SCAN_FWD:
+        scan_from(v, s, p);
+        break;
+    case GDN_M2_DCB:
+        dcb_from(v, s, p);
+        break;
+    case GDN_M2_DX:
+        dx_from(v, s, p);
+        break;
+    case GDN_M2_DBC:
+        dbc_from(v, s, p);
+        break;
+    default:
+        gdn__m2_tile_plan_default(s, st, p);
+        break;
+    }
+}
+
+void gdn__m2_vec_plan(gdn_context *ctx, const struct gdn_m2_shape *s, enum gdn_m2_stage st,
+                      struct gdn_m2_vec_plan *p)
+{
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    lookup(ctx, s, st, v);
+    p->wg = v[0];
+}
+
+void gdn__m2_step_plan(gdn_context *ctx, const struct gdn_m2_shape *s, struct gdn_m2_step_plan *p)
+{
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    lookup(ctx, s, GDN_M2_STEP, v);
+    p->ln = v[0], p->rw = v[1];
+}
+
 /* Format the options, build the kernel and check its work-group limit. */
 static gdn_status build(gdn_context *ctx, const char *file, const char *entry,
                         const struct gdn_define *defs, size_t n, size_t wg, size_t lmem,
@@ -162,17 +401,9 @@ gdn_status gdn__m2_tile_kernel(gdn_context *ctx, const struct gdn_m2_shape *s,
         return gdn__fail(ctx, GDN_STATUS_INTERNAL,
                          "mamba2: invalid tile plan (stage %d: ch %d bx %d by %d bk %d)", (int)st,
                          (int)p->ch, (int)p->bx, (int)p->by, (int)p->bk);
-    /* Fit local memory: shrink the column tiles, then the inner slice. */
-    while (tile_lmem(st, p) > lmem_dev) {
-        if (p->bx > 16)
-            p->bx /= 2;
-        else if (p->by > 16)
-            p->by /= 2;
-        else if (p->bk > 16)
-            p->bk /= 2;
-        else
-            break; /* build() reports it */
-    }
+    /* Fit local memory: shrink the column tiles, then the inner slice
+     * (build() reports what still does not fit). */
+    tile_shrink(st, p, lmem_dev);
     switch (st) {
     case GDN_M2_BMM:
         file = "mamba2/bmm_fwd.cl", entry = "mamba2_bmm_fwd";
@@ -219,7 +450,7 @@ gdn_status gdn__m2_tile_kernel(gdn_context *ctx, const struct gdn_m2_shape *s,
     L->global[0] = 256 * groups0 * (size_t)s->NT;
     L->global[1] = dim2;
     L->global[2] = 1;
-    return build(ctx, file, entry, defs, nd, 256, tile_lmem(st, p), &L->k);
+    return build(ctx, file, entry, defs, nd, GDN_M2_WG, tile_lmem(st, p), &L->k);
 }
 
 gdn_status gdn__m2_vec_kernel(gdn_context *ctx, const struct gdn_m2_shape *s,

@@ -46,7 +46,7 @@ static gdn_status pass_bwd(const struct gdn_mamba2_tape *tp, struct bwd_bufs *b,
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_vec_plan_default(s, GDN_M2_PASS_BWD, &p);
+    gdn__m2_vec_plan(tp->ctx, s, GDN_M2_PASS_BWD, &p);
     if ((st = gdn__m2_vec_kernel(tp->ctx, s, GDN_M2_PASS_BWD, &p, &L)))
         return st;
     {
@@ -101,9 +101,9 @@ gdn_status gdn__m2_backward(const struct gdn_mamba2_tape *tp, const gdn_tensor *
     }
 
     /* Plans first: the partial-slot layout follows from their tiles. */
-    gdn__m2_tile_plan_default(s, GDN_M2_DCB, &pdcb);
-    gdn__m2_tile_plan_default(s, GDN_M2_DX, &pdx);
-    gdn__m2_tile_plan_default(s, GDN_M2_DBC, &pdbc);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_DCB, &pdcb);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_DX, &pdx);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_DBC, &pdbc);
     if ((st = gdn__m2_tile_kernel(ctx, s, GDN_M2_DCB, &pdcb, &Ldcb)) ||
         (st = gdn__m2_tile_kernel(ctx, s, GDN_M2_DX, &pdx, &Ldx)) ||
         (st = gdn__m2_tile_kernel(ctx, s, GDN_M2_DBC, &pdbc, &Ldbc)))
@@ -208,7 +208,7 @@ gdn_status gdn__m2_backward(const struct gdn_mamba2_tape *tp, const gdn_tensor *
         struct gdn_m2_vec_plan p;
         struct gdn_m2_launch   L;
         int                    k;
-        gdn__m2_vec_plan_default(s, GDN_M2_GROUP_REDUCE, &p);
+        gdn__m2_vec_plan(tp->ctx, s, GDN_M2_GROUP_REDUCE, &p);
         if ((st = gdn__m2_vec_kernel(ctx, s, GDN_M2_GROUP_REDUCE, &p, &L)))
             goto done;
         for (k = 0; k < 2; k++) {
@@ -229,7 +229,7 @@ gdn_status gdn__m2_backward(const struct gdn_mamba2_tape *tp, const gdn_tensor *
     { /* dt_bwd */
         struct gdn_m2_vec_plan p;
         struct gdn_m2_launch   L;
-        gdn__m2_vec_plan_default(s, GDN_M2_DT_BWD, &p);
+        gdn__m2_vec_plan(tp->ctx, s, GDN_M2_DT_BWD, &p);
         if ((st = gdn__m2_vec_kernel(ctx, s, GDN_M2_DT_BWD, &p, &L)))
             goto done;
         {
@@ -265,7 +265,7 @@ gdn_status gdn__m2_backward(const struct gdn_mamba2_tape *tp, const gdn_tensor *
     if (g->dA_log || g->ddt_bias || g->dD) { /* per-head parameters */
         struct gdn_m2_vec_plan p;
         struct gdn_m2_launch   L;
-        gdn__m2_vec_plan_default(s, GDN_M2_PARAM_REDUCE, &p);
+        gdn__m2_vec_plan(tp->ctx, s, GDN_M2_PARAM_REDUCE, &p);
         if ((st = gdn__m2_vec_kernel(ctx, s, GDN_M2_PARAM_REDUCE, &p, &L)))
             goto done;
         {

@@ -20,7 +20,7 @@ static gdn_status cumsum_fwd(const struct gdn_mamba2_tape *tp)
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_vec_plan_default(s, GDN_M2_CUMSUM, &p);
+    gdn__m2_vec_plan(tp->ctx, s, GDN_M2_CUMSUM, &p);
     if ((st = gdn__m2_vec_kernel(tp->ctx, s, GDN_M2_CUMSUM, &p, &L)))
         return st;
     {
@@ -49,7 +49,7 @@ gdn_status gdn__m2_bmm(const struct gdn_mamba2_tape *tp, cl_mem CB)
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_tile_plan_default(s, GDN_M2_BMM, &p);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_BMM, &p);
     if ((st = gdn__m2_tile_kernel(tp->ctx, s, GDN_M2_BMM, &p, &L)))
         return st;
     {
@@ -74,7 +74,7 @@ gdn_status gdn__m2_chunk_state(const struct gdn_mamba2_tape *tp, int32_t mode, c
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_tile_plan_default(s, GDN_M2_CHUNK_STATE, &p);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_CHUNK_STATE, &p);
     p.mode = mode;
     if ((st = gdn__m2_tile_kernel(tp->ctx, s, GDN_M2_CHUNK_STATE, &p, &L)))
         return st;
@@ -106,7 +106,7 @@ gdn_status gdn__m2_pass_fwd(const struct gdn_mamba2_tape *tp, cl_mem states, cl_
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_vec_plan_default(s, GDN_M2_PASS_FWD, &p);
+    gdn__m2_vec_plan(tp->ctx, s, GDN_M2_PASS_FWD, &p);
     if ((st = gdn__m2_vec_kernel(tp->ctx, s, GDN_M2_PASS_FWD, &p, &L)))
         return st;
     {
@@ -133,7 +133,7 @@ static gdn_status scan_fwd(const struct gdn_mamba2_tape *tp, cl_mem states, cl_m
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_tile_plan_default(s, GDN_M2_SCAN_FWD, &p);
+    gdn__m2_tile_plan(tp->ctx, s, GDN_M2_SCAN_FWD, &p);
     if ((st = gdn__m2_tile_kernel(tp->ctx, s, GDN_M2_SCAN_FWD, &p, &L)))
         return st;
     {

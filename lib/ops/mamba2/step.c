@@ -13,7 +13,7 @@ gdn_status gdn__m2_step(const struct gdn_mamba2_tape *tp, gdn_tensor *state, gdn
     struct gdn_m2_launch       L;
     gdn_status                 st;
 
-    gdn__m2_step_plan_default(s, &p);
+    gdn__m2_step_plan(tp->ctx, s, &p);
     if ((st = gdn__m2_step_kernel(tp->ctx, s, &p, &L)))
         return st;
     {
