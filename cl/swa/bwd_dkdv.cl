@@ -26,6 +26,11 @@
  *   3. dS^T = P^T (dP^T - delta) to the same local buffer;
  *      dK += dS^T Q over D chunks (Q chunk staged).
  *
+ * Windows (Mesa llvmpipe's loop limit, as in fwd.cl): the (query head,
+ * query tile) pairs are visited in one list, heads outer; a launch takes
+ * the pairs [kb, kb + ke) of it. A window that is not the last leaves the
+ * unscaled sums in dk and dv, one that is not the first starts from them.
+ *
  * Local memory: 4 * (max((BQ + BKV) (DS + 1), BQ DVC) + BKV (BQ + 1)
  * + 2 BQ) bytes (33.3 KiB at BQ = BKV = 64, DS = 32, DVC = 64).
  * NDRange: global (256 * n_tiles, Hkv), local (256, 1).
@@ -52,7 +57,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 swa_bwd_dkdv(__global const float *q, __global const float *k, __global const float *v,
              __global const float *dout, __global const float *lse,
              __global const float *delta, __global const int4 *tiles, __global float *dk,
-             __global float *dv, int Hq, int Hkv, int W, float scale_log2, float scale)
+             __global float *dv, int Hq, int Hkv, int W, float scale_log2, float scale, int kb,
+             int ke)
 {
     __local float sA[SA];
     __local float Ps[BKV * LDP];
@@ -64,17 +70,35 @@ swa_bwd_dkdv(__global const float *q, __global const float *k, __global const fl
     const int  hk = get_group_id(1), G = Hq / Hkv;
     const int  bos = tl.y, L = tl.z, k0 = tl.w;
 
+    const int  ihi = min(L - 1, k0 + BKV - 1 + W - 1); /* W <= longest sequence */
+    const int  qt0 = k0 / BQ, nqt = ihi / BQ - qt0 + 1, nit = G * nqt;
+    if (kb >= nit)
+        return; /* this tile's windows are done (uniform in the group) */
+    const bool first = kb == 0, last = ke >= nit - kb;
+    const int  ite   = kb + (last ? nit - kb : ke);
+
     float dkacc[NCH][TK][TC], dvacc[NCH][TK][TC];
     for (int c = 0; c < NCH; c++) {
         GDN_TILE_ZERO(dkacc[c], TK, TC);
         GDN_TILE_ZERO(dvacc[c], TK, TC);
     }
+    if (!first)
+        for (int a = 0; a < TK; a++) {
+            const int j = k0 + ry + 16 * a;
+            if (j < L) {
+                const ulong row = (ulong)(bos + j) * (ulong)Hkv + (ulong)hk;
+                for (int c = 0; c < NCH; c++)
+                    for (int jj = 0; jj < TC; jj++) {
+                        dkacc[c][a][jj] = dk[row * D + c * DVC + cx + 16 * jj];
+                        dvacc[c][a][jj] = dv[row * D + c * DVC + cx + 16 * jj];
+                    }
+            }
+        }
 
-    const int ihi = min(L - 1, k0 + BKV - 1 + W - 1); /* W <= longest sequence */
-    for (int g = 0; g < G; g++) {
-        const int hq = hk * G + g;
-        for (int qt = k0 / BQ; qt <= ihi / BQ; qt++) {
-            const int q0 = qt * BQ;
+    for (int it = kb; it < ite; it++) {
+        const int g = it / nqt, hq = hk * G + g;
+        {
+            const int q0 = (qt0 + it - g * nqt) * BQ;
             float     s[TK][TQ], dp[TK][TQ];
             GDN_TILE_ZERO(s, TK, TQ);
             GDN_TILE_ZERO(dp, TK, TQ);
@@ -137,7 +161,7 @@ swa_bwd_dkdv(__global const float *q, __global const float *k, __global const fl
             const ulong row = (ulong)(bos + j) * (ulong)Hkv + (ulong)hk;
             for (int c = 0; c < NCH; c++)
                 for (int jj = 0; jj < TC; jj++) {
-                    dk[row * D + c * DVC + cx + 16 * jj] = dkacc[c][a][jj] * scale;
+                    dk[row * D + c * DVC + cx + 16 * jj] = dkacc[c][a][jj] * (last ? scale : 1.0f);
                     dv[row * D + c * DVC + cx + 16 * jj] = dvacc[c][a][jj];
                 }
         }

@@ -23,6 +23,10 @@
  * slices (staged in local memory), P and dS in registers, dS to local
  * memory, then dQ += dS K over D in DVC-wide chunks (K chunk staged).
  *
+ * Windows (Mesa llvmpipe's loop limit, as in fwd.cl): a launch visits the
+ * key tiles [kb, kb + ke) of the tile's list; a window that is not the last
+ * leaves the unscaled sum in dq, one that is not the first starts from it.
+ *
  * Local memory: 4 * (max((BQ + BKV) (DS + 1), BKV DVC) + BQ (BKV + 1)
  * + 2 BQ) bytes (33.3 KiB at BQ = BKV = 64, DS = 32, DVC = 64).
  * NDRange: global (256 * n_tiles, Hq), local (256, 1).
@@ -49,7 +53,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 swa_bwd_dq(__global const float *q, __global const float *k, __global const float *v,
            __global const float *dout, __global const float *lse, __global const float *delta,
            __global const int4 *tiles, __global float *dq, int Hq, int Hkv, int W,
-           float scale_log2, float scale)
+           float scale_log2, float scale, int kb, int ke)
 {
     __local float sA[SA];
     __local float Ps[BQ * LDP];
@@ -60,6 +64,12 @@ swa_bwd_dq(__global const float *q, __global const float *k, __global const floa
     const int4 tl  = tiles[get_group_id(0)];
     const int  hq = get_group_id(1), hk = hq / (Hq / Hkv);
     const int  bos = tl.y, L = tl.z, q0 = tl.w;
+    const int  jlo = max(0, q0 - W + 1), jhi = min(q0 + BQ, L) - 1;
+    const int  kt0 = jlo / BKV, nkt = jhi / BKV - kt0 + 1;
+    if (kb >= nkt)
+        return; /* this tile's windows are done (uniform in the group) */
+    const bool first = kb == 0, last = ke >= nkt - kb;
+    const int  kte   = kt0 + kb + (last ? nkt - kb : ke);
 
     gdn_swa_stage_row(rowv, lse, Hq, hq, bos, q0, L, BQ, M_LOG2E_F, lid, WG);
     gdn_swa_stage_row(rowv + BQ, delta, Hq, hq, bos, q0, L, BQ, 1.0f, lid, WG);
@@ -71,9 +81,18 @@ swa_bwd_dq(__global const float *q, __global const float *k, __global const floa
     float dacc[NCH][TQ][TC];
     for (int c = 0; c < NCH; c++)
         GDN_TILE_ZERO(dacc[c], TQ, TC);
+    if (!first)
+        for (int a = 0; a < TQ; a++) {
+            const int i = q0 + ry + 16 * a;
+            if (i < L) {
+                const ulong row = (ulong)(bos + i) * (ulong)Hq + (ulong)hq;
+                for (int c = 0; c < NCH; c++)
+                    for (int jj = 0; jj < TC; jj++)
+                        dacc[c][a][jj] = dq[row * D + c * DVC + cx + 16 * jj];
+            }
+        }
 
-    const int jlo = max(0, q0 - W + 1), jhi = min(q0 + BQ, L) - 1;
-    for (int kt = jlo / BKV; kt <= jhi / BKV; kt++) {
+    for (int kt = kt0 + kb; kt < kte; kt++) {
         const int k0 = kt * BKV;
         float     s[TQ][TK], dp[TQ][TK];
         GDN_TILE_ZERO(s, TQ, TK);
@@ -119,7 +138,7 @@ swa_bwd_dq(__global const float *q, __global const float *k, __global const floa
             const ulong row = (ulong)(bos + i) * (ulong)Hq + (ulong)hq;
             for (int c = 0; c < NCH; c++)
                 for (int jj = 0; jj < TC; jj++)
-                    dq[row * D + c * DVC + cx + 16 * jj] = dacc[c][a][jj] * scale;
+                    dq[row * D + c * DVC + cx + 16 * jj] = dacc[c][a][jj] * (last ? scale : 1.0f);
         }
     }
 }

@@ -32,6 +32,15 @@
  *      DVC columns (V chunk staged in local memory).
  * Row sums l are kept as per-work-item partials and reduced once at the end.
  *
+ * Windows (Mesa llvmpipe, whose work-items stop looping after 65535 loop
+ * iterations in all): a launch visits only the key tiles [kb, kb + ke) of
+ * the tile's list (0-based, in order); the host runs consecutive windows and
+ * the state is carried in the outputs. A window that is not the last leaves
+ * the unnormalised o, the running max m in lse and the row sum l in lsum;
+ * one that is not the first starts from them. With kb = 0 and ke at least
+ * the number of key tiles (every other device) it is the single pass above
+ * and lsum is not touched.
+ *
  * Local memory: 4 * (max((BQ + BKV) (DS + 1), BKV DVC) + BQ (BKV + 1)
  * + 17 BQ) bytes (37 KiB at BQ = BKV = 64, DS = 32, DVC = 64).
  * NDRange: global (256 * n_tiles, Hq), local (256, 1).
@@ -63,8 +72,8 @@
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 swa_fwd(__global const float *q, __global const float *k, __global const float *v,
-        __global const int4 *tiles, __global float *o, __global float *lse, int Hq, int Hkv, int W,
-        float scale_log2)
+        __global const int4 *tiles, __global float *o, __global float *lse, __global float *lsum,
+        int Hq, int Hkv, int W, float scale_log2, int kb, int ke)
 {
     __local float sA[SA];
     __local float Ps[BQ * LDP];
@@ -76,15 +85,33 @@ swa_fwd(__global const float *q, __global const float *k, __global const float *
     const int  hq = get_group_id(1), hk = hq / (Hq / Hkv);
     const int  bos = tl.y, L = tl.z, q0 = tl.w;
 
+    const int jlo = max(0, q0 - W + 1), jhi = min(q0 + BQ, L) - 1;
+    const int kt0 = jlo / BKV, nkt = jhi / BKV - kt0 + 1;
+    if (kb >= nkt)
+        return; /* this tile's windows are done (uniform in the group) */
+    const bool first = kb == 0, last = ke >= nkt - kb;
+    const int  kte   = kt0 + kb + (last ? nkt - kb : ke);
+
     float oacc[NCH][TQ][TC];
     float m[TQ], lp[TQ];
     for (int c = 0; c < NCH; c++)
         GDN_TILE_ZERO(oacc[c], TQ, TC);
     for (int a = 0; a < TQ; a++)
         m[a] = -INFINITY, lp[a] = 0.0f;
+    if (!first)
+        for (int a = 0; a < TQ; a++) {
+            const int i = q0 + ry + 16 * a;
+            if (i < L) {
+                const ulong row = (ulong)(bos + i) * (ulong)Hq + (ulong)hq;
+                m[a]            = lse[row];
+                lp[a]           = cx == 0 ? lsum[row] : 0.0f;
+                for (int c = 0; c < NCH; c++)
+                    for (int jj = 0; jj < TC; jj++)
+                        oacc[c][a][jj] = o[row * D + c * DVC + cx + 16 * jj];
+            }
+        }
 
-    const int jlo = max(0, q0 - W + 1), jhi = min(q0 + BQ, L) - 1;
-    for (int kt = jlo / BKV; kt <= jhi / BKV; kt++) {
+    for (int kt = kt0 + kb; kt < kte; kt++) {
         const int k0 = kt * BKV;
         float     s[TQ][TK];
         GDN_TILE_ZERO(s, TQ, TK);
@@ -145,13 +172,15 @@ swa_fwd(__global const float *q, __global const float *k, __global const float *
         for (int c = 0; c < 16; c++)
             l += red[(ry + 16 * a) * LDR + c];
         if (i < L) {
-            const float inv = 1.0f / l;
+            const float inv = last ? 1.0f / l : 1.0f;
             const ulong row = (ulong)(bos + i) * (ulong)Hq + (ulong)hq;
             for (int c = 0; c < NCH; c++)
                 for (int jj = 0; jj < TC; jj++)
                     o[row * D + c * DVC + cx + 16 * jj] = oacc[c][a][jj] * inv;
-            if (cx == 0)
+            if (cx == 0 && last)
                 lse[row] = (m[a] + log2(l)) * M_LN2_F;
+            else if (cx == 0)
+                lse[row] = m[a], lsum[row] = l;
         }
     }
 }

@@ -57,7 +57,12 @@ static const struct attn_case attn_cases[] = {
     {"batched B=3 T=40 W=7 GQA2 rope D=128", 0, {0}, 3, 40, 4, 2, 128, 7, 1, {0}, 0},
     {"D=48 T=70 W=33 GQA2", 1, {0, 70}, 0, 0, 2, 1, 48, 33, 0, {0}, 0},
     {"D=256 T=40 W=24 rope", 1, {0, 40}, 0, 0, 1, 1, 256, 24, 1, {0}, 0},
+    /* long: more loop iterations per work-item than Mesa llvmpipe's 65535
+     * in every attention kernel at one launch (the "long" test case; the
+     * host runs windows of key tiles there) */
+    {"long T=1600 W=1600 GQA2 D=256 rope", 1, {0, 1600}, 0, 0, 2, 1, 256, 1600, 1, {0}, 0},
 };
+#define N_SHORT 10 /* attn_cases[N_SHORT ..] are the long ones */
 
 struct attn_data {
     struct swa_ref_shape rs;
@@ -175,7 +180,10 @@ START_TEST(test_attn)
     e = gdn_test_expect(tdv, dv, TOL_BWD, "dv", c->name);
     printf(" dv %.2e\n", e);
 
-    /* only dk (dv and dq not asked for): scratch paths; same values */
+    /* only dk (dv and dq not asked for): scratch paths; same values (not
+     * repeated for the long cases, to keep them cheap on CPU devices) */
+    if (_i >= N_SHORT)
+        goto out;
     gdn_test_poison(tdk);
     g.dq = NULL, g.dv = NULL;
     GDN_TEST_OK(gdn_swa_backward(gdn_test_ctx, tape, tdo, &g));
@@ -185,6 +193,7 @@ START_TEST(test_attn)
     GDN_TEST_OK(gdn_swa_forward(gdn_test_ctx, &p, &a, to, NULL, NULL));
     gdn_test_expect(to, o, TOL_FWD, "o (no tape)", c->name);
 
+out:
     gdn_swa_tape_destroy(tape);
     gdn_tensor_destroy(tq), gdn_tensor_destroy(tk), gdn_tensor_destroy(tv);
     gdn_tensor_destroy(tdo), gdn_tensor_destroy(to), gdn_tensor_destroy(tl);
@@ -410,6 +419,85 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* A long ring (W = 8192, D = 256, 8 query heads sharing one key head): one
+ * decode step reads every entry, far more loop iterations than llvmpipe's
+ * 65535 per work-item unless the ring is split finely enough. The prompt
+ * only fills the cache (o = NULL); the reference is computed here for the
+ * step rows alone. */
+START_TEST(test_decode_long)
+{
+    const int32_t  P = 8192, W = 8192, Hq = 8, D = 256, steps = 2, T = P + steps;
+    const double   scale = 1.0 / sqrt((double)D);
+    struct gdn_rng rng;
+    double *k = dalloc((size_t)T * D), *v = dalloc((size_t)T * D), *q = dalloc((size_t)Hq * D);
+    double *o = dalloc((size_t)Hq * D), *sc = dalloc((size_t)W), worst = 0.0, e;
+    int32_t off[2] = {0, P}, step, g, j, d;
+    int64_t shp[3] = {P, 1, D}, shc[4] = {1, 1, W, D}, shn = 1, sq[3] = {1, Hq, D};
+    int64_t sk[3] = {1, 1, D};
+    gdn_swa_params p;
+    gdn_swa_args   a;
+    gdn_swa_cache  cache;
+
+    gdn_rng_seed(&rng, 99);
+    gdn_rng_fill_normal(&rng, k, (size_t)T * D, 1.0);
+    gdn_rng_fill_normal(&rng, v, (size_t)T * D, 1.0);
+    gdn_swa_params_init(&p);
+    p.window = W;
+    memset(&cache, 0, sizeof(cache));
+    cache.k = gdn_test_tensor(4, shc, NULL);
+    cache.v = gdn_test_tensor(4, shc, NULL);
+    GDN_TEST_OK(gdn_tensor_create(gdn_test_ctx, GDN_DTYPE_I32, 1, &shn, &cache.len));
+    GDN_TEST_OK(gdn_tensor_create(gdn_test_ctx, GDN_DTYPE_I32, 1, &shn, &cache.pos));
+    {
+        int64_t     sq0[3] = {P, Hq, D};
+        gdn_tensor *tq = gdn_test_tensor(3, sq0, NULL), *tk = gdn_test_tensor(3, shp, k);
+        gdn_tensor *tv = gdn_test_tensor(3, shp, v);
+        memset(&a, 0, sizeof(a));
+        a.q = tq, a.k = tk, a.v = tv, a.seq_offsets = off, a.n_seqs = 1;
+        GDN_TEST_OK(gdn_swa_prefill(gdn_test_ctx, &p, &a, &cache, NULL, NULL));
+        gdn_tensor_destroy(tq), gdn_tensor_destroy(tk), gdn_tensor_destroy(tv);
+    }
+    for (step = 0; step < steps; step++) {
+        const int32_t t = P + step, j0 = t - W + 1;
+        gdn_rng_fill_normal(&rng, q, (size_t)Hq * D, 1.0);
+        for (g = 0; g < Hq; g++) { /* keys j0 .. t */
+            double m = -INFINITY, l = 0.0;
+            for (j = j0; j <= t; j++) {
+                double s = 0.0;
+                for (d = 0; d < D; d++)
+                    s += q[g * D + d] * k[(size_t)j * D + d];
+                sc[j - j0] = s * scale;
+                m          = sc[j - j0] > m ? sc[j - j0] : m;
+            }
+            for (d = 0; d < D; d++)
+                o[g * D + d] = 0.0;
+            for (j = j0; j <= t; j++) {
+                double w = exp(sc[j - j0] - m);
+                l += w;
+                for (d = 0; d < D; d++)
+                    o[g * D + d] += w * v[(size_t)j * D + d];
+            }
+            for (d = 0; d < D; d++)
+                o[g * D + d] /= l;
+        }
+        gdn_tensor *xq = gdn_test_tensor(3, sq, q), *xk = gdn_test_tensor(3, sk, k + (size_t)t * D);
+        gdn_tensor *xv = gdn_test_tensor(3, sk, v + (size_t)t * D);
+        gdn_tensor *xo = gdn_test_tensor(3, sq, NULL);
+        memset(&a, 0, sizeof(a));
+        a.q = xq, a.k = xk, a.v = xv;
+        GDN_TEST_OK(gdn_swa_step(gdn_test_ctx, &p, &a, &cache, xo));
+        e     = gdn_test_expect(xo, o, TOL_FWD, "step o", "long ring W=8192 D=256 GQA8");
+        worst = e > worst ? e : worst;
+        gdn_tensor_destroy(xq), gdn_tensor_destroy(xk), gdn_tensor_destroy(xv);
+        gdn_tensor_destroy(xo);
+    }
+    printf("swa decode [long ring W=8192 D=256 GQA8]: steps worst %.2e\n", worst);
+    gdn_tensor_destroy(cache.k), gdn_tensor_destroy(cache.v);
+    gdn_tensor_destroy(cache.len), gdn_tensor_destroy(cache.pos);
+    free(k), free(v), free(q), free(o), free(sc);
+}
+END_TEST
+
 /* ------------------------------------------------------------ arguments */
 
 START_TEST(test_args)
@@ -481,8 +569,15 @@ int main(void)
     Suite *s  = suite_create("swa");
     TCase *tc = tcase_create("attn");
     gdn_test_add_ctx_fixture(tc, 600);
-    tcase_add_loop_test(tc, test_attn, 0, (int)(sizeof(attn_cases) / sizeof(attn_cases[0])));
+    tcase_add_loop_test(tc, test_attn, 0, N_SHORT);
     tcase_add_test(tc, test_deterministic);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("long");
+    gdn_test_add_ctx_fixture(tc, 600);
+    tcase_add_loop_test(tc, test_attn, N_SHORT,
+                        (int)(sizeof(attn_cases) / sizeof(attn_cases[0])));
+    tcase_add_test(tc, test_decode_long);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rope");

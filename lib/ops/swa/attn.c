@@ -26,7 +26,83 @@ struct attn_plan {
     int32_t bkv; /* keys per tile: 16, 32 or 64                    */
     int32_t ds;  /* D-slice of score products: 16 or 32, | D        */
     int32_t dvc; /* D-chunk of output products: 16k <= 64, | D      */
+    int32_t kwin; /* KWIN (host side): key tiles (fwd, dq) or (query head,
+                     query tile) pairs (dkdv) per launch, 0 = all in one */
 };
+
+/* ------------------------------------------------ windows on llvmpipe */
+
+/* Mesa llvmpipe silently ends a work-item's loops after 65535 iterations in
+ * all (LP_MAX_TGSI_LOOP_ITERATIONS); one launch over a long window visits
+ * hundreds of key tiles per work-group, each worth thousands of loop
+ * iterations. There the host runs windows of KWIN tiles per launch. */
+static bool loop_limited(const struct gdn_device *dev)
+{
+    return strstr(dev->info.name, "llvmpipe") != NULL;
+}
+
+/* KWIN values a tuning space may take (0 = one launch). */
+#define ATTN_KWIN_VALUES 15, {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256}
+
+/* Loop iterations of one GDN_TILE_MMA, counting every loop as not unrolled
+ * (an upper bound; llvmpipe unrolls the short ones). */
+static int64_t mma_iters(int64_t tm, int64_t tn, int64_t kd)
+{
+    return kd * (3 + tm + tn + tm * tn);
+}
+
+/* Upper bound of the loop iterations a work-item spends per visited tile
+ * (fwd, dq: key tile; dkdv: (query head, query tile) pair), and outside the
+ * tile loop. */
+static void attn_iters(enum attn_stage stage, int32_t D, const struct attn_plan *p,
+                       int64_t *per_tile, int64_t *fixed)
+{
+    const int64_t tq = p->bq / 16, tk = p->bkv / 16, tc = p->dvc / 16;
+    const int64_t sl = D / p->ds, ch = D / p->dvc;
+    const int64_t st = (int64_t)(p->bq + p->bkv) * p->ds / 256 + 4;
+    const int64_t sv = (int64_t)(stage == STAGE_DKDV ? p->bq : p->bkv) * p->dvc / 256 + 2;
+    switch (stage) {
+    case STAGE_FWD:
+        *per_tile = sl * (1 + st + mma_iters(tq, tk, p->ds)) + tq * (24 + 2 * tk + ch * tc) +
+                    ch * (1 + sv + mma_iters(tq, tc, p->bkv));
+        break;
+    case STAGE_DQ:
+        *per_tile = 2 * sl * (1 + st + mma_iters(tq, tk, p->ds)) + 2 * tq * (1 + tk) +
+                    ch * (1 + sv + mma_iters(tq, tc, p->bkv));
+        break;
+    default:
+        *per_tile = 2 * sl * (1 + st + mma_iters(tk, tq, p->ds)) + 4 * tk * (1 + tq) +
+                    2 * ch * (1 + sv + mma_iters(tk, tc, p->bq));
+        break;
+    }
+    *fixed = 4 * ch * (tq > tk ? tq : tk) * (1 + tc) + 256;
+}
+
+/* The largest window that keeps a work-item at half of llvmpipe's limit
+ * (at least 1). */
+static int32_t attn_kwin_max(enum attn_stage stage, int32_t D, const struct attn_plan *p)
+{
+    int64_t per, fixed, w;
+    attn_iters(stage, D, p, &per, &fixed);
+    w = (32768 - fixed) / per;
+    return w < 1 ? 1 : w > 256 ? 256 : (int32_t)w;
+}
+
+/* Default KWIN: 0 (one launch) except on llvmpipe, where it is the largest
+ * legal value within attn_kwin_max. */
+static int32_t attn_kwin_default(const struct gdn_device *dev, enum attn_stage stage, int32_t D,
+                                 const struct attn_plan *p)
+{
+    static const int32_t vals[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256};
+    int32_t              cap = attn_kwin_max(stage, D, p), best = 1;
+    size_t               i;
+    if (!loop_limited(dev))
+        return 0;
+    for (i = 0; i < GDN_ARRAY_SIZE(vals); i++)
+        if (vals[i] <= cap)
+            best = vals[i];
+    return best;
+}
 
 /* Largest multiple of 16 that is <= cap and divides D. */
 static int32_t chunk_of(int32_t D, int32_t cap)
@@ -121,6 +197,7 @@ static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D
 
     if ((st = attn_plan_fit(ctx, stage, D, p)))
         return st;
+    p->kwin = attn_kwin_default(&ctx->dev, stage, D, p);
     {
         const struct gdn_define defs[] = {
             {"D", D}, {"BQ", p->bq}, {"BKV", p->bkv}, {"DS", p->ds}, {"DVC", p->dvc},
@@ -131,6 +208,33 @@ static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D
     if ((st = gdn__kernel_get(ctx, stage_file[stage], opts, stage_entry[stage], out)))
         return st;
     return gdn__kernel_check_wg(ctx, *out, WG, stage_entry[stage]);
+}
+
+/* Upper bound of the tiles (fwd, dq) or pairs (dkdv) one work-group visits,
+ * and the window step of the plan. */
+static int32_t attn_visits(enum attn_stage stage, const struct gdn_swa_shape *s,
+                           const struct attn_plan *p)
+{
+    if (stage == STAGE_DKDV)
+        return (s->Hq / s->Hkv) * ((s->W + p->bkv - 2) / p->bq + 2);
+    return (s->W + p->bq - 2) / p->bkv + 2;
+}
+
+/* Launch kr over the windows [kb, kb + KWIN) of the visits (arguments kb, ke
+ * at a, a + 1); one launch when KWIN is 0 or covers them all. */
+static gdn_status attn_launch_windows(gdn_context *ctx, cl_kernel kr, cl_uint a, int32_t visits,
+                                      int32_t kwin, const size_t *global, const size_t *local)
+{
+    const int32_t step = kwin > 0 && kwin < visits ? kwin : visits;
+    int32_t       kb   = 0;
+    gdn_status    st   = GDN_STATUS_OK;
+    do {
+        if ((st = gdn__arg_int(ctx, kr, a, kb)) || (st = gdn__arg_int(ctx, kr, a + 1, step)) ||
+            (st = gdn__launch(ctx, kr, 2, global, local, NULL)))
+            return st;
+        kb += step;
+    } while (kb < visits);
+    return st;
 }
 
 /* Tile table: one int4 (seq, bos, L, first row) per tile of `tile` rows of
@@ -171,8 +275,8 @@ gdn_status gdn__swa_attn_forward(gdn_context *ctx, const struct gdn_swa_shape *s
 {
     struct attn_plan p;
     cl_kernel        kr;
-    cl_mem           tiles = NULL;
-    int32_t          nt    = 0;
+    cl_mem           tiles = NULL, lsum = NULL;
+    int32_t          nt    = 0, visits;
     cl_uint          a     = 0;
     size_t           global[2], local[2] = {WG, 1};
     gdn_status       st;
@@ -184,18 +288,24 @@ gdn_status gdn__swa_attn_forward(gdn_context *ctx, const struct gdn_swa_shape *s
         return st;
     if (nt == 0)
         goto done;
+    visits = attn_visits(STAGE_FWD, s, &p);
+    if (p.kwin > 0 && p.kwin < visits &&
+        (st = gdn__buffer_create(ctx, (size_t)s->T * (size_t)s->Hq * sizeof(float), &lsum)))
+        goto done;
     if ((st = gdn__arg_mem(ctx, kr, a++, q)) || (st = gdn__arg_mem(ctx, kr, a++, k)) ||
         (st = gdn__arg_mem(ctx, kr, a++, v)) || (st = gdn__arg_mem(ctx, kr, a++, tiles)) ||
         (st = gdn__arg_mem(ctx, kr, a++, o)) || (st = gdn__arg_mem(ctx, kr, a++, lse)) ||
+        (st = gdn__arg_mem(ctx, kr, a++, lsum ? lsum : lse)) ||
         (st = gdn__arg_int(ctx, kr, a++, s->Hq)) || (st = gdn__arg_int(ctx, kr, a++, s->Hkv)) ||
         (st = gdn__arg_int(ctx, kr, a++, s->W)) ||
         (st = gdn__arg_float(ctx, kr, a++, s->scale * 1.4426950408889634f)))
         goto done;
     global[0] = (size_t)nt * WG;
     global[1] = (size_t)s->Hq;
-    st        = gdn__launch(ctx, kr, 2, global, local, NULL);
+    st        = attn_launch_windows(ctx, kr, a, visits, p.kwin, global, local);
 done:
     gdn__buffer_release(tiles);
+    gdn__buffer_release(lsum);
     return st;
 }
 
@@ -261,7 +371,8 @@ gdn_status gdn__swa_attn_backward(gdn_context *ctx, const struct gdn_swa_shape *
         goto done;
     global[0] = (size_t)nk * WG;
     global[1] = (size_t)s->Hkv;
-    if (nk && (st = gdn__launch(ctx, kk, 2, global, local, NULL)))
+    if (nk && (st = attn_launch_windows(ctx, kk, a, attn_visits(STAGE_DKDV, s, &pk), pk.kwin,
+                                        global, local)))
         goto done;
 
     if (dq) {
@@ -280,7 +391,8 @@ gdn_status gdn__swa_attn_backward(gdn_context *ctx, const struct gdn_swa_shape *
             goto done;
         global[0] = (size_t)nq * WG;
         global[1] = (size_t)s->Hq;
-        if (nq && (st = gdn__launch(ctx, kq, 2, global, local, NULL)))
+        if (nq && (st = attn_launch_windows(ctx, kq, a, attn_visits(STAGE_DQ, s, &pq), pq.kwin,
+                                            global, local)))
             goto done;
     }
 done:
