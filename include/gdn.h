@@ -438,6 +438,18 @@ GDN_API gdn_status gdn_gated_delta_step(gdn_context *ctx, const gdn_gated_delta_
 GDN_API gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double budget_s,
                                         char *report, size_t report_cap);
 
+/** Autotune the stages of another op on ctx's device, as
+ *  gdn_tune_gated_delta does (every legal candidate checked against the
+ *  generic default's outputs and gradients, timed by profiling events,
+ *  fastest per stage written to the user tuning database):
+ *    op "mamba2": d0 = head dim P, d1 = state size DS
+ *    op "swa":    d0 = head dim D (d1 ignored)
+ *    op "gated_delta": d0 = K, d1 = V (the same as gdn_tune_gated_delta)
+ *  @return OK; INVALID_ARGUMENT (NULL, unknown op); UNSUPPORTED (dims, or
+ *  an op without a tuner in this build); IO; BUILD_FAILED; OPENCL. */
+GDN_API gdn_status gdn_tune_op(gdn_context *ctx, const char *op, int32_t d0, int32_t d1,
+                               double budget_s, char *report, size_t report_cap);
+
 /** What the gated delta rule's tuned stages will use on ctx's device for
  *  head dims K, V, and where each value comes from (override, user
  *  database, built-in, generic), one line per stage, into buf (truncated to

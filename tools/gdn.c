@@ -172,6 +172,7 @@ static int cmd_bench(int argc, char **argv)
 static int cmd_tune(int argc, char **argv)
 {
     int32_t            K = 128, V = 128;
+    const char        *op     = "gated_delta";
     double             budget = 300;
     int                show = 0, verbose = 0, i;
     gdn_context       *ctx  = NULL;
@@ -190,9 +191,13 @@ static int cmd_tune(int argc, char **argv)
             V = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
             budget = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--op") && i + 1 < argc)
+            op = argv[++i];
         else {
-            fprintf(stderr, "usage: gdn tune [--K n] [--V n] [--budget seconds] [--show] "
-                            "[--verbose]\n");
+            fprintf(stderr, "usage: gdn tune [--op gated_delta|mamba2|swa] [--K n] [--V n] "
+                            "[--budget seconds] [--show] [--verbose]\n"
+                            "  (mamba2: --K is the head dim P, --V the state size DS; swa: --K "
+                            "is the head dim)\n");
             return 2;
         }
     }
@@ -203,6 +208,18 @@ static int cmd_tune(int argc, char **argv)
     if (st) {
         fprintf(stderr, "gdn tune: %s\n", gdn_status_string(st));
         return 1;
+    }
+    if (strcmp(op, "gated_delta")) { /* other ops: tune and print the report */
+        printf("tuning %s (%d, %d) for %.0f s at most...\n", op, (int)K, (int)V, budget);
+        fflush(stdout);
+        st = gdn_tune_op(ctx, op, K, V, budget, report, sizeof(report));
+        if (st)
+            fprintf(stderr, "gdn tune: %s: %s\n", gdn_status_string(st),
+                    gdn_context_last_error(ctx));
+        else
+            fputs(report, stdout);
+        gdn_context_destroy(ctx);
+        return st ? 1 : 0;
     }
     if (!show) {
         printf("tuning the gated delta rule's forward and backward stages (K = %d, V = %d) for "
