@@ -9,9 +9,11 @@
  * memory formula. The -D options depend on D only, so a model with one head
  * dim builds three programs (plus the -D-free rope/prep kernels).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "swa.h"
+#include "tune/tune.h"
 
 #define WG 256 /* work-items of the tile kernels (16 x 16) */
 
@@ -124,14 +126,6 @@ static void fwd_plan_default(int32_t D, struct attn_plan *p)
     p->ds  = D % 32 == 0 ? 32 : 16;
     p->dvc = chunk_of(D, 64);
 }
-static void dq_plan_default(int32_t D, struct attn_plan *p)
-{
-    fwd_plan_default(D, p);
-}
-static void dkdv_plan_default(int32_t D, struct attn_plan *p)
-{
-    fwd_plan_default(D, p);
-}
 
 /* Local memory of a stage in bytes (the formulas of the kernel headers). */
 static size_t attn_plan_local_bytes(enum attn_stage stage, const struct attn_plan *p)
@@ -189,15 +183,130 @@ static gdn_status attn_plan_fit(gdn_context *ctx, enum attn_stage stage, int32_t
     return GDN_STATUS_OK;
 }
 
-static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage, int32_t D,
-                              struct attn_plan *p, cl_kernel *out)
-{
-    char       opts[256];
-    gdn_status st;
+/* ------------------------------------------------------ tuning spaces */
 
+void gdn__swa_bucket(int32_t D, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "D%d", (int)D);
+}
+
+static void attn_plan_from(const int32_t *v, struct attn_plan *p)
+{
+    p->bq = v[0], p->bkv = v[1], p->ds = v[2], p->dvc = v[3], p->kwin = v[4];
+}
+
+static bool attn_space_valid(enum attn_stage stage, const int32_t *v, const void *problem,
+                             const struct gdn_device *dev)
+{
+    const struct gdn_swa_shape *s = problem;
+    struct attn_plan            p;
+    attn_plan_from(v, &p);
+    if (!attn_plan_valid(s->D, &p) || dev->info.max_work_group_size < WG ||
+        attn_plan_local_bytes(stage, &p) > dev->info.local_mem_bytes || p.kwin < 0)
+        return false;
+    /* llvmpipe: windows small enough for its loop limit */
+    return !loop_limited(dev) || (p.kwin > 0 && p.kwin <= attn_kwin_max(stage, s->D, &p));
+}
+
+/* Today's plan: the stage's default narrowed to the device's local memory
+ * (attn_plan_fit's order), then the llvmpipe window. */
+static void attn_space_defaults(enum attn_stage stage, int32_t *v, const void *problem,
+                                const struct gdn_device *dev)
+{
+    const struct gdn_swa_shape *s = problem;
+    const uint64_t              lmem = dev->info.local_mem_bytes;
+    struct attn_plan            p;
+    fwd_plan_default(s->D, &p); /* dq and dkdv share it */
+    while (attn_plan_local_bytes(stage, &p) > lmem) {
+        if (p.dvc > 16)
+            p.dvc = chunk_of(s->D, p.dvc - 16);
+        else if (p.ds > 16)
+            p.ds = 16;
+        else if (p.bkv > 16 && p.bkv >= p.bq)
+            p.bkv /= 2;
+        else if (p.bq > 16)
+            p.bq /= 2;
+        else
+            break;
+    }
+    p.kwin = attn_kwin_default(dev, stage, s->D, &p);
+    v[0] = p.bq, v[1] = p.bkv, v[2] = p.ds, v[3] = p.dvc, v[4] = p.kwin;
+}
+
+#define ATTN_SPACE_FUNCS(name, stage)                                                              \
+    static bool name##_valid(const int32_t *v, const void *pr, const struct gdn_device *dev)      \
+    {                                                                                              \
+        return attn_space_valid(stage, v, pr, dev);                                                \
+    }                                                                                              \
+    static void name##_defaults(int32_t *v, const void *pr, const struct gdn_device *dev)         \
+    {                                                                                              \
+        attn_space_defaults(stage, v, pr, dev);                                                    \
+    }
+ATTN_SPACE_FUNCS(fwd_space, STAGE_FWD)
+ATTN_SPACE_FUNCS(dq_space, STAGE_DQ)
+ATTN_SPACE_FUNCS(dkdv_space, STAGE_DKDV)
+
+/* BQ, BKV, DS, DVC (-D macros of gdn_swa_plan.clh) and KWIN (host side). */
+static const struct gdn_tune_param attn_params[] = {
+    {"BQ", 64, 3, {16, 32, 64}},
+    {"BKV", 64, 3, {16, 32, 64}},
+    {"DS", 16, 2, {16, 32}},
+    {"DVC", 16, 4, {16, 32, 48, 64}},
+    {"KWIN", 0, ATTN_KWIN_VALUES},
+};
+const struct gdn_tune_space gdn__swa_fwd_space = {
+    "swa/fwd", (int32_t)GDN_ARRAY_SIZE(attn_params), attn_params, fwd_space_valid,
+    fwd_space_defaults};
+const struct gdn_tune_space gdn__swa_dq_space = {
+    "swa/bwd_dq", (int32_t)GDN_ARRAY_SIZE(attn_params), attn_params, dq_space_valid,
+    dq_space_defaults};
+const struct gdn_tune_space gdn__swa_dkdv_space = {
+    "swa/bwd_dkdv", (int32_t)GDN_ARRAY_SIZE(attn_params), attn_params, dkdv_space_valid,
+    dkdv_space_defaults};
+static const struct gdn_tune_space *const attn_spaces[] = {
+    &gdn__swa_fwd_space, &gdn__swa_dq_space, &gdn__swa_dkdv_space};
+
+/* Work-group size of the one-dimensional kernels (bwd_prep, rope). */
+static bool wg_space_valid(const int32_t *v, const void *pr, const struct gdn_device *dev)
+{
+    (void)pr;
+    return (size_t)v[0] <= dev->info.max_work_group_size;
+}
+static void wg_space_defaults(int32_t *v, const void *pr, const struct gdn_device *dev)
+{
+    (void)pr;
+    v[0] = 64;
+    while ((size_t)v[0] > dev->info.max_work_group_size && v[0] > 1)
+        v[0] /= 2;
+}
+static const struct gdn_tune_param wg_params[] = {{"WG", 64, 7, {4, 8, 16, 32, 64, 128, 256}}};
+const struct gdn_tune_space gdn__swa_prep_space = {
+    "swa/bwd_prep", 1, wg_params, wg_space_valid, wg_space_defaults};
+const struct gdn_tune_space gdn__swa_rope_space = {
+    "swa/rope", 1, wg_params, wg_space_valid, wg_space_defaults};
+
+void gdn__swa_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
+                           const struct gdn_swa_shape *s, int32_t *vals)
+{
+    char bucket[32];
+    gdn__swa_bucket(s->D, bucket, sizeof(bucket));
+    gdn__tune_lookup(ctx, space, bucket, s, vals, NULL);
+}
+
+static gdn_status attn_kernel(gdn_context *ctx, enum attn_stage stage,
+                              const struct gdn_swa_shape *s, struct attn_plan *p, cl_kernel *out)
+{
+    const int32_t D = s->D;
+    int32_t       vals[GDN_TUNE_MAX_PARAMS];
+    char          opts[256];
+    gdn_status    st;
+
+    gdn__swa_stage_lookup(ctx, attn_spaces[stage], s, vals);
+    attn_plan_from(vals, p);
     if ((st = attn_plan_fit(ctx, stage, D, p)))
         return st;
-    p->kwin = attn_kwin_default(&ctx->dev, stage, D, p);
+    if (loop_limited(&ctx->dev) && !attn_space_valid(stage, vals, s, &ctx->dev))
+        p->kwin = attn_kwin_default(&ctx->dev, stage, D, p);
     {
         const struct gdn_define defs[] = {
             {"D", D}, {"BQ", p->bq}, {"BKV", p->bkv}, {"DS", p->ds}, {"DVC", p->dvc},
@@ -281,8 +390,7 @@ gdn_status gdn__swa_attn_forward(gdn_context *ctx, const struct gdn_swa_shape *s
     size_t           global[2], local[2] = {WG, 1};
     gdn_status       st;
 
-    fwd_plan_default(s->D, &p);
-    if ((st = attn_kernel(ctx, STAGE_FWD, s->D, &p, &kr)))
+    if ((st = attn_kernel(ctx, STAGE_FWD, s, &p, &kr)))
         return st;
     if ((st = tile_table(ctx, s, idx, p.bq, &tiles, &nt)))
         return st;
@@ -314,10 +422,13 @@ static gdn_status attn_prep(gdn_context *ctx, const struct gdn_swa_shape *s, cl_
                             cl_mem dout, cl_mem delta)
 {
     cl_kernel  kr;
-    size_t     rows = (size_t)s->T * (size_t)s->Hq, local = 64, global;
+    size_t     rows = (size_t)s->T * (size_t)s->Hq, local, global;
     cl_uint    a    = 0;
+    int32_t    vals[GDN_TUNE_MAX_PARAMS];
     gdn_status st;
 
+    gdn__swa_stage_lookup(ctx, &gdn__swa_prep_space, s, vals);
+    local = (size_t)vals[0];
     while (local > ctx->dev.info.max_work_group_size && local > 1)
         local /= 2;
     global = (rows + local - 1) / local * local;
@@ -344,12 +455,10 @@ gdn_status gdn__swa_attn_backward(gdn_context *ctx, const struct gdn_swa_shape *
     const float      sl2 = s->scale * 1.4426950408889634f;
     gdn_status       st;
 
-    dkdv_plan_default(s->D, &pk);
-    if ((st = attn_kernel(ctx, STAGE_DKDV, s->D, &pk, &kk)))
+    if ((st = attn_kernel(ctx, STAGE_DKDV, s, &pk, &kk)))
         return st;
     if (dq) {
-        dq_plan_default(s->D, &pq);
-        if ((st = attn_kernel(ctx, STAGE_DQ, s->D, &pq, &kq)))
+        if ((st = attn_kernel(ctx, STAGE_DQ, s, &pq, &kq)))
             return st;
     }
     if ((st = gdn__buffer_create(ctx, (size_t)s->T * (size_t)s->Hq * sizeof(float), &delta)))

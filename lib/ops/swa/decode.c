@@ -3,9 +3,11 @@
  * (cl/swa/decode.cl): prefill's cache fill, and the decode step (attend
  * over splits of the ring, then combine and advance len/pos).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "swa.h"
+#include "tune/tune.h"
 
 #define DECODE_CL "swa/decode.cl"
 
@@ -77,6 +79,52 @@ static gdn_status decode_plan_fit(gdn_context *ctx, const struct gdn_swa_shape *
     return GDN_STATUS_OK;
 }
 
+/* Tuning space "swa/decode": WGD and GB (the split count follows from
+ * them and the device as in decode_plan_default). Problem: the step's
+ * shape (G = Hq / Hkv, D). */
+static bool decode_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_swa_shape *s = problem;
+    struct decode_plan          p;
+    const int32_t               G = s->Hkv > 0 ? s->Hq / s->Hkv : 1;
+    memset(&p, 0, sizeof(p));
+    p.wgd = v[0], p.gb = v[1];
+    return (size_t)p.wgd <= dev->info.max_work_group_size && p.gb <= p.wgd && G % p.gb == 0 &&
+           decode_local_bytes(s->D, &p) <= dev->info.local_mem_bytes;
+}
+
+static void decode_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_swa_shape *s = problem;
+    const int32_t               G = s->Hkv > 0 ? s->Hq / s->Hkv : 1;
+    struct decode_plan          p;
+    int32_t                     g;
+    memset(&p, 0, sizeof(p));
+    p.wgd = 64;
+    p.gb  = 1;
+    for (g = 8; g >= 1; g--)
+        if (G % g == 0) {
+            p.gb = g;
+            break;
+        }
+    while ((size_t)p.wgd > dev->info.max_work_group_size && p.wgd > 32)
+        p.wgd /= 2;
+    while (p.gb > 1 && (decode_local_bytes(s->D, &p) > dev->info.local_mem_bytes || p.gb > p.wgd)) {
+        do
+            p.gb--;
+        while (G % p.gb != 0);
+    }
+    v[0] = p.wgd, v[1] = p.gb;
+}
+
+static const struct gdn_tune_param decode_params[] = {
+    {"WGD", 64, 3, {32, 64, 128}},
+    {"GB", 1, 4, {1, 2, 4, 8}},
+};
+const struct gdn_tune_space gdn__swa_decode_space = {
+    "swa/decode", (int32_t)GDN_ARRAY_SIZE(decode_params), decode_params, decode_space_valid,
+    decode_space_defaults};
+
 static gdn_status decode_kernel(gdn_context *ctx, int32_t D, const struct decode_plan *p,
                                 const char *entry, cl_kernel *out)
 {
@@ -132,6 +180,25 @@ gdn_status gdn__swa_decode_step(gdn_context *ctx, const struct gdn_swa_shape *s,
     gdn_status         st;
 
     decode_plan_default(ctx, s, W, &p);
+    {
+        int32_t vals[GDN_TUNE_MAX_PARAMS];
+        char    bucket[32];
+        snprintf(bucket, sizeof(bucket), "D%d.G%d", (int)D, (int)G);
+        gdn__tune_lookup(ctx, &gdn__swa_decode_space, bucket, s, vals, NULL);
+        p.wgd = vals[0], p.gb = vals[1];
+        /* the split count for the chosen head block (decode_plan_default) */
+        {
+            int64_t groups = (int64_t)s->N * s->Hkv * (G / p.gb);
+            int64_t want   = 2 * (int64_t)(ctx->dev.info.compute_units
+                                               ? ctx->dev.info.compute_units
+                                               : 1);
+            p.S            = (int32_t)((want + groups - 1) / groups);
+            if (p.S > (W + p.wgd - 1) / p.wgd)
+                p.S = (W + p.wgd - 1) / p.wgd;
+            if (p.S < 1)
+                p.S = 1;
+        }
+    }
     if ((st = decode_plan_fit(ctx, s, W, &p)))
         return st;
     if ((st = decode_kernel(ctx, D, &p, "swa_decode_attend", &ka)) ||

@@ -5,8 +5,10 @@
  * k) and by the backward (inverse rotation of dq, dk in place).
  */
 #include <math.h>
+#include <string.h>
 
 #include "swa.h"
+#include "tune/tune.h"
 
 #define ROPE_CL    "swa/rope.cl"
 #define ROPE_ENTRY "swa_rope"
@@ -18,9 +20,16 @@ struct rope_plan {
     size_t global; /* T * D/2 rounded up to local */
 };
 
-static void rope_plan_default(struct rope_plan *p)
+/* Work-group size from the stage's tuning space (gdn__swa_rope_space in
+ * attn.c; generic default 64). */
+static void rope_plan_default(gdn_context *ctx, int32_t D, struct rope_plan *p)
 {
-    p->local = 64;
+    struct gdn_swa_shape s;
+    int32_t              vals[GDN_TUNE_MAX_PARAMS];
+    memset(&s, 0, sizeof(s));
+    s.D = D;
+    gdn__swa_stage_lookup(ctx, &gdn__swa_rope_space, &s, vals);
+    p->local = (size_t)vals[0];
 }
 
 static gdn_status rope_plan_fit(gdn_context *ctx, int64_t T, int32_t D, struct rope_plan *p)
@@ -74,7 +83,7 @@ gdn_status gdn__swa_rope_enqueue(gdn_context *ctx, const struct gdn_swa_index *i
         x1 = x2, y1 = y2, H1 = H2;
         x2 = y2 = NULL, H2 = 0;
     }
-    rope_plan_default(&p);
+    rope_plan_default(ctx, D, &p);
     if ((st = rope_plan_fit(ctx, T, D, &p)))
         return st;
     if ((st = gdn__kernel_get(ctx, ROPE_CL, "", ROPE_ENTRY, &kr)))

@@ -91,6 +91,22 @@ gdn_status gdn__swa_attn_backward(gdn_context *ctx, const struct gdn_swa_shape *
                                   cl_mem o, cl_mem lse, cl_mem dout, cl_mem dq, cl_mem dk,
                                   cl_mem dv);
 
+/* ---- tuning (attn.c, decode.c) ---- */
+struct gdn_tune_space;
+/* Tuning spaces of the stages (lib/tune): attention tiles BQ, BKV, DS, DVC
+ * and the llvmpipe window KWIN; work-group WG of bwd_prep and rope; WGD and
+ * GB of the decode step. Rows are keyed by head dim ("D128"; decode:
+ * "D128.G4", G = Hq / Hkv). */
+extern const struct gdn_tune_space gdn__swa_fwd_space, gdn__swa_dq_space, gdn__swa_dkdv_space,
+    gdn__swa_prep_space, gdn__swa_rope_space, gdn__swa_decode_space;
+void gdn__swa_bucket(int32_t D, char *buf, size_t cap);
+/* The tuned values of a stage for the problem s (bucket from s->D). */
+void gdn__swa_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
+                           const struct gdn_swa_shape *s, int32_t *vals);
+/* Tune the SWA stages for head dim D (see tune.c); writes the user DB. */
+gdn_status gdn__swa_tune(gdn_context *ctx, int32_t D, double budget_s, char *report,
+                         size_t report_cap);
+
 /* ---- decode.c ---- */
 /* Cache <- last min(L_n, W) tokens of every sequence; len, pos reset. k is
  * the rotated key. */
