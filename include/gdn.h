@@ -206,6 +206,15 @@ GDN_API gdn_status gdn_device_default(int32_t *index);
 /* Context                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/** What a context does about kernel parameters that its device's user
+ *  tuning database lacks (gdn_context_params.tune_mode). */
+typedef enum gdn_tune_mode {
+    GDN_TUNE_MODE_DB    = 0, /**< look values up only (deterministic; for CI)   */
+    GDN_TUNE_MODE_LAZY  = 1, /**< tune an op's missing head dims at first use   */
+    GDN_TUNE_MODE_EAGER = 2  /**< LAZY, and tune the fast-path head dims
+                                  (K = V = 64, 128) at an op's first use        */
+} gdn_tune_mode;
+
 /** Context settings. Fill with gdn_context_params_init, then change fields. */
 typedef struct gdn_context_params {
     int32_t     device_index;  /**< -1 (default): gdn_device_default()        */
@@ -222,7 +231,12 @@ typedef struct gdn_context_params {
     void       *log_user;      /**< passed to log_fn, borrowed                */
     int32_t     log_level;     /**< -1 (default): GDN_LOG or WARN; else a
                                     gdn_log_level: messages above it dropped  */
-    uint32_t    reserved[16];  /**< must be zero                              */
+    int32_t     tune_mode;     /**< -1 (default): GDN_TUNE_MODE (db, lazy,
+                                    eager), else DB; or a gdn_tune_mode       */
+    float       tune_budget_s; /**< seconds LAZY/EAGER tuning may spend in
+                                    this context; 0 (default): GDN_TUNE_BUDGET,
+                                    else 120 (LAZY) or 300 (EAGER)            */
+    uint32_t    reserved[14];  /**< must be zero                              */
 } gdn_context_params;
 
 /** Fill *params with defaults. Always call this before setting fields. */

@@ -317,7 +317,7 @@ START_TEST(context_reserved_nonzero)
     struct logcap      cap = {0};
 
     gdn_context_params_init(&p);
-    p.reserved[15] = 1;
+    p.reserved[13] = 1;
     p.log_fn       = log_capture;
     p.log_user     = &cap;
     ck_assert_int_eq(gdn_context_create(&p, &ctx), GDN_STATUS_INVALID_ARGUMENT);
@@ -325,6 +325,16 @@ START_TEST(context_reserved_nonzero)
     /* no context holds the message: it went to the caller's log callback */
     ck_assert_int_eq(cap.count[GDN_LOG_LEVEL_ERROR], 1);
     ck_assert_ptr_nonnull(strstr(logcap_text(&cap), "reserved must be zero"));
+    /* tuning settings out of range */
+    gdn_context_params_init(&p);
+    p.log_fn    = log_capture;
+    p.log_user  = &cap;
+    p.tune_mode = 7;
+    ck_assert_int_eq(gdn_context_create(&p, &ctx), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(logcap_text(&cap), "tune_mode"));
+    p.tune_mode     = GDN_TUNE_MODE_LAZY;
+    p.tune_budget_s = -1.0f;
+    ck_assert_int_eq(gdn_context_create(&p, &ctx), GDN_STATUS_INVALID_ARGUMENT);
     logcap_free(&cap);
 }
 END_TEST

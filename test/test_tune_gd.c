@@ -264,6 +264,32 @@ START_TEST(lazy_mode_tunes_on_first_use)
 }
 END_TEST
 
+/* The same through the context's parameters (which win over the
+ * environment): tune_mode LAZY with a tiny budget tunes the first use. */
+START_TEST(lazy_mode_from_params)
+{
+    gdn_context_params cp;
+    char              *text;
+    unsetenv("GDN_TUNE_RANDOM");
+    setenv("GDN_TUNE_MODE", "db", 1);
+    unsetenv("GDN_TUNE_BUDGET");
+    gdn_test_ctx_teardown();
+    gdn_context_params_init(&cp);
+    cp.log_fn        = logger;
+    cp.log_level     = GDN_LOG_LEVEL_INFO;
+    cp.tune_mode     = GDN_TUNE_MODE_LAZY;
+    cp.tune_budget_s = 0.5f;
+    GDN_TEST_OK(gdn_context_create(&cp, &gdn_test_ctx));
+    logbuf[0] = '\0';
+    check_fwd_bwd(16, 32, "lazy mode from params");
+    ck_assert_msg(strstr(logbuf, "tuning mode lazy, budget 0.5 s"), "log: %s", logbuf);
+    text = db_text();
+    ck_assert_msg(strstr(text, "row gated_delta/state_fwd K16.V32 ") != NULL, "db: %s", text);
+    free(text);
+    unsetenv("GDN_TUNE_MODE");
+}
+END_TEST
+
 /* GDN_TUNE_MODE=eager: the first use tunes its bucket, then turns to the
  * fast-path buckets (K = V = 64, 128), here out of budget at once. */
 START_TEST(eager_mode_tunes_fast_path_dims)
@@ -324,6 +350,7 @@ int main(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, db_mode_never_tunes);
     tcase_add_test(tc, lazy_mode_tunes_on_first_use);
+    tcase_add_test(tc, lazy_mode_from_params);
     tcase_add_test(tc, eager_mode_tunes_fast_path_dims);
     tcase_add_test(tc, bad_mode_is_reported);
     suite_add_tcase(s, tc);

@@ -24,6 +24,7 @@ void gdn_context_params_init(gdn_context_params *params)
     params->device_index = -1;
     params->disk_cache   = 1;
     params->log_level    = -1;
+    params->tune_mode    = -1;
 }
 
 static gdn_log_level env_log_level(void)
@@ -73,6 +74,13 @@ static char *cache_dir_for(const gdn_context_params *p)
     return cache_dir_for_base(p);
 }
 
+/* tune_mode in {-1, DB, LAZY, EAGER}, tune_budget_s finite and >= 0. */
+static bool tune_params_ok(const gdn_context_params *p)
+{
+    return p->tune_mode >= -1 && p->tune_mode <= GDN_TUNE_MODE_EAGER &&
+           p->tune_budget_s >= 0 && p->tune_budget_s <= 1e6f;
+}
+
 static bool reserved_zero(const gdn_context_params *p)
 {
     size_t i;
@@ -112,6 +120,8 @@ static gdn_status context_init_common(gdn_context *ctx, const gdn_context_params
     ctx->log_fn    = p->log_fn;
     ctx->log_user  = p->log_user;
     ctx->log_level = p->log_level >= 0 ? (gdn_log_level)p->log_level : env_log_level();
+    ctx->tune_mode_param   = p->tune_mode;
+    ctx->tune_budget_param = p->tune_budget_s;
     /* GDN_CL_DIR wins over params.kernel_dir; empty strings mean "not set". */
     if (!env_dir || !*env_dir)
         env_dir = p->kernel_dir && *p->kernel_dir ? p->kernel_dir : NULL;
@@ -207,6 +217,10 @@ gdn_status gdn_context_create(const gdn_context_params *params, gdn_context **ou
         return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create: params.reserved must be zero "
                          "(call gdn_context_params_init)");
+    if (!tune_params_ok(params))
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
+                           "gdn_context_create: params.tune_mode must be -1 or a gdn_tune_mode "
+                           "and tune_budget_s in [0, 1e6]");
     st = gdn__devices(&devs, &n);
     if (st)
         return st;
@@ -280,6 +294,10 @@ gdn_status gdn_context_create_from_cl(cl_context cl_ctx, cl_device_id device,
     if (!reserved_zero(params))
         return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
                          "gdn_context_create_from_cl: params.reserved must be zero");
+    if (!tune_params_ok(params))
+        return create_fail(params, GDN_STATUS_INVALID_ARGUMENT,
+                           "gdn_context_create_from_cl: params.tune_mode must be -1 or a "
+                           "gdn_tune_mode and tune_budget_s in [0, 1e6]");
     if (clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof(q_ctx), &q_ctx, NULL) !=
             CL_SUCCESS ||
         clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof(q_dev), &q_dev, NULL) != CL_SUCCESS ||

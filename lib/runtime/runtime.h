@@ -74,6 +74,8 @@ struct gdn_context {
     char                     *cache_dir;     /* NULL: disk cache off */
     char                     *tune_dir;      /* <cache base>/tune, or NULL */
     char                     *tune_override; /* GDN_TUNE, or NULL */
+    int32_t                   tune_mode_param;   /* params.tune_mode (-1: environment) */
+    double                    tune_budget_param; /* params.tune_budget_s (0: environment) */
     struct gdn_tune_db       *tune_db;       /* user DB, loaded at first lookup */
     bool                      tune_db_loaded;
     struct gdn_program_entry *programs;      /* in-memory cache (linked list) */

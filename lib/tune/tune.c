@@ -251,6 +251,14 @@ static void read_settings(gdn_context *ctx, struct gdn_tune_settings *st)
         else
             st->budget_s = v;
     }
+    /* the context's parameters win over the environment */
+    if (ctx->tune_mode_param >= 0) {
+        st->mode = (enum gdn_tune_mode)ctx->tune_mode_param;
+        if (!(b && *b))
+            st->budget_s = st->mode == GDN_TUNE_MODE_EAGER ? 300.0 : 120.0;
+    }
+    if (ctx->tune_budget_param > 0)
+        st->budget_s = ctx->tune_budget_param;
     if (st->mode != GDN_TUNE_MODE_DB)
         gdn__log(ctx, GDN_LOG_LEVEL_INFO, "tuning mode %s, budget %.1f s",
                  st->mode == GDN_TUNE_MODE_LAZY ? "lazy" : "eager", st->budget_s);

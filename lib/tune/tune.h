@@ -92,18 +92,14 @@ struct gdn_tune_row {
 };
 
 /* Context tuning modes (GDN_TUNE_MODE). */
-enum gdn_tune_mode {
-    GDN_TUNE_MODE_DB = 0, /* database only (default; deterministic)        */
-    GDN_TUNE_MODE_LAZY,   /* tune a missing bucket on its first use        */
-    GDN_TUNE_MODE_EAGER,  /* tune the op's representative buckets at once  */
-};
+/* The modes are the public gdn_tune_mode (gdn.h): DB, LAZY, EAGER. */
 
 /* A context's tuning settings and bookkeeping; lives beside its user DB
  * rows (ctx->tune_db), read from the environment at the first lookup. */
 struct gdn_tune_settings {
     bool               random;      /* GDN_TUNE_RANDOM set */
     uint32_t           random_seed;
-    enum gdn_tune_mode mode;        /* GDN_TUNE_MODE */
+    enum gdn_tune_mode mode;        /* params.tune_mode, else GDN_TUNE_MODE */
     double             budget_s;    /* GDN_TUNE_BUDGET: seconds of lazy/eager tuning */
     double             spent_s;     /* spent so far by this context */
     bool               busy;        /* a tuner runs on this context: no nested tuning */
