@@ -195,6 +195,38 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
         }
         c->launch_us = 1e6 * (gdn__now() - t0) / n;
     }
+    /* Host <-> device transfers: blocking writes / reads of the copy buffer
+     * from ordinary (pageable) host memory, best of a few. */
+    {
+        void  *host = malloc(bytes);
+        int    i, n = quick ? 2 : 5;
+        double best_w = 0, best_r = 0;
+        cl_int err  = CL_SUCCESS;
+        if (!host) {
+            st = GDN_STATUS_OUT_OF_HOST_MEMORY;
+            goto out;
+        }
+        memset(host, 0, bytes);
+        for (i = 0; i < n && err == CL_SUCCESS; i++) {
+            double t0 = gdn__now(), t1;
+            err       = clEnqueueWriteBuffer(ctx->queue, a, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
+            t1        = gdn__now();
+            if (err == CL_SUCCESS && t1 > t0 && bytes / (t1 - t0) / 1e9 > best_w)
+                best_w = bytes / (t1 - t0) / 1e9;
+            t0  = gdn__now();
+            err = err ? err : clEnqueueReadBuffer(ctx->queue, a, CL_TRUE, 0, bytes, host, 0, NULL, NULL);
+            t1  = gdn__now();
+            if (err == CL_SUCCESS && t1 > t0 && bytes / (t1 - t0) / 1e9 > best_r)
+                best_r = bytes / (t1 - t0) / 1e9;
+        }
+        free(host);
+        if (err != CL_SUCCESS) {
+            st = gdn__fail_cl(ctx, err, "bench: host transfer");
+            goto out;
+        }
+        c->h2d_gbs = best_w;
+        c->d2h_gbs = best_r;
+    }
 out:
     gdn__buffer_release(a);
     gdn__buffer_release(b);
@@ -278,17 +310,19 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     }
     fprintf(out->csv,
             "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
-            "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f tuning=\"%s\"\n",
+            "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f h2d_gbs=%.2f d2h_gbs=%.2f "
+            "tuning=\"%s\"\n",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, c->fma_gflops, c->copy_gbs, c->launch_us, tuning);
+            date, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs, tuning);
     fprintf(out->json,
             "{\n  \"op\": \"%s\",\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n"
             "  \"driver\": \"%s\",\n  \"libgdn\": \"%s\",\n  \"git\": \"%s\",\n"
             "  \"date\": \"%s\",\n  \"tuning\": \"%s\",\n"
-            "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f},\n"
+            "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f, "
+            "\"h2d_gbs\": %.2f, \"d2h_gbs\": %.2f},\n"
             "  \"rows\": [",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us);
+            date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs);
     return GDN_STATUS_OK;
 }
 
@@ -452,8 +486,8 @@ int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
         return 1;
     }
     printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
-           "%.1f us\n",
-           ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us);
+           "%.1f us, host->device %.2f GB/s, device->host %.2f GB/s\n",
+           ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us, ceil->h2d_gbs, ceil->d2h_gbs);
     if (bench_out_open(*ctx, o->out_dir, op, ceil, out) != GDN_STATUS_OK)
         fprintf(stderr, "bench: cannot write results under %s\n", o->out_dir);
     return 0;

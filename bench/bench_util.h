@@ -15,6 +15,8 @@ struct bench_ceilings {
     double fma_gflops;   /* fp32 FMA throughput, GFLOP/s (2 FLOP per fma) */
     double copy_gbs;     /* device copy, GB/s counting read + write       */
     double launch_us;    /* empty-ish kernel launch + finish latency      */
+    double h2d_gbs;      /* host -> device transfer (blocking write), GB/s */
+    double d2h_gbs;      /* device -> host transfer (blocking read), GB/s  */
 };
 
 /* Measure the ceilings with the microkernels of cl/bench/ceiling.cl. */
