@@ -6,6 +6,7 @@
 
 #include "gated_delta.h"
 #include "mamba2.h"
+#include "swa.h"
 
 gdn_status gdn_tune_op(gdn_context *ctx, const char *op, int32_t d0, int32_t d1, double budget_s,
                        char *report, size_t report_cap)
@@ -18,6 +19,8 @@ gdn_status gdn_tune_op(gdn_context *ctx, const char *op, int32_t d0, int32_t d1,
         return gdn_tune_gated_delta(ctx, d0, d1, budget_s, report, report_cap);
     if (!strcmp(op, "mamba2"))
         return gdn__mamba2_tune(ctx, d0, d1, budget_s, report, report_cap);
+    if (!strcmp(op, "swa"))
+        return gdn__swa_tune(ctx, d0, budget_s, report, report_cap);
     return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
-                     "gdn_tune_op: unknown op '%s' (gated_delta, mamba2)", op);
+                     "gdn_tune_op: unknown op '%s' (gated_delta, mamba2, swa)", op);
 }
