@@ -24,9 +24,12 @@
  * as partials dwpart [NT, C, W], dbpart [NT, C]; the host sums them over
  * chunks with norm/colsum.cl (fixed order, no atomics).
  *
+ * Work decomposition as the forward: CB channels x CG chunks per
+ * work-group, work-items past C or past the nt chunks return at once.
+ *
  * dx must not alias dy or x (other chunks read them as halo).
  *
- * Tuning macros (host plan: lib/ops/conv/conv.c, conv_plan_default):
+ * Tuning macros (host plan: lib/ops/conv/conv.c, space conv/conv_bwd):
  *   W   kernel size, 2..8 (default 4)
  * Runtime flags: has_bias, silu, has_init, has_dfinal, store_dx,
  * store_dinit, store_dw (dweight and dbias partials).
@@ -45,17 +48,17 @@ __kernel void conv_bwd(__global const float *x, __global const float *weight,
                        __global const float *dy, __global const float *dfinal,
                        __global const int4 *chunks, __global const int *seq_off,
                        __global float *dx, __global float *dinit, __global float *dwpart,
-                       __global float *dbpart, int C, int has_bias, int silu, int has_init,
-                       int has_dfinal, int store_dx, int store_dinit, int store_dw)
+                       __global float *dbpart, int C, int nt, int has_bias, int silu,
+                       int has_init, int has_dfinal, int store_dx, int store_dinit, int store_dw)
 {
-    const int   c    = (int)get_global_id(0);
-    const ulong ci   = get_global_id(1);
-    const int4  ch   = chunks[ci];
-    const int   n = ch.x, t0 = ch.y, t1 = ch.z, bos = ch.w;
-    const int   eos  = seq_off[n + 1];
-    const int   tail = (eos - bos) - (W - 1); /* dfinal[k] is the input at bos + tail + k */
-    if (c >= C)
+    const int   c  = (int)get_global_id(0);
+    const ulong ci = get_global_id(1);
+    if (c >= C || ci >= (ulong)nt)
         return;
+    const int4 ch   = chunks[ci];
+    const int  n = ch.x, t0 = ch.y, t1 = ch.z, bos = ch.w;
+    const int  eos  = seq_off[n + 1];
+    const int  tail = (eos - bos) - (W - 1); /* dfinal[k] is the input at bos + tail + k */
 
     float wt[W], xw[W - 1], dpw[W - 1], dfs[W - 1];
     float dwacc[W], dbacc = 0.0f;

@@ -22,13 +22,16 @@
  *
  * Work decomposition: 2-D NDRange; dimension 0 is the channel (work-groups
  * of CB consecutive channels: loads and stores are coalesced), dimension 1
- * the chunk. A work-item runs its chunk's tokens in order with the last W-1
+ * the chunk (CG chunks per work-group; the host rounds both global sizes up
+ * to the work-group, so work-items past C or past the nt chunks return at
+ * once). A work-item runs its chunk's tokens in order with the last W-1
  * inputs in registers, so each x element is read once, plus W-1 halo reads
  * per chunk. No local memory, no barriers.
  *
- * Tuning macros (host plan: lib/ops/conv/conv.c, conv_plan_default):
+ * Tuning macros (host plan: lib/ops/conv/conv.c, space conv/conv_fwd):
  *   W   kernel size, 2..8 (default 4)
- * Runtime plan values: CB (the local size), the chunk length (chunk table).
+ * Runtime plan values: CB x CG (the local size), the chunk length TT (chunk
+ * table).
  * Runtime flags: has_bias, silu, has_init, store_final.
  */
 #include "gdn_common.clh"
@@ -43,14 +46,14 @@
 __kernel void conv_fwd(__global const float *x, __global const float *weight,
                        __global const float *bias, __global const float *init,
                        __global const int4 *chunks, __global const int *seq_off,
-                       __global float *y, __global float *fstate, int C, int has_bias, int silu,
-                       int has_init, int store_final)
+                       __global float *y, __global float *fstate, int C, int nt, int has_bias,
+                       int silu, int has_init, int store_final)
 {
-    const int  c  = (int)get_global_id(0);
+    const int c = (int)get_global_id(0);
+    if (c >= C || get_global_id(1) >= (size_t)nt)
+        return;
     const int4 ch = chunks[get_global_id(1)];
     const int  n = ch.x, t0 = ch.y, t1 = ch.z, bos = ch.w;
-    if (c >= C)
-        return;
 
     float wt[W], win[W - 1];
     for (int w = 0; w < W; w++)

@@ -14,7 +14,8 @@
  * WG consecutive pairs; each state row of W-1 floats is read and written by
  * its own work-item only. No local memory.
  *
- * Tuning macros (host plan: lib/ops/conv/conv.c, conv_step_plan):
+ * Tuning macros (host plan: lib/ops/conv/conv.c, space conv/conv_step, whose
+ * WG is the local size):
  *   W   kernel size, 2..8 (default 4)
  * Runtime flags: has_bias, silu.
  */

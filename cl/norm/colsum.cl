@@ -15,8 +15,9 @@
  *
  * Local memory: CT * PS floats (the `red` argument).
  *
- * No tuning macros; the runtime plan values ct (columns per group) and ps
- * (strips) come from colsum_plan_default in lib/ops/norm/colsum.c.
+ * No tuning macros; the runtime plan values ct (columns per group, CT) and
+ * ps (strips, PS) come from the space norm/colsum in lib/ops/norm/colsum.c
+ * (on llvmpipe it keeps P / PS + PS under the loop cap).
  */
 #include "gdn_common.clh"
 

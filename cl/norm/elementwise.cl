@@ -17,11 +17,13 @@
  * Work decomposition: a grid-stride loop over quads of 4 elements (float4
  * loads and stores; buffers start 16-byte aligned), the last partial quad
  * element by element. Any global size works; the host launches
- * min(quads, 64 * compute units * WG) work-items in groups of WG.
+ * min(quads, GPC * compute units * WG) work-items in groups of WG (on
+ * llvmpipe, whose work-items stop after 65535 loop iterations, the spaces
+ * keep quads / global under half of that).
  *
  * No tuning macros (the operation is a runtime argument, so one build
- * serves every activation). Work-group size: elementwise_plan in
- * lib/ops/norm/elementwise.c.
+ * serves every activation). WG and GPC: the spaces norm/act_fwd,
+ * norm/act_bwd and norm/add in lib/ops/norm/elementwise.c.
  */
 #include "gdn_common.clh"
 

@@ -34,10 +34,12 @@
  *
  * Local memory: RPG * TPR float2 (the `red` argument).
  *
- * Tuning macros (host plan: lib/ops/norm/norm.c, norm_plan_default):
+ * Tuning macros (host plan: lib/ops/norm/norm.c, space norm/norm_bwd):
  *   NORM_TYPE  0..3;  EPT  a power of two from 4 to 256 with EPT * TPR >= G
- * Runtime plan values: log_tpr, rpg, ngroups (groups launched), iters
- * (ceil(row blocks / ngroups)), fold.
+ * Runtime plan values: log_tpr, rpg, ngroups (groups launched: about GPC
+ * per compute unit when dweight is wanted), iters (ceil(row blocks /
+ * ngroups)), fold. On llvmpipe the space keeps iters * (2 EPT + ...) under
+ * its cap of 65535 loop iterations per work-item.
  */
 #include "gdn_common.clh"
 

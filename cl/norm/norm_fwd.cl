@@ -26,13 +26,14 @@
  *
  * Local memory: RPG * TPR floats (the `red` argument).
  *
- * Tuning macros (host plan: lib/ops/norm/norm.c, norm_plan_default):
+ * Tuning macros (host plan: lib/ops/norm/norm.c, space norm/norm_fwd):
  *   NORM_TYPE  0..3 as above
  *   EPT        elements per work-item: a power of two from 4 to 256 (above 32
  *              only where work-groups must be tiny), with EPT * TPR >= G
  * Runtime plan values (kernel arguments, so they cost no extra builds):
- *   tpr        lanes per row, a power of two (log2 in log_tpr); rpg rows per
- *              group; the work-group size is tpr * rpg.
+ *   tpr        lanes per row, a power of two (log2 in log_tpr; the space's
+ *              TPR); rpg rows per group (RPG); the work-group size is
+ *              tpr * rpg.
  */
 #include "gdn_common.clh"
 

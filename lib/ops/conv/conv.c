@@ -7,6 +7,7 @@
  *
  * Module owner: layer ops (issue 5).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "conv.h"
@@ -111,17 +112,113 @@ fail:
 }
 
 /* Default plan of conv_fwd / conv_bwd: CB = 128 channels per work-group (a
- * warp reads 128 contiguous bytes of a token row), chunks of 64 tokens,
- * halved down to 8 while there are fewer than 128 Ki work-items (short
- * sequences or few channels: more chunks, more parallelism). The chunk
- * length depends only on the shape, so the summation order of dweight and
- * dbias (over chunks) does too. */
-static void conv_plan_default(const struct gdn_conv_shape *s, struct gdn_conv_plan *p)
+ * warp reads 128 contiguous bytes of a token row), halved to the work-group
+ * limit (max_wg); one chunk per group; chunks of 64 tokens, halved down to
+ * 8 while there are fewer than 128 Ki work-items (short sequences or few
+ * channels: more chunks, more parallelism). The chunk length depends only on
+ * the shape and the plan, so the summation order of dweight and dbias (over
+ * chunks) does too. */
+static void conv_plan_default(const struct gdn_conv_shape *s, size_t max_wg,
+                              struct gdn_conv_plan *p)
 {
     p->cb = gdn__pow2_ceil_i32(s->C < 128 ? (s->C > 0 ? s->C : 1) : 128);
+    while (p->cb > 1 && (size_t)p->cb > max_wg)
+        p->cb /= 2;
+    p->cg = 1;
     p->tt = 64;
     while (p->tt > 8 && (int64_t)s->C * ((int64_t)s->T / p->tt + s->N) < 131072)
         p->tt /= 2;
+}
+
+/* ------------------------------------------------------ tuning spaces
+ *
+ * conv/conv_fwd, conv/conv_bwd: CB, CG, TT; bucket "W<W>.C<2^k>". Legal:
+ * CB at most C and CG at most the chunk count (both rounded up to powers of
+ * two: no group of idle work-items), CB * CG within the device's and the
+ * kernel's work-group limits, and (backward) the partial weight gradients
+ * [chunks, C, W + 1] within the device's largest buffer. The loops of a
+ * work-item run TT + W - 1 steps: far below llvmpipe's cap.
+ * conv/conv_step: WG within the work-group limits. defaults(): the plans
+ * these kernels always ran with (conv_plan_default; 256 for the step). */
+
+static size_t conv_max_wg(const struct gdn_conv_tune_problem *pr, const struct gdn_device *dev)
+{
+    return pr->kwg && pr->kwg < dev->info.max_work_group_size ? pr->kwg
+                                                                : dev->info.max_work_group_size;
+}
+
+static bool conv_plan_valid(const int32_t *v, const struct gdn_conv_tune_problem *pr,
+                            const struct gdn_device *dev, bool bwd)
+{
+    const struct gdn_conv_shape *s  = pr->s;
+    const int64_t                nt = (int64_t)s->T / v[2] + s->N + 1; /* upper bound */
+    if (v[0] > gdn__pow2_ceil_i32(s->C > 0 ? s->C : 1) ||
+        v[1] > gdn__pow2_ceil_i32(nt > (1 << 30) ? (1 << 30) : (int32_t)nt) ||
+        (size_t)v[0] * (size_t)v[1] > conv_max_wg(pr, dev))
+        return false;
+    if (bwd && dev->info.max_alloc_bytes &&
+        (uint64_t)nt * (uint64_t)s->C * (uint64_t)s->W * sizeof(float) > dev->info.max_alloc_bytes)
+        return false;
+    return true;
+}
+
+static bool conv_fwd_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return conv_plan_valid(v, problem, dev, false);
+}
+
+static bool conv_bwd_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return conv_plan_valid(v, problem, dev, true);
+}
+
+static void conv_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_conv_tune_problem *pr = problem;
+    struct gdn_conv_plan                p;
+    conv_plan_default(pr->s, conv_max_wg(pr, dev), &p);
+    v[0] = p.cb, v[1] = p.cg, v[2] = p.tt;
+}
+
+static const struct gdn_tune_param conv_params[] = {
+    {"CB", 128, 10, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}},
+    {"CG", 1, 5, {1, 2, 4, 8, 16}},
+    {"TT", 64, 7, {4, 8, 16, 32, 64, 128, 256}},
+};
+
+const struct gdn_tune_space gdn__conv_fwd_space = {
+    "conv/conv_fwd", (int32_t)GDN_ARRAY_SIZE(conv_params), conv_params, conv_fwd_valid,
+    conv_defaults};
+const struct gdn_tune_space gdn__conv_bwd_space = {
+    "conv/conv_bwd", (int32_t)GDN_ARRAY_SIZE(conv_params), conv_params, conv_bwd_valid,
+    conv_defaults};
+
+static bool conv_step_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return (size_t)v[0] <= conv_max_wg(problem, dev);
+}
+
+static void conv_step_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const size_t max_wg = conv_max_wg(problem, dev);
+    int32_t      wg     = 256;
+    while (wg > 1 && (size_t)wg > max_wg)
+        wg /= 2;
+    v[0] = wg;
+}
+
+static const struct gdn_tune_param conv_step_params[] = {
+    {"WG", 256, 11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}},
+};
+
+const struct gdn_tune_space gdn__conv_step_space = {
+    "conv/conv_step", (int32_t)GDN_ARRAY_SIZE(conv_step_params), conv_step_params,
+    conv_step_valid, conv_step_defaults};
+
+static void conv_bucket(const struct gdn_conv_shape *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "W%d.C%d", (int)s->W,
+             (int)gdn__pow2_ceil_i32(s->C < 1 ? 1 : s->C > (1 << 16) ? (1 << 16) : s->C));
 }
 
 /* Upload a host int array (CL_MEM_COPY_HOST_PTR: copied at creation, no
@@ -186,16 +283,20 @@ gdn_status gdn__conv_index_build(gdn_context *ctx, const struct gdn_conv_shape *
     return st;
 }
 
-/* Build (or fetch) kernel `entry` of `path` for kernel size W and fit the
- * plan's work-group (CB) under the device's and the kernel's limits. */
-static gdn_status conv_kernel(gdn_context *ctx, const char *path, const char *entry, int32_t W,
-                              int32_t *cb, cl_kernel *out)
+/* Build (or fetch) kernel `entry` of `path` for kernel size W and look up
+ * its plan (space: conv/conv_fwd, conv/conv_bwd or conv/conv_step) for the
+ * shape s; vals receives the space's values, checked against the device's
+ * and the kernel's work-group limits. */
+static gdn_status conv_kernel(gdn_context *ctx, const char *path, const char *entry,
+                              const struct gdn_tune_space *space, const struct gdn_conv_shape *s,
+                              int32_t *vals, cl_kernel *out)
 {
-    const struct gdn_define defs[] = {{"W", W}};
-    char                    opts[64];
-    size_t                  kwg = 0, max_wg = ctx->dev.info.max_work_group_size;
-    cl_int                  err;
-    gdn_status              st;
+    const struct gdn_define      defs[] = {{"W", s->W}};
+    struct gdn_conv_tune_problem pr;
+    char                         opts[64], bucket[32];
+    size_t                       kwg = 0, wg;
+    cl_int                       err;
+    gdn_status                   st;
 
     gdn__defines_format(defs, GDN_ARRAY_SIZE(defs), opts, sizeof(opts));
     if ((st = gdn__kernel_get(ctx, path, opts, entry, out)))
@@ -204,13 +305,18 @@ static gdn_status conv_kernel(gdn_context *ctx, const char *path, const char *en
                                    NULL);
     if (err != CL_SUCCESS)
         return gdn__fail_cl(ctx, err, "conv: CL_KERNEL_WORK_GROUP_SIZE");
-    if (kwg < max_wg)
-        max_wg = kwg;
-    while (*cb > 1 && (size_t)*cb > max_wg)
-        *cb /= 2;
-    if ((size_t)*cb > max_wg)
+    pr.s = s, pr.kwg = kwg;
+    conv_bucket(s, bucket, sizeof(bucket));
+    gdn__tune_lookup(ctx, space, bucket, &pr, vals, NULL);
+    wg = space == &gdn__conv_step_space ? (size_t)vals[0] : (size_t)vals[0] * (size_t)vals[1];
+    if (wg > conv_max_wg(&pr, &ctx->dev))
         return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED, "conv: %s allows no work-group", entry);
     return GDN_STATUS_OK;
+}
+
+static void conv_plan_from(const int32_t *v, struct gdn_conv_plan *p)
+{
+    p->cb = v[0], p->cg = v[1], p->tt = v[2];
 }
 
 gdn_status gdn_conv_forward(gdn_context *ctx, const gdn_conv_params *params,
@@ -221,6 +327,7 @@ gdn_status gdn_conv_forward(gdn_context *ctx, const gdn_conv_params *params,
     struct gdn_conv_shape s;
     struct gdn_conv_plan  p;
     struct gdn_conv_index ix = {0};
+    int32_t               v[GDN_TUNE_MAX_PARAMS];
     cl_kernel             k;
     cl_mem                init_mem = NULL, init_copy = NULL;
     cl_uint               a = 0;
@@ -269,9 +376,10 @@ gdn_status gdn_conv_forward(gdn_context *ctx, const gdn_conv_params *params,
             init_mem = init_copy;
         }
     }
-    conv_plan_default(&s, &p);
-    if ((st = conv_kernel(ctx, CONV_FWD_CL, "conv_fwd", s.W, &p.cb, &k)) ||
-        (st = gdn__conv_index_build(ctx, &s, p.tt, &ix)))
+    if ((st = conv_kernel(ctx, CONV_FWD_CL, "conv_fwd", &gdn__conv_fwd_space, &s, v, &k)))
+        goto done;
+    conv_plan_from(v, &p);
+    if ((st = gdn__conv_index_build(ctx, &s, p.tt, &ix)))
         goto done;
     if ((st = gdn__arg_mem(ctx, k, a++, args->x->mem)) ||
         (st = gdn__arg_mem(ctx, k, a++, args->weight->mem)) ||
@@ -280,13 +388,13 @@ gdn_status gdn_conv_forward(gdn_context *ctx, const gdn_conv_params *params,
         (st = gdn__arg_mem(ctx, k, a++, ix.chunks)) || (st = gdn__arg_mem(ctx, k, a++, ix.seq_off)) ||
         (st = gdn__arg_mem(ctx, k, a++, y->mem)) ||
         (st = gdn__arg_mem(ctx, k, a++, final_state ? final_state->mem : y->mem)) ||
-        (st = gdn__arg_int(ctx, k, a++, s.C)) ||
+        (st = gdn__arg_int(ctx, k, a++, s.C)) || (st = gdn__arg_int(ctx, k, a++, ix.nt)) ||
         (st = gdn__arg_int(ctx, k, a++, args->bias ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, (s.flags & GDN_CONV_SILU) ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, init_mem ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, final_state ? 1 : 0)))
         goto done;
-    local[0] = (size_t)p.cb, local[1] = 1;
+    local[0] = (size_t)p.cb, local[1] = (size_t)p.cg;
     global[0] = (size_t)s.C, global[1] = (size_t)ix.nt;
     st        = gdn__launch(ctx, k, 2, global, local, NULL);
 done:
@@ -306,6 +414,7 @@ gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *params,
     struct gdn_conv_shape s;
     struct gdn_conv_plan  p;
     struct gdn_conv_index ix = {0};
+    int32_t               v[GDN_TUNE_MAX_PARAMS];
     cl_kernel             k;
     cl_mem                dwpart = NULL, dbpart = NULL;
     cl_uint               a = 0;
@@ -370,9 +479,10 @@ gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *params,
         goto done;
 
     want_dw = grads->dweight || grads->dbias;
-    conv_plan_default(&s, &p);
-    if ((st = conv_kernel(ctx, CONV_BWD_CL, "conv_bwd", s.W, &p.cb, &k)) ||
-        (st = gdn__conv_index_build(ctx, &s, p.tt, &ix)))
+    if ((st = conv_kernel(ctx, CONV_BWD_CL, "conv_bwd", &gdn__conv_bwd_space, &s, v, &k)))
+        goto done;
+    conv_plan_from(v, &p);
+    if ((st = gdn__conv_index_build(ctx, &s, p.tt, &ix)))
         goto done;
     if (want_dw &&
         ((st = gdn__buffer_create(ctx, (size_t)ix.nt * (size_t)s.C * (size_t)s.W * sizeof(float),
@@ -392,7 +502,7 @@ gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *params,
                            grads->dinitial_state ? grads->dinitial_state->mem : dy->mem)) ||
         (st = gdn__arg_mem(ctx, k, a++, dwpart ? dwpart : dy->mem)) ||
         (st = gdn__arg_mem(ctx, k, a++, dbpart ? dbpart : dy->mem)) ||
-        (st = gdn__arg_int(ctx, k, a++, s.C)) ||
+        (st = gdn__arg_int(ctx, k, a++, s.C)) || (st = gdn__arg_int(ctx, k, a++, ix.nt)) ||
         (st = gdn__arg_int(ctx, k, a++, args->bias ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, (s.flags & GDN_CONV_SILU) ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, args->initial_state ? 1 : 0)) ||
@@ -401,7 +511,7 @@ gdn_status gdn_conv_backward(gdn_context *ctx, const gdn_conv_params *params,
         (st = gdn__arg_int(ctx, k, a++, grads->dinitial_state ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, want_dw ? 1 : 0)))
         goto done;
-    local[0] = (size_t)p.cb, local[1] = 1;
+    local[0] = (size_t)p.cb, local[1] = (size_t)p.cg;
     global[0] = (size_t)s.C, global[1] = (size_t)ix.nt;
     if ((st = gdn__launch(ctx, k, 2, global, local, NULL)))
         goto done;
@@ -426,7 +536,8 @@ gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params,
     const gdn_tensor  *x;
     cl_kernel          k;
     cl_uint            a = 0;
-    int32_t            N, C, W, wg = 256;
+    int32_t            N, C, W, v[GDN_TUNE_MAX_PARAMS];
+    struct gdn_conv_shape sh;
     int64_t            shp[3];
     size_t             i, global, local;
     gdn_status         st;
@@ -485,7 +596,9 @@ gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params,
                          "%s: state or y aliases another argument (only y == x is allowed)", fn);
     if ((int64_t)N * C == 0)
         return GDN_STATUS_OK;
-    if ((st = conv_kernel(ctx, CONV_STEP_CL, "conv_step", W, &wg, &k)))
+    memset(&sh, 0, sizeof(sh));
+    sh.T = N, sh.C = C, sh.W = W, sh.N = N, sh.flags = params->flags;
+    if ((st = conv_kernel(ctx, CONV_STEP_CL, "conv_step", &gdn__conv_step_space, &sh, v, &k)))
         return st;
     if ((st = gdn__arg_mem(ctx, k, a++, x->mem)) ||
         (st = gdn__arg_mem(ctx, k, a++, args->weight->mem)) ||
@@ -495,7 +608,7 @@ gdn_status gdn_conv_step(gdn_context *ctx, const gdn_conv_params *params,
         (st = gdn__arg_int(ctx, k, a++, args->bias ? 1 : 0)) ||
         (st = gdn__arg_int(ctx, k, a++, (params->flags & GDN_CONV_SILU) ? 1 : 0)))
         return st;
-    local  = (size_t)wg;
+    local  = (size_t)v[0];
     global = (size_t)N * (size_t)C;
     return gdn__launch(ctx, k, 1, &global, &local, NULL);
 }

@@ -10,6 +10,7 @@
  * per element and no memory traffic.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "norm.h"
@@ -50,49 +51,202 @@ struct norm_plan {
     int32_t fold;    /* partial dweight rows per work-group                     */
 };
 
-/* Generic defaults (a tuning database will replace them). Four elements per
- * work-item and a power-of-two number of lanes per row, capped at 512 (so
- * 4096 takes 512 x 8 and 8192 takes 512 x 16); small rows share a group of
- * 256 work-items. EPT is 4 for every G <= 2048, so the tests and most models
+/* Generic defaults (the spaces' defaults()). Four elements per work-item
+ * and a power-of-two number of lanes per row, capped at 512 (so 4096 takes
+ * 512 x 8 and 8192 takes 512 x 16); small rows share a group of 256
+ * work-items. EPT is 4 for every G <= 2048, so the tests and most models
  * build one program per (type, direction). */
-static void norm_plan_default(const struct norm_shape *s, struct norm_plan *p)
+static void norm_plan_default(int32_t G, struct norm_plan *p)
 {
-    int32_t tpr = gdn__pow2_ceil_i32(s->G) / 4;
+    int32_t tpr = gdn__pow2_ceil_i32(G) / 4;
     if (tpr < 1)
         tpr = 1;
     if (tpr > 512)
         tpr = 512;
     p->ept = 4;
-    while (p->ept * tpr < s->G)
+    while (p->ept * tpr < G)
         p->ept *= 2;
     p->log_tpr = gdn__log2_i32(tpr);
     p->rpg     = tpr >= 256 ? 1 : 256 / tpr;
 }
 
-/* Shrink the plan until the work-group and its local memory (2 floats per
- * work-item in the backward) fit: fewer rows per group first, then fewer
- * lanes per row with more elements each. EPT above 32 only happens on
- * devices whose kernels allow very small work-groups (Mesa's rusticl on
- * llvmpipe allows 32); it is correct there, and slow (private arrays). */
-static gdn_status norm_plan_fit(gdn_context *ctx, const struct norm_shape *s, size_t max_wg,
-                                struct norm_plan *p)
+/* Shrink the plan until the work-group (max_wg) and its local memory
+ * (bytes_per_item per work-item: 4 forward, 8 backward) fit: fewer rows per
+ * group first, then fewer lanes per row with more elements each (EPT stays
+ * the smallest that covers the row). EPT above 32 only happens on devices
+ * whose kernels allow very small work-groups (Mesa's rusticl on llvmpipe
+ * allows 32); it is correct there, and slow (private arrays). False when
+ * nothing fits. */
+static bool norm_plan_shrink(int32_t G, size_t max_wg, uint64_t lmem, size_t bytes_per_item,
+                             struct norm_plan *p)
 {
     for (;;) {
         p->local = ((size_t)1 << p->log_tpr) * (size_t)p->rpg;
-        if (p->local <= max_wg && p->local * 2 * sizeof(float) <= ctx->dev.info.local_mem_bytes &&
-            ((int64_t)p->ept << p->log_tpr) >= s->G)
-            return GDN_STATUS_OK;
+        if (p->local <= max_wg && p->local * bytes_per_item <= lmem &&
+            ((int64_t)p->ept << p->log_tpr) >= G)
+            return true;
         if (p->rpg > 1)
             p->rpg /= 2;
         else if (p->log_tpr > 0 && p->ept < GDN_NORM_MAX_EPT)
             p->log_tpr--, p->ept *= 2;
         else
-            return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
-                             "norm: no work-group shape fits the device (max work-group %zu, "
-                             "local memory %llu B) for a normalised size of %d",
-                             max_wg, (unsigned long long)ctx->dev.info.local_mem_bytes,
-                             (int)s->G);
+            return false;
     }
+}
+
+static gdn_status norm_plan_fit(gdn_context *ctx, const struct norm_shape *s, bool bwd,
+                                size_t max_wg, struct norm_plan *p)
+{
+    if (norm_plan_shrink(s->G, max_wg, ctx->dev.info.local_mem_bytes,
+                         (bwd ? 2 : 1) * sizeof(float), p))
+        return GDN_STATUS_OK;
+    return gdn__fail(ctx, GDN_STATUS_UNSUPPORTED,
+                     "norm: no work-group shape fits the device (max work-group %zu, local "
+                     "memory %llu B) for a normalised size of %d",
+                     max_wg, (unsigned long long)ctx->dev.info.local_mem_bytes, (int)s->G);
+}
+
+static int32_t gcd_i32(int32_t a, int32_t b)
+{
+    while (b) {
+        int32_t t = a % b;
+        a         = b;
+        b         = t;
+    }
+    return a;
+}
+
+/* Backward geometry: one group per row block when dweight is not wanted;
+ * else about gpc groups per compute unit looping over row blocks, rounded
+ * up so that ngroups * rpg is a multiple of gpd (see norm_bwd.cl). */
+static void norm_bwd_groups(const struct gdn_device *dev, int32_t rows, int32_t gpd, bool dw,
+                            int32_t gpc, struct norm_plan *p)
+{
+    const int32_t nblocks = (int32_t)(((int64_t)rows + p->rpg - 1) / p->rpg);
+    int32_t       ng      = nblocks;
+
+    p->fold = 1;
+    if (dw) {
+        const int32_t m      = gpd / gcd_i32(p->rpg, gpd);
+        int64_t       target = (int64_t)gpc * (int64_t)(dev->info.compute_units
+                                                              ? dev->info.compute_units
+                                                              : 1);
+        if (target > nblocks)
+            target = nblocks;
+        target  = (target + m - 1) / m * m;
+        ng      = (int32_t)target;
+        p->fold = p->rpg % gpd == 0 ? gpd : p->rpg;
+    }
+    p->ngroups = ng;
+    p->iters   = (nblocks + ng - 1) / ng;
+}
+
+/* ------------------------------------------------------ tuning spaces
+ *
+ * norm/norm_fwd and norm/norm_bwd: EPT, TPR (lanes per row, 1 << log_tpr),
+ * RPG; the backward adds GPC, the groups per compute unit of its dweight
+ * pass. Bucket "G<pow2 ceil of G>". Legal: EPT * TPR covers the row with
+ * the smallest EPT that does (larger EPT only holds masked registers), TPR
+ * at most the row rounded up to a power of two, and the work-group and its
+ * local memory (4 B per work-item forward, 8 B backward) within the
+ * device's limits. The kernel's own work-group limit (registers, known
+ * once the EPT program is built) still shrinks a plan at build time, as
+ * before. defaults(): norm_plan_default shrunk to the device, the values
+ * these kernels always ran with. */
+
+static const struct gdn_tune_param norm_fwd_params[] = {
+    {"EPT", 4, 7, {4, 8, 16, 32, 64, 128, 256}},
+    {"TPR", 32, 11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}},
+    {"RPG", 8, 9, {1, 2, 4, 8, 16, 32, 64, 128, 256}},
+};
+static const struct gdn_tune_param norm_bwd_params[] = {
+    {"EPT", 4, 7, {4, 8, 16, 32, 64, 128, 256}},
+    {"TPR", 32, 11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}},
+    {"RPG", 8, 9, {1, 2, 4, 8, 16, 32, 64, 128, 256}},
+    {"GPC", 4, 7, {1, 2, 4, 8, 16, 32, 64}},
+};
+
+static bool norm_vals_valid(const int32_t *v, const struct gdn_norm_tune_problem *pr,
+                            const struct gdn_device *dev, bool bwd)
+{
+    const int64_t ept = v[0], tpr = v[1], rpg = v[2];
+    const size_t  local = (size_t)(tpr * rpg);
+    if (ept * tpr < pr->G || (ept > 4 && (ept / 2) * tpr >= pr->G) ||
+        tpr > gdn__pow2_ceil_i32(pr->G))
+        return false;
+    if (local > dev->info.max_work_group_size ||
+        local * (bwd ? 2 : 1) * sizeof(float) > dev->info.local_mem_bytes)
+        return false;
+    if (bwd) {
+        /* llvmpipe: the loops over row blocks, elements, the reduction
+         * and the dweight fold stay under its cap */
+        struct norm_plan p = {0};
+        p.ept = (int32_t)ept, p.log_tpr = gdn__log2_i32((int32_t)tpr), p.rpg = (int32_t)rpg;
+        norm_bwd_groups(dev, pr->rows, pr->gpd, pr->dw, v[3], &p);
+        if ((int64_t)p.iters * (2 * ept + 2 * p.log_tpr + 4) + ept * (rpg + 2) >
+            gdn__layer_loop_cap(dev))
+            return false;
+    }
+    return true;
+}
+
+static bool norm_fwd_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return norm_vals_valid(v, problem, dev, false);
+}
+
+static bool norm_bwd_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return norm_vals_valid(v, problem, dev, true);
+}
+
+/* Today's generic plan: the default shrunk to the device with 8 B of local
+ * memory per work-item in both directions (what the plans always used). */
+static void norm_vals_default(int32_t *v, const struct gdn_norm_tune_problem *pr,
+                              const struct gdn_device *dev)
+{
+    struct norm_plan p;
+    norm_plan_default(pr->G, &p);
+    (void)norm_plan_shrink(pr->G, dev->info.max_work_group_size, dev->info.local_mem_bytes,
+                           2 * sizeof(float), &p); /* nothing fits: the build reports it */
+    v[0] = p.ept, v[1] = 1 << p.log_tpr, v[2] = p.rpg;
+}
+
+static void norm_fwd_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    norm_vals_default(v, problem, dev);
+}
+
+static void norm_bwd_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    norm_vals_default(v, problem, dev);
+    v[3] = 4;
+}
+
+const struct gdn_tune_space gdn__norm_fwd_space = {
+    "norm/norm_fwd", (int32_t)GDN_ARRAY_SIZE(norm_fwd_params), norm_fwd_params, norm_fwd_valid,
+    norm_fwd_defaults};
+const struct gdn_tune_space gdn__norm_bwd_space = {
+    "norm/norm_bwd", (int32_t)GDN_ARRAY_SIZE(norm_bwd_params), norm_bwd_params, norm_bwd_valid,
+    norm_bwd_defaults};
+
+/* The plan of a call: the lookup's values (vals: GPC for the backward). */
+static void norm_plan_lookup(gdn_context *ctx, const struct norm_shape *s, bool bwd, bool dw,
+                             struct norm_plan *p, int32_t *gpc)
+{
+    struct gdn_norm_tune_problem pr = {s->G, s->gpd, s->rows, dw};
+    int32_t                      v[GDN_TUNE_MAX_PARAMS];
+    char                         bucket[24];
+
+    snprintf(bucket, sizeof(bucket), "G%d", (int)gdn__pow2_ceil_i32(s->G));
+    gdn__tune_lookup(ctx, bwd ? &gdn__norm_bwd_space : &gdn__norm_fwd_space, bucket, &pr, v,
+                     NULL);
+    memset(p, 0, sizeof(*p));
+    p->ept     = v[0];
+    p->log_tpr = gdn__log2_i32(v[1]);
+    p->rpg     = v[2];
+    p->local   = (size_t)v[1] * (size_t)v[2];
+    *gpc       = bwd ? v[3] : 0;
 }
 
 /* Build (or fetch) the kernel of a plan that fits the device, including the
@@ -110,7 +264,7 @@ static gdn_status norm_kernel(gdn_context *ctx, const struct norm_shape *s, bool
         size_t            kwg = 0;
         cl_int            err;
         /* Fit first: the fit may change EPT, which the options carry. */
-        if ((st = norm_plan_fit(ctx, s, max_wg, p)))
+        if ((st = norm_plan_fit(ctx, s, bwd, max_wg, p)))
             return st;
         defs[0].name = "NORM_TYPE", defs[0].value = s->type;
         defs[1].name = "EPT", defs[1].value = p->ept;
@@ -220,6 +374,7 @@ gdn_status gdn_norm_forward(gdn_context *ctx, const gdn_norm_params *params,
     gdn_norm_params    defaults;
     struct norm_shape  s;
     struct norm_plan   p;
+    int32_t            gpc;
     cl_kernel          k;
     cl_uint            a = 0;
     size_t             global;
@@ -242,7 +397,7 @@ gdn_status gdn_norm_forward(gdn_context *ctx, const gdn_norm_params *params,
     if (s.rows == 0)
         return GDN_STATUS_OK;
 
-    norm_plan_default(&s, &p);
+    norm_plan_lookup(ctx, &s, false, false, &p, &gpc);
     if ((st = norm_kernel(ctx, &s, false, &p, &k)))
         return st;
     if ((st = gdn__arg_mem(ctx, k, a++, args->x->mem)) ||
@@ -259,40 +414,6 @@ gdn_status gdn_norm_forward(gdn_context *ctx, const gdn_norm_params *params,
     return gdn__launch(ctx, k, 1, &global, &p.local, NULL);
 }
 
-static int32_t gcd_i32(int32_t a, int32_t b)
-{
-    while (b) {
-        int32_t t = a % b;
-        a         = b;
-        b         = t;
-    }
-    return a;
-}
-
-/* Backward geometry: one group per row block when dweight is not wanted;
- * else about 4 groups per compute unit looping over row blocks, rounded up
- * so that ngroups * rpg is a multiple of gpd (see norm_bwd.cl). */
-static void norm_plan_bwd_groups(const gdn_context *ctx, const struct norm_shape *s, bool dw,
-                                 struct norm_plan *p)
-{
-    const int32_t nblocks = (int32_t)(((int64_t)s->rows + p->rpg - 1) / p->rpg);
-    int32_t       ng      = nblocks;
-
-    p->fold = 1;
-    if (dw) {
-        const int32_t m      = s->gpd / gcd_i32(p->rpg, s->gpd);
-        int64_t       target = 4 * (int64_t)(ctx->dev.info.compute_units ? ctx->dev.info.compute_units
-                                                                          : 1);
-        if (target > nblocks)
-            target = nblocks;
-        target = (target + m - 1) / m * m;
-        ng      = (int32_t)target;
-        p->fold = p->rpg % s->gpd == 0 ? s->gpd : p->rpg;
-    }
-    p->ngroups = ng;
-    p->iters   = (nblocks + ng - 1) / ng;
-}
-
 gdn_status gdn_norm_backward(gdn_context *ctx, const gdn_norm_params *params,
                              const gdn_norm_args *args, const gdn_tensor *dy,
                              const gdn_norm_grads *grads)
@@ -301,6 +422,7 @@ gdn_status gdn_norm_backward(gdn_context *ctx, const gdn_norm_params *params,
     gdn_norm_params    defaults;
     struct norm_shape  s;
     struct norm_plan   p;
+    int32_t            gpc;
     cl_kernel          k;
     cl_mem             part = NULL;
     cl_uint            a    = 0;
@@ -365,10 +487,10 @@ gdn_status gdn_norm_backward(gdn_context *ctx, const gdn_norm_params *params,
         return grads->dweight ? gdn__fill_f32(ctx, grads->dweight->mem, (size_t)s.D, 0.0f)
                               : GDN_STATUS_OK;
 
-    norm_plan_default(&s, &p);
+    norm_plan_lookup(ctx, &s, true, grads->dweight != NULL, &p, &gpc);
     if ((st = norm_kernel(ctx, &s, true, &p, &k)))
         return st;
-    norm_plan_bwd_groups(ctx, &s, grads->dweight != NULL, &p);
+    norm_bwd_groups(&ctx->dev, s.rows, s.gpd, grads->dweight != NULL, gpc, &p);
     if (grads->dweight) {
         part_floats = (size_t)p.ngroups * (size_t)p.fold * (size_t)s.G;
         if ((st = gdn__buffer_create(ctx, part_floats * sizeof(float), &part)))
