@@ -34,7 +34,8 @@
  * Offsets into big buffers are ulong; M, V < 2^31. Barriers only in the
  * reductions, reached by every work-item.
  *
- * Tuning macros (host plans in lib/ops/linear/cross_entropy.c, *_plan_default):
+ * Tuning macros (host plans and tuning spaces linear/ce_fwd, ce_reduce,
+ * ce_bwd_scale, ce_bwd in lib/ops/linear/cross_entropy.c):
  *   WG   work-items per group, a power of two the device allows (default 256)
  *   PER  elements per work-item in cross_entropy_bwd, >= 1 (default 4)
  */

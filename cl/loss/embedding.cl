@@ -32,8 +32,11 @@
  * Offsets into big buffers are ulong; T, V, D < 2^31. Only
  * embedding_bwd_scan has barriers (one group, uniform control flow).
  *
- * Tuning macros (host plans in lib/ops/linear/embedding.c, *_plan_default):
+ * Tuning macros (host plans and tuning spaces linear/embedding_* in
+ * lib/ops/linear/embedding.c):
  *   WG   work-items per group, a power of two the device allows (default 256)
+ * The token loops' group cap (MAXG, default 1024) is a host-side launch
+ * parameter: any grid works for count, fill and rank.
  */
 #include "gdn_common.clh"
 

@@ -16,9 +16,11 @@
  * 1 / inf = 0, so silu -> -0 and its derivative -> 0, never NaN.
  *
  * Work: a grid-stride loop over n = n_hi 2^31 + n_lo elements; any grid
- * works (the host caps it at WG * 4096 work-items). No barriers.
+ * works (the host caps it at WG * MAXG work-items, MAXG 4096 by default).
+ * No barriers.
  *
- * Tuning macros (host plan in lib/ops/linear/swiglu.c, act_plan_default):
+ * Tuning macros (host plan and tuning spaces linear/swiglu_fwd, swiglu_bwd
+ * in lib/ops/linear/swiglu.c):
  *   WG   work-items per group, a power of two the device allows (default 256)
  */
 #include "gdn_common.clh"

@@ -8,7 +8,9 @@
  *
  * One work-item per element of the slice, a 2-D range (cols, rows) rounded
  * up to the work-group shape by the host; indices are 64-bit. No tuning
- * macros (a copy: memory-bound at any shape).
+ * macros: the work-group shape (LX x LY) is a host-side launch parameter,
+ * tuning space "model/slice" in lib/model/util.c (a copy: any shape gives
+ * the same bits).
  */
 __kernel void slice_cols(__global const float *src, long src_ld, long src_col,
                          __global float *dst, long dst_ld, long dst_col, int rows, int cols,

@@ -33,7 +33,8 @@
  * only on n, G and the group size, so the partials have the same bits every
  * run. NaN/inf elements make the partial NaN or inf.
  *
- * No tuning macros; the plans (work-group size, number of groups) are in
+ * No tuning macros; the plans (work-group size, number of groups) and their
+ * tuning spaces (optim/adamw, optim/scale, optim/sumsq) are in
  * lib/model/optim/optim.c.
  */
 #include "gdn_common.clh"

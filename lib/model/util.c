@@ -5,7 +5,10 @@
  */
 #include "model.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "tune/tune.h"
 
 static gdn_status arena_grow(struct gdn__arena *a)
 {
@@ -102,6 +105,85 @@ gdn_status gdn__copy_tensor(gdn_context *ctx, const gdn_tensor *src, gdn_tensor 
     return err == CL_SUCCESS ? GDN_STATUS_OK : gdn__fail_cl(ctx, err, "model: clEnqueueCopyBuffer");
 }
 
+/* ------------------------------------------------------ column slices
+ *
+ * slice_cols runs a 2-D range (cols, rows) in work-groups of LX x LY
+ * work-items. Tuning space "model/slice" (lib/tune/tune.h): LX, LY; bucket
+ * "C2^a.N2^b": cols at most 2^a (a = 0, 2, 4, ..., 12) and rows * cols at
+ * most 2^b (b = 12, 16, 20, ...). valid(): LX * LY within the device's and
+ * the kernel's work-group limits and at most 65535 groups in dimension 1
+ * (NVIDIA's limit). defaults(): the old plan, 32 x 4, or 32 x 1 (1 x 1)
+ * where the device allows fewer than 128 (32) work-items, shrunk further
+ * only where the kernel's own limit would refuse it. A copy: any plan gives
+ * the same bits. */
+struct slice_tune_problem {
+    int64_t rows, cols;
+    size_t  kwg; /* CL_KERNEL_WORK_GROUP_SIZE of slice_cols */
+};
+
+static size_t slice_max_wg(const struct slice_tune_problem *pr, const struct gdn_device *dev)
+{
+    return pr->kwg && pr->kwg < dev->info.max_work_group_size ? pr->kwg
+                                                              : dev->info.max_work_group_size;
+}
+
+static bool slice_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct slice_tune_problem *pr = problem;
+    return (size_t)v[0] * (size_t)v[1] <= slice_max_wg(pr, dev) &&
+           (pr->rows + v[1] - 1) / v[1] <= 65535;
+}
+
+static void slice_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const size_t max_wg = slice_max_wg(problem, dev);
+    v[0] = 32, v[1] = 4;
+    if (dev->info.max_work_group_size < 128) {
+        v[0] = dev->info.max_work_group_size >= 32 ? 32 : 1;
+        v[1] = 1;
+    }
+    while ((size_t)v[0] * (size_t)v[1] > max_wg && (v[0] > 1 || v[1] > 1)) {
+        if (v[1] > 1)
+            v[1] /= 2;
+        else
+            v[0] /= 2;
+    }
+}
+
+static const struct gdn_tune_param slice_params[] = {
+    {"LX", 32, 9, {1, 2, 4, 8, 16, 32, 64, 128, 256}},
+    {"LY", 4, 5, {1, 2, 4, 8, 16}},
+};
+
+extern const struct gdn_tune_space gdn__model_slice_space;
+const struct gdn_tune_space        gdn__model_slice_space = {
+    "model/slice", (int32_t)GDN_ARRAY_SIZE(slice_params), slice_params, slice_valid,
+    slice_defaults};
+
+static gdn_status slice_plan(gdn_context *ctx, cl_kernel k, int64_t rows, int64_t cols,
+                             size_t local[2])
+{
+    struct slice_tune_problem pr;
+    int32_t                   v[GDN_TUNE_MAX_PARAMS];
+    char                      bucket[32];
+    int                       a = 0, b = 12;
+    size_t                    kwg = 0;
+    cl_int err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof(kwg),
+                                          &kwg, NULL);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "model: slice_cols CL_KERNEL_WORK_GROUP_SIZE");
+    pr.rows = rows, pr.cols = cols, pr.kwg = kwg;
+    while (a < 12 && ((int64_t)1 << a) < cols)
+        a += 2;
+    while (b < 60 && ((int64_t)1 << b) < rows * cols)
+        b += 4;
+    snprintf(bucket, sizeof(bucket), "C2^%d.N2^%d", a, b);
+    gdn__tune_lookup(ctx, &gdn__model_slice_space, bucket, &pr, v, NULL);
+    local[0] = (size_t)v[0];
+    local[1] = (size_t)v[1];
+    return GDN_STATUS_OK;
+}
+
 gdn_status gdn__slice_cols(gdn_context *ctx, const gdn_tensor *src, int64_t src_ld,
                            int64_t src_col, gdn_tensor *dst, int64_t dst_ld, int64_t dst_col,
                            int64_t rows, int64_t cols, bool accumulate)
@@ -109,19 +191,16 @@ gdn_status gdn__slice_cols(gdn_context *ctx, const gdn_tensor *src, int64_t src_
     cl_kernel  k;
     gdn_status st;
     cl_long    l[4] = {src_ld, src_col, dst_ld, dst_col};
-    size_t     local[2] = {32, 4}, global[2];
+    size_t     local[2], global[2];
     cl_int     err = CL_SUCCESS;
     if (rows <= 0 || cols <= 0)
         return GDN_STATUS_OK;
     if (rows > INT32_MAX || cols > INT32_MAX || src_col + cols > src_ld ||
         dst_col + cols > dst_ld || rows * src_ld > src->numel || rows * dst_ld > dst->numel)
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "model: slice out of range");
-    if ((st = gdn__kernel_get(ctx, "model/slice.cl", "", "slice_cols", &k)))
+    if ((st = gdn__kernel_get(ctx, "model/slice.cl", "", "slice_cols", &k)) ||
+        (st = slice_plan(ctx, k, rows, cols, local)))
         return st;
-    if (ctx->dev.info.max_work_group_size < 128) {
-        local[0] = ctx->dev.info.max_work_group_size >= 32 ? 32 : 1;
-        local[1] = 1;
-    }
     global[0] = (size_t)(cols + (int64_t)local[0] - 1) / local[0] * local[0];
     global[1] = (size_t)(rows + (int64_t)local[1] - 1) / local[1] * local[1];
     if ((st = gdn__arg_mem(ctx, k, 0, src->mem)))

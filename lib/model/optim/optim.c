@@ -7,6 +7,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "tune/tune.h"
 
 #define OPTIM_CL "optim/optim.cl"
 
@@ -15,39 +18,119 @@
 
 /* Plan of the optim kernels (runtime values only; the program has no -D
  * options): a grid-stride loop over quads of 4 floats.
- *   local   work-group size: 256, or the largest power of two below it that
- *           the kernel and the device allow (a power of two: optim_sumsq's
- *           tree needs one, and its local memory, local floats, must fit)
- *   groups  element-wise kernels: min(ceil(quads / local), 64 per compute
- *           unit); optim_sumsq: at least 16 quads per work-item and at most
- *           8 groups per compute unit (few partials to read back, enough
- *           work-items to keep a GPU's memory busy). */
+ *   local   work-group size (a power of two: optim_sumsq's tree needs one,
+ *           and its local memory, local floats, must fit)
+ *   groups  min(ceil(quads / (local * QPW)), GPC per compute unit), at
+ *           least 1
+ * Tuning spaces (lib/tune/tune.h), bucket "N2^k" of the element count
+ * (k = 12, 16, 20, ...):
+ *   optim/adamw, optim/scale   WG, GPC (QPW is 1)
+ *   optim/sumsq                WG, GPC, QPW (quads per work-item at least)
+ * valid(): WG within the device's and the kernel's work-group limits (and
+ * local memory for optim_sumsq), and on Mesa llvmpipe, which silently ends
+ * a work-item's loops after 65535 iterations in total, the grid-stride
+ * loop, the tail and the tree under OPTIM_LOOP_CAP. defaults() are the old
+ * plans: WG 256 halved to the limits, GPC 64 (element-wise) or 8 with QPW
+ * 16 (optim_sumsq: few partials to read back, enough work-items to keep a
+ * GPU's memory busy). optim_sumsq's summation order depends only on n and
+ * the plan, and a plan depends only on n's bucket and the device, so the
+ * result has the same bits every run. */
 struct optim_plan {
     size_t local;
     size_t groups;
 };
 
-static gdn_status optim_plan(gdn_context *ctx, cl_kernel k, size_t n, bool reduce,
-                             struct optim_plan *p)
+/* Problem of the optim spaces. */
+struct optim_tune_problem {
+    size_t n;      /* elements                                 */
+    size_t kwg;    /* CL_KERNEL_WORK_GROUP_SIZE of the kernel  */
+    bool   reduce; /* optim_sumsq: local memory, the tree      */
+};
+
+static int64_t optim_loop_cap(const struct gdn_device *dev)
 {
-    const size_t cu = ctx->dev.info.compute_units ? (size_t)ctx->dev.info.compute_units : 1;
-    size_t       kwg = 0, quads = (n + 3) / 4, per_group, cap;
-    cl_int       err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE,
-                                                sizeof(kwg), &kwg, NULL);
+    return strstr(dev->info.name, "llvmpipe") ? 32768 : INT64_MAX;
+}
+
+static size_t optim_groups(size_t n, size_t wg, size_t gpc, size_t qpw,
+                           const struct gdn_device *dev)
+{
+    const size_t cu    = dev->info.compute_units ? (size_t)dev->info.compute_units : 1;
+    const size_t quads = (n + 3) / 4, per_group = wg * qpw, cap = gpc * cu;
+    size_t       g     = (quads + per_group - 1) / per_group;
+    if (g > cap)
+        g = cap;
+    return g ? g : 1;
+}
+
+static bool optim_wg_fits(size_t wg, const struct optim_tune_problem *pr,
+                          const struct gdn_device *dev)
+{
+    return wg <= pr->kwg && wg <= dev->info.max_work_group_size &&
+           (!pr->reduce || wg * sizeof(float) <= dev->info.local_mem_bytes);
+}
+
+static bool optim_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct optim_tune_problem *pr  = problem;
+    const size_t                     wg  = (size_t)v[0];
+    const size_t                     qpw = pr->reduce ? (size_t)v[2] : 1;
+    const size_t global = optim_groups(pr->n, wg, (size_t)v[1], qpw, dev) * wg;
+    int64_t      trips  = (int64_t)((pr->n / 4 + global - 1) / global) + 3 + 1;
+    for (size_t h = wg / 2; pr->reduce && h > 0; h /= 2)
+        trips++;
+    return optim_wg_fits(wg, pr, dev) && trips <= optim_loop_cap(dev) &&
+           optim_groups(pr->n, wg, (size_t)v[1], qpw, dev) <= (size_t)INT32_MAX;
+}
+
+static void optim_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct optim_tune_problem *pr = problem;
+    int32_t                          wg = 256;
+    while (wg > 1 && !optim_wg_fits((size_t)wg, pr, dev))
+        wg /= 2;
+    v[0] = wg;
+    v[1] = pr->reduce ? 8 : 64;
+    if (pr->reduce)
+        v[2] = 16;
+}
+
+#define OPTIM_WG {"WG", 256, 11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}
+static const struct gdn_tune_param optim_ew_params[] = {
+    OPTIM_WG, {"GPC", 64, 9, {1, 2, 4, 8, 16, 32, 64, 128, 256}}};
+static const struct gdn_tune_param optim_sumsq_params[] = {
+    OPTIM_WG, {"GPC", 8, 9, {1, 2, 4, 8, 16, 32, 64, 128, 256}},
+    {"QPW", 16, 7, {1, 2, 4, 8, 16, 32, 64}}};
+
+const struct gdn_tune_space gdn__optim_adamw_space = {
+    "optim/adamw", (int32_t)GDN_ARRAY_SIZE(optim_ew_params), optim_ew_params, optim_valid,
+    optim_defaults};
+const struct gdn_tune_space gdn__optim_scale_space = {
+    "optim/scale", (int32_t)GDN_ARRAY_SIZE(optim_ew_params), optim_ew_params, optim_valid,
+    optim_defaults};
+const struct gdn_tune_space gdn__optim_sumsq_space = {
+    "optim/sumsq", (int32_t)GDN_ARRAY_SIZE(optim_sumsq_params), optim_sumsq_params, optim_valid,
+    optim_defaults};
+
+static gdn_status optim_plan(gdn_context *ctx, const struct gdn_tune_space *space, cl_kernel k,
+                             size_t n, bool reduce, struct optim_plan *p)
+{
+    struct optim_tune_problem pr;
+    int32_t                   v[GDN_TUNE_MAX_PARAMS];
+    char                      bucket[16];
+    int                       lg  = 12;
+    size_t                    kwg = 0;
+    cl_int err = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE,
+                                          sizeof(kwg), &kwg, NULL);
     if (err != CL_SUCCESS)
         return gdn__fail_cl(ctx, err, "optim: CL_KERNEL_WORK_GROUP_SIZE");
-    p->local = 256;
-    while (p->local > 1 &&
-           (p->local > kwg || p->local > ctx->dev.info.max_work_group_size ||
-            (reduce && p->local * sizeof(float) > ctx->dev.info.local_mem_bytes)))
-        p->local /= 2;
-    per_group = reduce ? p->local * 16 : p->local;
-    cap       = (reduce ? 8 : 64) * cu;
-    p->groups = (quads + per_group - 1) / per_group;
-    if (p->groups > cap)
-        p->groups = cap;
-    if (p->groups == 0)
-        p->groups = 1;
+    pr.n = n, pr.kwg = kwg, pr.reduce = reduce;
+    while (lg < 60 && ((uint64_t)1 << lg) < (uint64_t)n)
+        lg += 4;
+    snprintf(bucket, sizeof(bucket), "N2^%d", lg);
+    gdn__tune_lookup(ctx, space, bucket, &pr, v, NULL);
+    p->local  = (size_t)v[0];
+    p->groups = optim_groups(n, p->local, (size_t)v[1], reduce ? (size_t)v[2] : 1, &ctx->dev);
     return GDN_STATUS_OK;
 }
 
@@ -155,7 +238,7 @@ gdn_status gdn__adamw_step(gdn_context *ctx, gdn_tensor *param, const gdn_tensor
     bc2 = 1.0 - pow(b2, (double)hp->step);
 
     if ((st = gdn__kernel_get(ctx, OPTIM_CL, "", "optim_adamw", &k)) ||
-        (st = optim_plan(ctx, k, n, false, &p)))
+        (st = optim_plan(ctx, &gdn__optim_adamw_space, k, n, false, &p)))
         return st;
     if ((st = gdn__arg_mem(ctx, k, 0, param->mem)) || (st = gdn__arg_mem(ctx, k, 1, grad->mem)) ||
         (st = gdn__arg_mem(ctx, k, 2, m->mem)) || (st = gdn__arg_mem(ctx, k, 3, v->mem)) ||
@@ -209,7 +292,8 @@ gdn_status gdn__sumsq(gdn_context *ctx, const gdn_tensor *const *ts, size_t n, d
             continue;
         if (!k && (st = gdn__kernel_get(ctx, OPTIM_CL, "", "optim_sumsq", &k)))
             goto done;
-        if ((st = optim_plan(ctx, k, (size_t)ts[i]->numel, true, &plans[i])))
+        if ((st = optim_plan(ctx, &gdn__optim_sumsq_space, k, (size_t)ts[i]->numel, true,
+                              &plans[i])))
             goto done;
         total += plans[i].groups;
     }
@@ -283,7 +367,7 @@ gdn_status gdn__scale_f32(gdn_context *ctx, gdn_tensor *t, float s)
     if (s == 0.0f) /* a fill, not a multiply: 0 * NaN is NaN */
         return gdn__fill_f32(ctx, t->mem, n, 0.0f);
     if ((st = gdn__kernel_get(ctx, OPTIM_CL, "", "optim_scale", &k)) ||
-        (st = optim_plan(ctx, k, n, false, &p)))
+        (st = optim_plan(ctx, &gdn__optim_scale_space, k, n, false, &p)))
         return st;
     if ((st = gdn__arg_mem(ctx, k, 0, t->mem)) || (st = set_n(ctx, k, 1, n)) ||
         (st = gdn__arg_float(ctx, k, 3, s)))

@@ -94,4 +94,12 @@ gdn_status gdn__scale_f32(gdn_context *ctx, gdn_tensor *t, float s);
 double gdn__lr_schedule(int64_t step, int64_t warmup, int64_t total, double peak,
                         double min_ratio);
 
+/* Tuning spaces of the kernels (optim.c; lib/tune/tune.h): "optim/adamw",
+ * "optim/scale" (WG, GPC) and "optim/sumsq" (WG, GPC, QPW), bucket "N2^k" of
+ * the tensor's element count. */
+struct gdn_tune_space;
+extern const struct gdn_tune_space gdn__optim_adamw_space;
+extern const struct gdn_tune_space gdn__optim_scale_space;
+extern const struct gdn_tune_space gdn__optim_sumsq_space;
+
 #endif /* GDN_MODEL_OPTIM_H */

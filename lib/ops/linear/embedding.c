@@ -19,33 +19,152 @@ static size_t div_up(size_t a, size_t b)
     return (a + b - 1) / b;
 }
 
-/* Plans. Row kernels (fwd, accum): WG columns of one row per group. */
-static void rows_plan_default(struct gdn_lin_plan *p)
+/* ------------------------------------------------------ plans and spaces
+ *
+ * Row kernels (embedding_fwd, embedding_bwd_accum): WG columns of one row per
+ * group, groups = rows * ceil(D / WG). Spaces linear/embedding_fwd and
+ * linear/embedding_accum: WG; bucket "N2^k" of D.
+ *
+ * Token loops (embedding_bwd_count, _fill, _rank): a grid-stride loop over
+ * the T tokens, WG work-items per group, min(ceil(T / WG), MAXG) groups.
+ * Spaces linear/embedding_count, _fill, _rank: WG, MAXG; bucket "N2^k" of T.
+ * On llvmpipe a work-item's trips stay under the loop cap; for _rank each
+ * token also compares against its id's bucket (at most T tokens), so a plan
+ * there needs one token per work-item or (tokens per work-item) * T under
+ * the cap.
+ *
+ * The scan (embedding_bwd_scan): ONE group of WG work-items, WG ints of
+ * local memory, each work-item owning ceil(V / WG) ids and work-item 0
+ * adding WG chunk sums. Space linear/embedding_scan: WG; bucket "N2^k" of V.
+ *
+ * defaults(): 256 work-items (halved to the device's limits) and MAXG 1024,
+ * the values the plans always used. */
+
+/* Row kernels: T (or V) rows of D columns. */
+static bool rows_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    p->wg          = 256;
+    const struct gdn_lin_tune_problem *pr = problem;
+    const size_t                       nb = div_up((size_t)pr->cols, (size_t)v[0]);
+    return gdn__lin_wg_fits(v[0], dev, 0) &&
+           (pr->n == 0 || nb <= (size_t)INT32_MAX / (size_t)pr->n);
+}
+
+static void rows_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    (void)problem;
+    v[0] = gdn__lin_wg_default(dev, 0);
+}
+
+static size_t tokens_groups(size_t T, size_t wg, size_t maxg)
+{
+    size_t g = div_up(T, wg);
+    return g < maxg ? (g ? g : 1) : maxg;
+}
+
+/* Trips of one work-item's grid-stride loop over T tokens. */
+static int64_t tokens_trips(const struct gdn_lin_tune_problem *pr, const int32_t *v)
+{
+    const size_t global = tokens_groups((size_t)pr->n, (size_t)v[0], (size_t)v[1]) * (size_t)v[0];
+    return (int64_t)div_up((size_t)pr->n, global);
+}
+
+static bool tokens_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    return gdn__lin_wg_fits(v[0], dev, 0) &&
+           tokens_trips(problem, v) + 1 <= gdn__lin_loop_cap(dev);
+}
+
+static bool rank_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_lin_tune_problem *pr    = problem;
+    const int64_t                      trips = tokens_trips(pr, v);
+    return tokens_valid(v, problem, dev) &&
+           (trips <= 1 || trips * (pr->n + 1) <= gdn__lin_loop_cap(dev));
+}
+
+static void tokens_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    (void)problem;
+    v[0] = gdn__lin_wg_default(dev, 0);
+    v[1] = 1024;
+}
+
+static bool scan_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    const struct gdn_lin_tune_problem *pr    = problem;
+    const int64_t                      chunk = (pr->cols + v[0] - 1) / v[0];
+    return gdn__lin_wg_fits(v[0], dev, sizeof(int32_t)) &&
+           2 * chunk + v[0] + 1 <= gdn__lin_loop_cap(dev);
+}
+
+static void scan_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    (void)problem;
+    v[0] = gdn__lin_wg_default(dev, sizeof(int32_t));
+}
+
+static const struct gdn_tune_param wg_params[]     = {GDN_LIN_WG_PARAM};
+static const struct gdn_tune_param tokens_params[] = {
+    GDN_LIN_WG_PARAM, {"MAXG", 1024, 8, {1, 4, 16, 64, 256, 1024, 4096, 16384}}};
+
+#define EMB_SPACE(VAR, STAGE, PARAMS, VALID, DEFAULTS)                                            \
+    const struct gdn_tune_space VAR = {STAGE, (int32_t)GDN_ARRAY_SIZE(PARAMS), PARAMS, VALID,     \
+                                       DEFAULTS}
+EMB_SPACE(gdn__emb_fwd_space, "linear/embedding_fwd", wg_params, rows_valid, rows_defaults);
+EMB_SPACE(gdn__emb_accum_space, "linear/embedding_accum", wg_params, rows_valid, rows_defaults);
+EMB_SPACE(gdn__emb_count_space, "linear/embedding_count", tokens_params, tokens_valid,
+          tokens_defaults);
+EMB_SPACE(gdn__emb_fill_space, "linear/embedding_fill", tokens_params, tokens_valid,
+          tokens_defaults);
+EMB_SPACE(gdn__emb_rank_space, "linear/embedding_rank", tokens_params, rank_valid,
+          tokens_defaults);
+EMB_SPACE(gdn__emb_scan_space, "linear/embedding_scan", wg_params, scan_valid, scan_defaults);
+
+/* Look up space's values for (n, cols), bucketed by `key`. */
+static void emb_lookup(gdn_context *ctx, const struct gdn_tune_space *space, int64_t n,
+                       int64_t cols, int64_t key, int32_t *v)
+{
+    struct gdn_lin_tune_problem pr = {n, cols};
+    char                        bucket[16];
+    gdn__lin_bucket(key, bucket, sizeof(bucket));
+    gdn__tune_lookup(ctx, space, bucket, &pr, v, NULL);
+}
+
+/* Row kernel plan: WG columns of one row (groups set by the caller). */
+static void rows_plan(gdn_context *ctx, const struct gdn_tune_space *space, size_t rows,
+                      size_t D, struct gdn_lin_plan *p)
+{
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    emb_lookup(ctx, space, (int64_t)rows, (int64_t)D, (int64_t)D, v);
+    p->wg          = v[0];
     p->groups      = 0;
     p->lmem_per_wi = 0;
 }
 
-/* Token loops (count, fill, rank): a grid-stride loop, one token per
- * work-item up to 1024 groups. */
-static void tokens_plan_default(struct gdn_lin_plan *p)
+/* Token loop plan: *maxg receives the group cap (groups set after the
+ * build, from the work-group size it kept). */
+static void tokens_plan(gdn_context *ctx, const struct gdn_tune_space *space, size_t T,
+                        struct gdn_lin_plan *p, size_t *maxg)
 {
-    p->wg          = 256;
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    emb_lookup(ctx, space, (int64_t)T, 0, (int64_t)T, v);
+    p->wg          = v[0];
     p->groups      = 0;
     p->lmem_per_wi = 0;
+    *maxg          = (size_t)v[1];
 }
 
-static void tokens_plan_groups(size_t T, struct gdn_lin_plan *p)
+static void tokens_plan_groups(size_t T, size_t maxg, struct gdn_lin_plan *p)
 {
-    size_t g  = div_up(T, (size_t)p->wg);
-    p->groups = g < 1024 ? (g ? g : 1) : 1024;
+    p->groups = tokens_groups(T, (size_t)p->wg, maxg);
 }
 
-/* The scan: one group of 256 work-items (each owns ceil(V / 256) ids). */
-static void scan_plan_default(struct gdn_lin_plan *p)
+/* The scan: one group of WG work-items (each owns ceil(V / WG) ids). */
+static void scan_plan(gdn_context *ctx, size_t V, struct gdn_lin_plan *p)
 {
-    p->wg          = 256;
+    int32_t v[GDN_TUNE_MAX_PARAMS];
+    emb_lookup(ctx, &gdn__emb_scan_space, 0, (int64_t)V, (int64_t)V, v);
+    p->wg          = v[0];
     p->groups      = 1;
     p->lmem_per_wi = sizeof(int32_t); /* sums[WG] */
 }
@@ -120,7 +239,7 @@ gdn_status gdn_embedding_forward(gdn_context *ctx, const gdn_linear_params *para
     D = (size_t)table->shape[1];
     if (T == 0 || D == 0)
         return GDN_STATUS_OK;
-    rows_plan_default(&p);
+    rows_plan(ctx, &gdn__emb_fwd_space, T, D, &p);
     if ((st = gdn__lin_kernel(ctx, EMB_CL, "embedding_fwd", NULL, 0, &p, 1, &k)))
         return st;
     nb       = div_up(D, (size_t)p.wg);
@@ -158,7 +277,7 @@ gdn_status gdn_embedding_backward(gdn_context *ctx, const gdn_linear_params *par
     cl_kernel           kc, ks, kf, kr, ka;
     bool                acc;
     int32_t             T, V, D;
-    size_t              nb;
+    size_t              nb, gc, gf, gr;
     gdn_status          st;
 
     if (!ctx)
@@ -176,20 +295,20 @@ gdn_status gdn_embedding_backward(gdn_context *ctx, const gdn_linear_params *par
     if (T == 0)
         return acc ? GDN_STATUS_OK : gdn__fill_f32(ctx, dtable->mem, (size_t)V * (size_t)D, 0.0f);
 
-    tokens_plan_default(&pc);
-    tokens_plan_default(&pf);
-    tokens_plan_default(&pr);
-    scan_plan_default(&ps);
-    rows_plan_default(&pa);
+    tokens_plan(ctx, &gdn__emb_count_space, (size_t)T, &pc, &gc);
+    tokens_plan(ctx, &gdn__emb_fill_space, (size_t)T, &pf, &gf);
+    tokens_plan(ctx, &gdn__emb_rank_space, (size_t)T, &pr, &gr);
+    scan_plan(ctx, (size_t)V, &ps);
+    rows_plan(ctx, &gdn__emb_accum_space, (size_t)V, (size_t)D, &pa);
     if ((st = gdn__lin_kernel(ctx, EMB_CL, "embedding_bwd_count", NULL, 0, &pc, 1, &kc)) ||
         (st = gdn__lin_kernel(ctx, EMB_CL, "embedding_bwd_scan", NULL, 0, &ps, 1, &ks)) ||
         (st = gdn__lin_kernel(ctx, EMB_CL, "embedding_bwd_fill", NULL, 0, &pf, 1, &kf)) ||
         (st = gdn__lin_kernel(ctx, EMB_CL, "embedding_bwd_rank", NULL, 0, &pr, 1, &kr)) ||
         (st = gdn__lin_kernel(ctx, EMB_CL, "embedding_bwd_accum", NULL, 0, &pa, 1, &ka)))
         return st;
-    tokens_plan_groups((size_t)T, &pc);
-    tokens_plan_groups((size_t)T, &pf);
-    tokens_plan_groups((size_t)T, &pr);
+    tokens_plan_groups((size_t)T, gc, &pc);
+    tokens_plan_groups((size_t)T, gf, &pf);
+    tokens_plan_groups((size_t)T, gr, &pr);
     nb        = div_up((size_t)D, (size_t)pa.wg);
     pa.groups = (size_t)V * nb;
 

@@ -18,8 +18,12 @@
 #ifndef GDN_OPS_LINEAR_H
 #define GDN_OPS_LINEAR_H
 
+#include <stdio.h>
+#include <string.h>
+
 #include "gemm.h"
 #include "runtime.h"
+#include "tune/tune.h"
 
 /* Shape of a (possibly grouped) linear layer on row-major buffers:
  * x [M, G, in], W [G, out, in], b [G, out], y [M, G, out]. */
@@ -79,5 +83,75 @@ gdn_status gdn__lin_rows(gdn_context *ctx, const gdn_tensor *t, const char *name
 /* Check that reserved words are zero. */
 bool gdn__lin_zero(const uint32_t *w, size_t n);
 bool gdn__lin_null(void *const *p, size_t n);
+
+/* ---- tuning of the small kernels (embedding.c, cross_entropy.c, swiglu.c)
+ *
+ * Every plan of those files asks gdn__tune_lookup (lib/tune/tune.h) for its
+ * values; the spaces' defaults() are the values the plans always used (256
+ * work-items halved to the device's limits, the old group caps), so the
+ * generic level changes nothing. Buckets are size classes ("N2^k": the
+ * stage's size is at most 2^k, k = 12, 16, 20, ...). valid() checks the
+ * device's work-group and local-memory limits, the 2^31 - 1 group limit of
+ * gdn__lin_launch, and on Mesa llvmpipe (which silently ends a work-item's
+ * loops after 65535 iterations in total) keeps each work-item's loops under
+ * gdn__lin_loop_cap. A kernel whose own work-group limit is lower still
+ * gets its WG halved by gdn__lin_kernel (same results, slower). */
+
+/* Problem of the small kernels' spaces (each stage reads what it uses). */
+struct gdn_lin_tune_problem {
+    int64_t n;    /* tokens T (embedding), rows M (cross-entropy), elements (SwiGLU) */
+    int64_t cols; /* D (embedding), V (cross-entropy, scan: vocab), 0 when unused   */
+};
+
+extern const struct gdn_tune_space gdn__emb_fwd_space;       /* linear/embedding_fwd   */
+extern const struct gdn_tune_space gdn__emb_count_space;     /* linear/embedding_count */
+extern const struct gdn_tune_space gdn__emb_scan_space;      /* linear/embedding_scan  */
+extern const struct gdn_tune_space gdn__emb_fill_space;      /* linear/embedding_fill  */
+extern const struct gdn_tune_space gdn__emb_rank_space;      /* linear/embedding_rank  */
+extern const struct gdn_tune_space gdn__emb_accum_space;     /* linear/embedding_accum */
+extern const struct gdn_tune_space gdn__ce_fwd_space;        /* linear/ce_fwd          */
+extern const struct gdn_tune_space gdn__ce_reduce_space;     /* linear/ce_reduce       */
+extern const struct gdn_tune_space gdn__ce_bwd_scale_space;  /* linear/ce_bwd_scale    */
+extern const struct gdn_tune_space gdn__ce_bwd_space;        /* linear/ce_bwd          */
+extern const struct gdn_tune_space gdn__swiglu_fwd_space;    /* linear/swiglu_fwd      */
+extern const struct gdn_tune_space gdn__swiglu_bwd_space;    /* linear/swiglu_bwd      */
+
+/* Mesa llvmpipe ends a work-item's loops after 65535 iterations in total:
+ * plans keep each work-item's loop trips under this (with margin). */
+static inline int64_t gdn__lin_loop_cap(const struct gdn_device *dev)
+{
+    return strstr(dev->info.name, "llvmpipe") ? 32768 : INT64_MAX;
+}
+
+/* The size-class bucket "N2^k" of n (k = 12, 16, 20, ...). */
+static inline void gdn__lin_bucket(int64_t n, char *buf, size_t cap)
+{
+    int lg = 12;
+    while (lg < 60 && ((int64_t)1 << lg) < n)
+        lg += 4;
+    snprintf(buf, cap, "N2^%d", lg);
+}
+
+/* 256 halved until wg work-items with lmem_per_wi bytes of local memory
+ * each fit the device (the old plans' work-group size; at least 1). */
+static inline int32_t gdn__lin_wg_default(const struct gdn_device *dev, size_t lmem_per_wi)
+{
+    int32_t wg = 256;
+    while (wg > 1 && ((size_t)wg > dev->info.max_work_group_size ||
+                      (uint64_t)wg * lmem_per_wi > dev->info.local_mem_bytes))
+        wg /= 2;
+    return wg;
+}
+
+/* WG legal on the device: work-items and local memory (bytes per item). */
+static inline bool gdn__lin_wg_fits(int32_t wg, const struct gdn_device *dev, size_t lmem_per_wi)
+{
+    return (size_t)wg <= dev->info.max_work_group_size &&
+           (uint64_t)wg * lmem_per_wi <= dev->info.local_mem_bytes;
+}
+
+/* Legal work-group sizes of these spaces (powers of two: the reductions'
+ * trees need one). */
+#define GDN_LIN_WG_PARAM {"WG", 256, 11, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}}
 
 #endif /* GDN_OPS_LINEAR_H */

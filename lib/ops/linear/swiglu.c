@@ -43,34 +43,74 @@ void gdn_swiglu_tape_destroy(gdn_swiglu_tape *tape)
 
 /* ------------------------------------------------------------ kernels */
 
-/* Plan of swiglu_fwd / swiglu_bwd: a grid-stride loop, at most 4096 groups
- * (enough to fill any GPU; each work-item then loops). */
-static void act_plan_default(size_t n, struct gdn_lin_plan *p)
+/* Plan of swiglu_fwd / swiglu_bwd: a grid-stride loop over n elements, WG
+ * work-items per group, at most MAXG groups (4096 by default: enough to fill
+ * any GPU; each work-item then loops). Spaces linear/swiglu_fwd and
+ * linear/swiglu_bwd: WG, MAXG; bucket "N2^k" of n. defaults(): WG 256
+ * (halved to the device's limits), MAXG 4096, the old plan. On llvmpipe a
+ * work-item's trips stay under the loop cap (linear.h). */
+static size_t act_groups(size_t n, size_t wg, size_t maxg)
 {
-    p->wg          = 256;
-    p->groups      = 0;
-    p->lmem_per_wi = 0;
-    (void)n;
+    size_t g = (n + wg - 1) / wg;
+    return g < maxg ? g : maxg;
 }
 
-static void act_plan_groups(size_t n, struct gdn_lin_plan *p)
+static bool act_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    size_t g  = (n + (size_t)p->wg - 1) / (size_t)p->wg;
-    p->groups = g < 4096 ? g : 4096;
+    const struct gdn_lin_tune_problem *pr     = problem;
+    const size_t                       n      = (size_t)pr->n;
+    const size_t                       global = act_groups(n, (size_t)v[0], (size_t)v[1]) *
+                                                (size_t)v[0];
+    return gdn__lin_wg_fits(v[0], dev, 0) &&
+           (global == 0 || (int64_t)((n + global - 1) / global) + 1 <= gdn__lin_loop_cap(dev));
+}
+
+static void act_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    (void)problem;
+    v[0] = gdn__lin_wg_default(dev, 0);
+    v[1] = 4096;
+}
+
+static const struct gdn_tune_param act_params[] = {
+    GDN_LIN_WG_PARAM, {"MAXG", 4096, 8, {16, 64, 256, 1024, 4096, 16384, 65536, 262144}}};
+
+const struct gdn_tune_space gdn__swiglu_fwd_space = {
+    "linear/swiglu_fwd", (int32_t)GDN_ARRAY_SIZE(act_params), act_params, act_valid,
+    act_defaults};
+const struct gdn_tune_space gdn__swiglu_bwd_space = {
+    "linear/swiglu_bwd", (int32_t)GDN_ARRAY_SIZE(act_params), act_params, act_valid,
+    act_defaults};
+
+/* The plan's WG; *maxg receives the group cap (groups are set after the
+ * build, from the work-group size it kept). */
+static void act_plan(gdn_context *ctx, const struct gdn_tune_space *space, size_t n,
+                     struct gdn_lin_plan *p, size_t *maxg)
+{
+    struct gdn_lin_tune_problem pr = {(int64_t)n, 0};
+    int32_t                     v[GDN_TUNE_MAX_PARAMS];
+    char                        bucket[16];
+    gdn__lin_bucket((int64_t)n, bucket, sizeof(bucket));
+    gdn__tune_lookup(ctx, space, bucket, &pr, v, NULL);
+    p->wg          = v[0];
+    p->groups      = 0;
+    p->lmem_per_wi = 0;
+    *maxg          = (size_t)v[1];
 }
 
 gdn_status gdn__swiglu_act_fwd(gdn_context *ctx, cl_mem a, cl_mem b, cl_mem h, size_t n)
 {
     struct gdn_lin_plan p;
     cl_kernel           k;
+    size_t              maxg;
     gdn_status          st;
 
     if (n == 0)
         return GDN_STATUS_OK;
-    act_plan_default(n, &p);
+    act_plan(ctx, &gdn__swiglu_fwd_space, n, &p, &maxg);
     if ((st = gdn__lin_kernel(ctx, SWIGLU_CL, "swiglu_fwd", NULL, 0, &p, 1, &k)))
         return st;
-    act_plan_groups(n, &p);
+    p.groups = act_groups(n, (size_t)p.wg, maxg);
     if ((st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_mem(ctx, k, 1, b)) ||
         (st = gdn__arg_mem(ctx, k, 2, h)) || (st = gdn__arg_int(ctx, k, 3, (int32_t)(n >> 31))) ||
         (st = gdn__arg_int(ctx, k, 4, (int32_t)(n & 0x7fffffff))))
@@ -83,14 +123,15 @@ gdn_status gdn__swiglu_act_bwd(gdn_context *ctx, cl_mem a, cl_mem b, cl_mem dh, 
 {
     struct gdn_lin_plan p;
     cl_kernel           k;
+    size_t              maxg;
     gdn_status          st;
 
     if (n == 0)
         return GDN_STATUS_OK;
-    act_plan_default(n, &p);
+    act_plan(ctx, &gdn__swiglu_bwd_space, n, &p, &maxg);
     if ((st = gdn__lin_kernel(ctx, SWIGLU_CL, "swiglu_bwd", NULL, 0, &p, 1, &k)))
         return st;
-    act_plan_groups(n, &p);
+    p.groups = act_groups(n, (size_t)p.wg, maxg);
     if ((st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_mem(ctx, k, 1, b)) ||
         (st = gdn__arg_mem(ctx, k, 2, dh)) || (st = gdn__arg_mem(ctx, k, 3, h ? h : db)) ||
         (st = gdn__arg_mem(ctx, k, 4, da)) || (st = gdn__arg_mem(ctx, k, 5, db)) ||
