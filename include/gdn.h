@@ -1341,11 +1341,12 @@ GDN_API gdn_status gdn_model_backward(gdn_model *model, gdn_model_tape *tape,
 /** Set every gradient buffer to zero. @return OK; OPENCL. */
 GDN_API gdn_status gdn_model_zero_grad(gdn_model *model);
 
-/** Copy the gradient (grad = 1) or the value (grad = 0) of the parameter
- *  called name (fla's checkpoint name, e.g. "model.layers.0.attn.q_proj.weight")
- *  into host memory dst of cap floats, or write it from src (see
- *  gdn_model_param_write). @return OK; INVALID_ARGUMENT (unknown name, cap
- *  too small); OPENCL. Blocks. */
+/** Copy the value (grad = 0) or the gradient (grad = 1) of the parameter
+ *  called name (fla's checkpoint name, e.g.
+ *  "model.layers.0.attn.q_proj.weight") into host memory dst of cap floats.
+ *  gdn_model_param_write sets the value from n floats at src (n must be the
+ *  parameter's element count). Both block.
+ *  @return OK; INVALID_ARGUMENT (unknown name, cap or n wrong); OPENCL. */
 GDN_API gdn_status gdn_model_param_read(gdn_model *model, const char *name, int32_t grad,
                                         float *dst, size_t cap);
 GDN_API gdn_status gdn_model_param_write(gdn_model *model, const char *name, const float *src,
