@@ -8,7 +8,8 @@
 #      and `gdn bench --quick` as a smoke test
 #   3. the device suites again on Mesa rusticl / llvmpipe (RUSTICL_ENABLE=llvmpipe)
 #   4. an AddressSanitizer + UBSan build ($GDN_CI_ASAN_BUILD, build-ci-asan):
-#      the host, runtime and cache suites on PoCL, leaks fail the tests
+#      the status, runtime, cache, model, safetensors, sample and optim suites
+#      on PoCL, leaks fail the tests
 #      (.ci/lsan.supp silences only the OpenCL loader, PoCL and LLVM)
 #
 # Knobs (environment): GDN_CI_RUSTICL_TESTS (meson test selection for step 3,
@@ -103,13 +104,15 @@ release_build() { # -O3 finds maybe-uninitialized warnings that -O2 does not
 
 asan() {
     setup "$ASAN_BUILD" -Dwerror=true -Db_sanitize=address,undefined -Dbench=false || return
-    meson compile -C "$ASAN_BUILD" test_status test_runtime test_cache || return
+    meson compile -C "$ASAN_BUILD" test_status test_runtime test_cache test_model test_safetensors \
+        test_sample test_optim || return
     local st=0
     pocl env ASAN_OPTIONS=detect_leaks=1 \
         LSAN_OPTIONS="suppressions=$ROOT/.ci/lsan.supp:print_suppressions=0" \
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         GDN_CACHE_DIR="$ROOT/$ASAN_BUILD/gdn-cache" \
-        meson test -C "$ASAN_BUILD" --no-rebuild --print-errorlogs status runtime cache || st=$?
+        meson test -C "$ASAN_BUILD" --no-rebuild --print-errorlogs status runtime cache model \
+        safetensors sample optim || st=$?
     keep_log "$ASAN_BUILD" asan
     return $st
 }
@@ -122,7 +125,7 @@ if [ "${GDN_CI_SKIP_RUSTICL:-0}" != 1 ]; then
     step "device tests on rusticl ($RUSTICL_TESTS)" test_rusticl || true
 fi
 if [ "${GDN_CI_SKIP_ASAN:-0}" != 1 ]; then
-    step "ASan+UBSan build: host, runtime, cache suites on PoCL" asan || true
+    step "ASan+UBSan build: status, runtime, cache, model, checkpoint, sampler, optimizer suites on PoCL" asan || true
 fi
 
 echo
