@@ -320,6 +320,7 @@ gdn_status gdn__model_alloc(gdn_context *ctx, const gdn_model_config *cfg, gdn_m
     if (!m)
         return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "gdn_model_create: out of memory");
     m->ctx      = ctx;
+    gdn__context_ref(ctx); /* released by gdn_model_destroy */
     m->cfg      = *cfg;
     m->n_layers = L;
     m->params   = gdn__calloc((size_t)L * (GDN__LAYER_MAX_PARAMS + 1) + 4, sizeof(*m->params));
@@ -328,7 +329,6 @@ gdn_status gdn__model_alloc(gdn_context *ctx, const gdn_model_config *cfg, gdn_m
         gdn_model_destroy(m);
         return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "gdn_model_create: out of memory");
     }
-    gdn__context_ref(ctx);
     gdn__model_dims(cfg, &d);
     r.m        = m;
     m->p_embed = ADD(true, 2, SHAPE(d.vocab, d.D), "model.embeddings.weight");
@@ -412,7 +412,7 @@ void gdn_model_destroy(gdn_model *m)
     }
     gdn__free(m->params);
     gdn__free(m->layers);
-    if (m->ctx && m->params)
+    if (m->ctx)
         gdn__context_unref(m->ctx);
     gdn__free(m);
 }
