@@ -336,6 +336,18 @@ START_TEST(bad_arguments)
                      GDN_STATUS_INVALID_ARGUMENT);
     ck_assert_int_eq(gdn_tune_describe(NULL, 64, 64, buf, sizeof(buf)),
                      GDN_STATUS_INVALID_ARGUMENT);
+    /* gdn_tune_op: NULL context or op, unknown op, and an op's own checks */
+    ck_assert_int_eq(gdn_tune_op(NULL, "swa", 64, 0, 1, NULL, 0), GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(gdn_tune_op(gdn_test_ctx, NULL, 64, 0, 1, NULL, 0),
+                     GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(gdn_context_last_error(gdn_test_ctx), "op is NULL") != NULL, "%s",
+                  gdn_context_last_error(gdn_test_ctx));
+    ck_assert_int_eq(gdn_tune_op(gdn_test_ctx, "conv", 64, 0, 1, NULL, 0),
+                     GDN_STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(gdn_context_last_error(gdn_test_ctx), "unknown op 'conv'") != NULL,
+                  "%s", gdn_context_last_error(gdn_test_ctx));
+    ck_assert_int_eq(gdn_tune_op(gdn_test_ctx, "gated_delta", 24, 64, 1, NULL, 0),
+                     GDN_STATUS_UNSUPPORTED);
 }
 END_TEST
 
