@@ -76,4 +76,15 @@ void gdn__strlcpy(char *dst, const char *src, size_t cap);
 /* Monotonic clock in seconds. */
 double gdn__now(void);
 
+/* splitmix64 (Steele, Lea, Flood 2014): advances *state and returns the
+ * next 64 random bits. The library's one small generator: model
+ * initialisation, token sampling and random tuning plans. */
+static inline uint64_t gdn__splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z          = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z          = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 #endif /* GDN_CORE_H */

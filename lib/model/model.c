@@ -419,19 +419,11 @@ void gdn_model_destroy(gdn_model *m)
 
 /* ---------------------------------------------------------------- init */
 
-/* splitmix64: the parameter initialiser's generator (deterministic in the
- * seed; parameters are drawn in registry order). */
-static uint64_t sm64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z          = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z          = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
+/* The parameter initialiser draws from gdn__splitmix64 (deterministic in
+ * the seed; parameters are drawn in registry order). */
 static double unif(uint64_t *s) /* (0, 1) */
 {
-    return ((double)(sm64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return ((double)(gdn__splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
 static double normal(uint64_t *s)

@@ -357,12 +357,9 @@ void gdn__tune_end(gdn_context *ctx, double seconds)
 
 /* ------------------------------------------------------- random plans */
 
-static uint64_t mix64(uint64_t x) /* splitmix64's finaliser */
+static uint64_t mix64(uint64_t x) /* one splitmix64 step from state x */
 {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    return gdn__splitmix64(&x);
 }
 
 static uint64_t pick_hash(uint32_t seed, const char *stage, const char *bucket)

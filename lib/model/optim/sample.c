@@ -56,18 +56,10 @@ void gdn_sampler_params_init(gdn_sampler_params *params)
     params->top_p       = 1.0f;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z          = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z          = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, 1) with 53 random bits. */
 static double uniform01(uint64_t *s)
 {
-    return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(gdn__splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 struct cand {
