@@ -43,6 +43,8 @@
  *   BK    K slice: 16, 32 or 64, dividing K, a multiple of LY (default 16)
  *   LX    work-items along the tile columns, dividing BV (default 4)
  *   LY    work-items along rows, dividing 64 and BK (default 16)
+ *   PREFETCH, REGSTATE  build the variants gated_delta_state_fwd_pf and
+ *         gated_delta_state_fwd_rs below (same function, other schedules)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -387,3 +389,214 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
     WINDOW_STORE_STATE();
 }
 #endif /* PREFETCH */
+
+#ifdef REGSTATE
+/*
+ * gated_delta_state_fwd_rs - the same function as gated_delta_state_fwd,
+ * with the running state in registers: work-item (tx, ty) owns the state
+ * rows ty + LY a (a < K / LY) and columns tx + LX j (j < BV / LX) for the
+ * whole scan, so the update Hs = exp2(gl) Hs + K_c^T VL accumulates straight
+ * into registers and each product has a larger micro-tile per work-item
+ * than the sliced kernel (fewer local-memory reads per fma). Each chunk:
+ *   1. the state goes to local memory (the B operand of w Hs) and to h[c];
+ *   2. Vn = u - w Hs over BK-column slices of w;
+ *   3. the decayed Vn replaces the state in local memory;
+ *   4. Hs = exp2(gl) Hs + K_c^T VL over BK-column slices of k (each slice
+ *      holds BK / LY of every work-item's state rows).
+ * The next slice of w or k (and the next chunk's u and gates) is loaded
+ * into registers while the current one computes: a chunk costs 4 K / BK
+ * barriers and no exposed global latency after the first.
+ *
+ * Extra tuning macro: REGSTATE (defined: build this kernel). BK: the K
+ * slice of staged w / k columns (divides K, a multiple of LY). LY must
+ * divide 64 and K. Local memory: 4 * (64 * (BK + 1) + max(K, 64) * BV + 64)
+ * bytes (33.3 KiB at K = 128, BV = 32, BK = 64). Registers per work-item:
+ * K BV / WG state + 2 * 64 BV / WG (Vn accumulator, u) + 64 BK / WG
+ * prefetched slice.
+ */
+#define TRS (K / LY)            /* state rows per work-item */
+#define RVS (CH / LY)           /* Vn rows per work-item */
+#define NSL (K / BK)            /* slices of w (and of k) per chunk */
+#define RSL (BK / LY)           /* state rows per work-item in one slice */
+#define NPS (CH * BK / WG)      /* slice elements per work-item */
+#define NGS ((CH + WG - 1) / WG) /* gates per work-item */
+#define LDS (BK + 1)
+#define XROWS (K > CH ? K : CH)
+
+#if (K % LY) != 0 || (BK % LY) != 0 || (K % BK) != 0 || (CH * BK) % WG != 0
+#error "state_fwd_rs: inconsistent tile macros"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
+                              __global const float *u, __global const float *G,
+                              __global const int *seq_off, __global const int *chunk_off,
+                              __global const float *h0, __global float *h, __global float *v_new,
+                              __global float *ht, int H, int HV, int has_h0, int has_ht,
+                              int cb, int ce)
+{
+    __local float SL[CH * LDS];    /* one 64 x BK slice of w or of k */
+    __local float XL[XROWS * BV];  /* the state tile, then the decayed Vn */
+    __local float Gs[CH];
+    const int     lid = (int)get_local_id(0);
+    const int     tx = lid % LX, ty = lid / LX;
+    const int     n = (int)get_group_id(0) / (V / BV);
+    const int     iv = (int)get_group_id(0) - n * (V / BV);
+    const int     hv = (int)get_group_id(1);
+    const int     kh = hv / (HV / H);
+    const int     v0 = iv * BV;
+    const int     bos = seq_off[n], eos = seq_off[n + 1];
+    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
+    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    const int     c_end = min(ce, nc);
+    float         S[TRS][TN], pr[NPS], ur[RVS][TN], gr[NGS];
+
+    if (cb > 0 && cb >= nc)
+        return; /* this sequence was finished by an earlier window */
+
+    /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]. */
+    {
+        const ulong hb = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)(ty + LY * a) * V + (ulong)(tx + LX * j);
+                S[a][j]       = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
+            }
+    }
+
+/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...], else k[:, (q - NSL) BK ...]
+ * (rows past the chunk: 0). */
+#define RS_LOAD_SLICE(cc, q)                                                                       \
+    do {                                                                                           \
+        const int  f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                   \
+        const bool isk_ = (q) >= NSL;                                                              \
+        const int  d0_  = ((q) - (isk_ ? NSL : 0)) * BK;                                           \
+        for (int p_ = 0; p_ < NPS; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = e_ / BK, d_ = d0_ + e_ - r_ * BK;                   \
+            pr[p_]       = r_ >= l_ ? 0.0f                                                         \
+                           : isk_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K +      \
+                                      (ulong)d_]                                                   \
+                                  : w[((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) * (ulong)K +     \
+                                      (ulong)d_];                                                  \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
+#define RS_LOAD_UG(cc)                                                                             \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
+            const int i_ = ty + LY * a_;                                                           \
+            for (int j_ = 0; j_ < TN; j_++)                                                        \
+                ur[a_][j_] = i_ < l_ ? u[((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +  \
+                                         (ulong)(v0 + tx + LX * j_)]                               \
+                                     : 0.0f;                                                       \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = lid + p_ * WG;                                                          \
+            gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
+        }                                                                                          \
+    } while (0)
+#define RS_STORE_SLICE()                                                                           \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NPS; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = e_ / BK;                                            \
+            SL[r_ * LDS + e_ - r_ * BK] = pr[p_];                                                  \
+        }                                                                                          \
+    } while (0)
+
+    if (cb < c_end) {
+        RS_LOAD_SLICE(cb, 0);
+        RS_LOAD_UG(cb);
+    }
+    for (int c = cb; c < c_end; c++) {
+        const int   first = bos + c * CH;
+        const int   L = min(CH, eos - first);
+        const ulong hbase =
+            ((ulong)(c0 + c) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+        float acc[RVS][TN];
+
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL and SL are done */
+        /* h[c] = the state entering the chunk, also the B operand of w Hs. */
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j++) {
+                const int r = ty + LY * a, col = tx + LX * j;
+                XL[r * BV + col]                       = S[a][j];
+                h[hbase + (ulong)r * V + (ulong)col] = S[a][j];
+            }
+        for (int p = 0; p < NGS; p++)
+            if (lid + p * WG < CH)
+                Gs[lid + p * WG] = gr[p];
+
+        /* Vn = u - w Hs, one BK-column slice of w at a time. */
+        GDN_TILE_ZERO(acc, RVS, TN);
+        RS_STORE_SLICE();
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            if (s > 0) {
+                barrier(CLK_LOCAL_MEM_FENCE);
+                RS_STORE_SLICE();
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            RS_LOAD_SLICE(c, s + 1); /* w slice s + 1, or k slice 0 */
+            GDN_TILE_MMA(acc, RVS, TN, SL, LDS, 0, (XL + s * BK * BV), BV, 0, ty, LY, tx, LX, BK);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL and of w is done */
+        {
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < RVS; a++) {
+                const int   i   = ty + LY * a;
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                for (int j = 0; j < TN; j++) {
+                    const int   col = tx + LX * j;
+                    const float vn  = ur[a][j] - acc[a][j];
+                    if (ok)
+                        v_new[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                              (ulong)(v0 + col)] = vn;
+                    XL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
+                }
+            }
+            for (int a = 0; a < TRS; a++)
+                for (int j = 0; j < TN; j++)
+                    S[a][j] *= exp2(gl);
+        }
+        if (c + 1 < c_end)
+            RS_LOAD_UG(c + 1);
+
+        /* Hs += K_c^T VL, one BK-column slice of k (= BK state rows) at a time. */
+        RS_STORE_SLICE();
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            if (s > 0) {
+                barrier(CLK_LOCAL_MEM_FENCE);
+                RS_STORE_SLICE();
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (s + 1 < NSL)
+                RS_LOAD_SLICE(c, NSL + s + 1);
+            else if (c + 1 < c_end)
+                RS_LOAD_SLICE(c + 1, 0);
+            GDN_TILE_MMA((S + s * RSL), RSL, TN, SL, LDS, 1, XL, BV, 0, ty, LY, tx, LX, CH);
+        }
+    }
+#undef RS_LOAD_SLICE
+#undef RS_LOAD_UG
+#undef RS_STORE_SLICE
+
+    /* After the window: the state entering chunk c_end into h[c_end] when the
+     * sequence goes on, else the final state into ht. */
+    if (c_end < nc || has_ht) {
+        const ulong hb = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)(ty + LY * a) * V + (ulong)(tx + LX * j);
+                if (c_end < nc)
+                    h[hb + o] = S[a][j];
+                else
+                    ht[sbase + o] = S[a][j];
+            }
+    }
+}
+#endif /* REGSTATE */

@@ -460,15 +460,20 @@ struct gd_state_plan {
     int32_t bk; /* BK: K slice of staged w / k rows (16, 32, 64) */
     int32_t lx; /* LX: work-items along the tile's columns */
     int32_t ly; /* LY: work-items along rows (divides 64 and BK) */
-    int32_t pf; /* PREFETCH: 1 = gated_delta_state_fwd_pf (whole chunk staged,
-                   next chunk prefetched into registers), 0 = sliced kernel */
+    int32_t pf; /* PREFETCH: 0 = sliced kernel gated_delta_state_fwd;
+                   1 = gated_delta_state_fwd_pf (whole chunk staged, next
+                   chunk prefetched into registers); 2 =
+                   gated_delta_state_fwd_rs (state in registers, BK-column
+                   slices of w / k staged, next slice prefetched) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
 };
 
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
-    size_t staged = (size_t)CH * (size_t)((p->pf ? s->K : p->bk) + 1);
+    size_t staged = (size_t)CH * (size_t)((p->pf == 1 ? s->K : p->bk) + 1);
+    if (p->pf == 2) /* the state tile and the decayed Vn share one buffer */
+        return sizeof(float) * (staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH);
     return sizeof(float) *
            ((size_t)s->K * (size_t)p->bv + staged + (size_t)CH * (size_t)p->bv + CH);
 }
@@ -518,9 +523,11 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
     if (p->bv % 16 || s->V % p->bv || p->bk % 16 || s->K % p->bk || p->lx < 1 ||
         p->bv % p->lx || p->ly < 1 || CH % p->ly || p->bk % p->ly)
         return false;
-    if (p->pf && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
+    if (p->pf == 1 && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
         return false;
-    return true;
+    if (p->pf == 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly)))
+        return false;
+    return p->pf >= 0 && p->pf <= 2;
 }
 
 static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
@@ -555,7 +562,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
 }
 
 static const struct gdn_tune_param state_params[] = {
-    {"PREFETCH", 0, 2, {0, 1}},
+    {"PREFETCH", 0, 3, {0, 1, 2}},
     {"BV", 16, 3, {16, 32, 64}},
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
@@ -576,7 +583,7 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
     if (p->pf) {
-        d[6].name = "PREFETCH", d[6].value = 1;
+        d[6].name = p->pf == 2 ? "REGSTATE" : "PREFETCH", d[6].value = 1;
         return 7;
     }
     return 6;
@@ -645,7 +652,10 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     local[0] = (size_t)(p.lx * p.ly);
     local[1] = 1;
     st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd,
-                    p.pf ? "gated_delta_state_fwd_pf" : "gated_delta_state_fwd", local[0], &k);
+                    p.pf == 2   ? "gated_delta_state_fwd_rs"
+                    : p.pf == 1 ? "gated_delta_state_fwd_pf"
+                                : "gated_delta_state_fwd",
+                    local[0], &k);
     if (st)
         return st;
     SET_MEM(0, gdn__gd_kmem(tp));
