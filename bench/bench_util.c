@@ -106,15 +106,19 @@ static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size
     for (i = -2; i < reps && !st; i++) {
         cl_event ev = NULL;
         cl_ulong t0 = 0, t1 = 0;
-        st          = gdn__launch(ctx, k, 1, &global, &local, &ev);
+        cl_int   err;
+        st = gdn__launch(ctx, k, 1, &global, &local, &ev);
         if (st)
             break;
-        clWaitForEvents(1, &ev);
+        /* A kernel that fails while it runs (a fault) fails the wait. */
+        err = clWaitForEvents(1, &ev);
         clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof(t0), &t0, NULL);
         clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof(t1), &t1, NULL);
         clReleaseEvent(ev);
-        if (i >= 0)
-            ms[i] = 1e-6 * (double)(t1 - t0);
+        if (err != CL_SUCCESS)
+            st = gdn__fail_cl(ctx, err, "bench: waiting for a ceiling kernel");
+        else if (i >= 0)
+            ms[i] = t1 > t0 ? 1e-6 * (double)(t1 - t0) : 0.0;
     }
     if (!st) {
         struct bench_stats s;
@@ -123,6 +127,114 @@ static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size
     }
     free(ms);
     return st;
+}
+
+/* One optional ceiling: kernel `name` of cl/bench/ceiling.cl built with
+ * defs (which switch it on), arguments (out, seed: int or float), `global`
+ * work-items in groups of 256, `flop` per launch. A failed build (which
+ * includes the kernel's creation) or run is no error: returns 0 GFLOP/s,
+ * writes "build failed" or "run failed" into why, logs the reason at INFO
+ * and leaves the context's error state as it was. */
+static double optional_ceiling(gdn_context *ctx, const struct gdn_define *defs, size_t ndefs,
+                               const char *name, bool int_seed, cl_mem out, size_t global,
+                               int reps, double flop, char *why, size_t cap)
+{
+    const cl_int saved_cl_error = ctx->last_cl_error;
+    const char  *stage          = "build";
+    char         opts[256];
+    cl_kernel    k     = NULL;
+    size_t       local = 256;
+    double       ms    = 0;
+    gdn_status   st;
+
+    why[0] = '\0';
+    gdn__defines_format(defs, ndefs, opts, sizeof(opts));
+    st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, name, &k);
+    if (!st) {
+        stage = "run";
+        st    = gdn__arg_mem(ctx, k, 0, out);
+        if (!st)
+            st = int_seed ? gdn__arg_int(ctx, k, 1, 1) : gdn__arg_float(ctx, k, 1, 0.25f);
+        if (!st)
+            st = time_kernel(ctx, k, global, local, reps, &ms);
+    }
+    if (!st && ms > 0)
+        return flop / (ms * 1e6);
+    gdn__log(ctx, GDN_LOG_LEVEL_INFO, "bench: ceiling %s (%s) not available, %s failed: %s", name,
+             opts, stage, st ? gdn_context_last_error(ctx) : "no device time measured");
+    snprintf(why, cap, "%s failed", stage);
+    gdn__clear_error(ctx);
+    ctx->last_cl_error = saved_cl_error;
+    return 0;
+}
+
+/* The ceilings that depend on the device's features (see bench_util.h),
+ * measured last so that a kernel that faults cannot spoil the others. */
+static gdn_status optional_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c)
+{
+    static const char *const mma_names[3] = {"tf32", "bf16", "f16"};
+    static const double      mma_flop[3]  = {2.0 * 16 * 8 * 8, 2.0 * 16 * 8 * 16,
+                                             2.0 * 16 * 8 * 16};
+    const uint32_t           flags        = ctx->dev.info.flags;
+    const bool               gpu          = (flags & GDN_DEVICE_FLAG_GPU) != 0;
+    const int                reps         = quick ? 3 : 20;
+    const size_t             cu  = ctx->dev.info.compute_units ? ctx->dev.info.compute_units : 1;
+    const size_t             global = cu * 256 * (gpu ? 64 : 1);
+    char                     why[32];
+    cl_mem                   out = NULL;
+    gdn_status               st;
+
+    c->fp16_advertised = (flags & GDN_DEVICE_FLAG_FP16) != 0;
+    if ((st = gdn__buffer_create(ctx, global * sizeof(float), &out)))
+        return st;
+
+    /* fp16: the half kernel builds or it does not (PoCL: no half type),
+     * whether or not the device advertises cl_khr_fp16. 16 FLOP per half8
+     * step (8 x mul + add). */
+    {
+        const int               chains = 8, iters = quick ? 256 : 2048;
+        const struct gdn_define defs[] = {
+            {"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}, {"GDN_CEIL_HALF", 1}};
+        c->fp16_gflops = optional_ceiling(ctx, defs, GDN_ARRAY_SIZE(defs), "gdn_bench_fma_half",
+                                          false, out, global, reps,
+                                          16.0 * chains * iters * (double)global, why,
+                                          sizeof(why));
+        snprintf(c->fp16_note, sizeof(c->fp16_note), "cl_khr_fp16 %sadvertised; %s",
+                 c->fp16_advertised ? "" : "not ",
+                 c->fp16_gflops > 0 ? "built with the pragma"
+                 : !strcmp(why, "run failed") ? "built with the pragma, the run failed"
+                                              : "the build with the pragma failed");
+    }
+
+    /* Tensor cores: inline PTX only where the device takes it; each type
+     * builds and runs on its own, so one that fails leaves the others. */
+    if (!(flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+        snprintf(c->mma_note, sizeof(c->mma_note),
+                 "no inline PTX: needs NVIDIA compute capability >= 8.0");
+    } else {
+        const int chains = 4, iters = quick ? 128 : 2048;
+        double   *gf[3]  = {&c->mma_tf32_gflops, &c->mma_bf16_gflops, &c->mma_f16_gflops};
+        size_t    n      = 0;
+        int       t;
+        for (t = 0; t < 3; t++) {
+            const struct gdn_define defs[] = {{"WG_SIZE", 256},
+                                              {"CHAINS", chains},
+                                              {"ITERS", iters},
+                                              {"GDN_CEIL_MMA", 1},
+                                              {"MMA_TYPE", t}};
+            /* one warp (32 work-items) issues each mma.sync: FLOP = warps x
+             * ITERS x CHAINS x 2 m n k */
+            *gf[t] = optional_ceiling(ctx, defs, GDN_ARRAY_SIZE(defs), "gdn_bench_mma", true, out,
+                                      global, reps,
+                                      (double)(global / 32) * iters * chains * mma_flop[t], why,
+                                      sizeof(why));
+            if (*gf[t] <= 0 && n < sizeof(c->mma_note))
+                n += (size_t)snprintf(c->mma_note + n, sizeof(c->mma_note) - n, "%s%s: %s",
+                                      n ? ", " : "", mma_names[t], why);
+        }
+    }
+    gdn__buffer_release(out);
+    return GDN_STATUS_OK;
 }
 
 gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c)
@@ -227,6 +339,7 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
         c->h2d_gbs = best_w;
         c->d2h_gbs = best_r;
     }
+    st = optional_ceilings(ctx, quick, c);
 out:
     gdn__buffer_release(a);
     gdn__buffer_release(b);
@@ -311,18 +424,25 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     fprintf(out->csv,
             "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
             "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f h2d_gbs=%.2f d2h_gbs=%.2f "
-            "tuning=\"%s\"\n",
+            "tuning=\"%s\" fp16_gflops=%.1f fp16_advertised=%d mma_tf32_gflops=%.1f "
+            "mma_bf16_gflops=%.1f mma_f16_gflops=%.1f\n",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs, tuning);
+            date, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs, tuning,
+            c->fp16_gflops, c->fp16_advertised ? 1 : 0, c->mma_tf32_gflops, c->mma_bf16_gflops,
+            c->mma_f16_gflops);
     fprintf(out->json,
             "{\n  \"op\": \"%s\",\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n"
             "  \"driver\": \"%s\",\n  \"libgdn\": \"%s\",\n  \"git\": \"%s\",\n"
             "  \"date\": \"%s\",\n  \"tuning\": \"%s\",\n"
             "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f, "
-            "\"h2d_gbs\": %.2f, \"d2h_gbs\": %.2f},\n"
+            "\"h2d_gbs\": %.2f, \"d2h_gbs\": %.2f, \"fp16_gflops\": %.1f, "
+            "\"fp16_advertised\": %s, \"mma_tf32_gflops\": %.1f, \"mma_bf16_gflops\": %.1f, "
+            "\"mma_f16_gflops\": %.1f},\n"
             "  \"rows\": [",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs);
+            date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs,
+            c->fp16_gflops, c->fp16_advertised ? "true" : "false", c->mma_tf32_gflops,
+            c->mma_bf16_gflops, c->mma_f16_gflops);
     return GDN_STATUS_OK;
 }
 
@@ -459,6 +579,16 @@ void bench_sweep_report(struct bench_out *out, const struct bench_ceilings *c,
                   device->median, tps, gf, gb, ff, cf, roof);
 }
 
+/* "%.1f" of a ceiling, or "n/a" for 0 (not available). */
+static const char *gflops_or_na(double v, char *buf, size_t cap)
+{
+    if (v > 0)
+        snprintf(buf, cap, "%.1f", v);
+    else
+        snprintf(buf, cap, "n/a");
+    return buf;
+}
+
 int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
                 struct bench_ceilings *ceil, struct bench_out *out)
 {
@@ -488,6 +618,23 @@ int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
     printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
            "%.1f us, host->device %.2f GB/s, device->host %.2f GB/s\n",
            ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us, ceil->h2d_gbs, ceil->d2h_gbs);
+    {
+        char fp16[32], tf32[32], bf16[32], f16[32];
+        if (ceil->fp16_gflops > 0)
+            snprintf(fp16, sizeof(fp16), "%.1f GFLOP/s", ceil->fp16_gflops);
+        else
+            snprintf(fp16, sizeof(fp16), "n/a");
+        printf("measured ceilings: fp16 FMA %s (%s), tensor mma.sync ", fp16, ceil->fp16_note);
+        if (ceil->mma_tf32_gflops > 0 || ceil->mma_bf16_gflops > 0 || ceil->mma_f16_gflops > 0)
+            printf("tf32 %s, bf16 %s, f16 %s GFLOP/s",
+                   gflops_or_na(ceil->mma_tf32_gflops, tf32, sizeof(tf32)),
+                   gflops_or_na(ceil->mma_bf16_gflops, bf16, sizeof(bf16)),
+                   gflops_or_na(ceil->mma_f16_gflops, f16, sizeof(f16)));
+        else
+            printf("n/a");
+        printf("%s%s%s\n", ceil->mma_note[0] ? " (" : "", ceil->mma_note,
+               ceil->mma_note[0] ? ")" : "");
+    }
     if (bench_out_open(*ctx, o->out_dir, op, ceil, out) != GDN_STATUS_OK)
         fprintf(stderr, "bench: cannot write results under %s\n", o->out_dir);
     return 0;

@@ -2,7 +2,17 @@
  * bench_util.h - shared pieces of the bench/ programs: device ceilings
  * measured on the device itself, robust timing (median and spread of many
  * runs after warm-up), and result files that name device, driver, shapes,
- * library version, git revision and date.
+ * library version, git revision, date and the ceilings.
+ *
+ * Ceilings (microkernels of cl/bench/ceiling.cl, FLOP counts there): fp32
+ * FMA, device copy, launch latency and host <-> device transfers on every
+ * device; fp16 FMA and tensor-core mma.sync (tf32, bf16, f16) where the
+ * device has them. Those are feature-tested at run time, never assumed:
+ * fp16 by building the half kernel (with the cl_khr_fp16 pragma, whether or
+ * not the device advertises the extension), mma.sync only on devices with
+ * GDN_DEVICE_FLAG_INLINE_PTX, by building and running each type. A build or
+ * run that fails leaves that ceiling at 0 (not available), with a note, and
+ * no error on the context.
  */
 #ifndef GDN_BENCH_UTIL_H
 #define GDN_BENCH_UTIL_H
@@ -17,14 +27,26 @@ struct bench_ceilings {
     double launch_us;    /* empty-ish kernel launch + finish latency      */
     double h2d_gbs;      /* host -> device transfer (blocking write), GB/s */
     double d2h_gbs;      /* device -> host transfer (blocking read), GB/s  */
+    /* Where the device has them (0: not available; the notes say why): */
+    double fp16_gflops;     /* half FMA throughput (x * x + c on half8), GFLOP/s */
+    bool   fp16_advertised; /* the device lists cl_khr_fp16                       */
+    double mma_tf32_gflops; /* tensor cores, inline PTX mma.sync m16n8k8 tf32     */
+    double mma_bf16_gflops; /* ... m16n8k16 bf16, f32 accumulators                */
+    double mma_f16_gflops;  /* ... m16n8k16 f16, f32 accumulators                 */
+    char   fp16_note[96];   /* how the half kernel was built, or why it is n/a    */
+    char   mma_note[128];   /* why an mma ceiling is n/a ("" when all measured)   */
 };
 
-/* Measure the ceilings with the microkernels of cl/bench/ceiling.cl. */
+/* Measure the ceilings with the microkernels of cl/bench/ceiling.cl. Errors
+ * are those of the fp32, copy and transfer ceilings; the optional ones
+ * (fp16, mma) are 0 when their build or run fails. Quick: small sizes. */
 gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c);
 
 /* Results file: opened in dir (created), named <op>-<device slug>.{csv,json}.
- * The header lines name device, driver, library version, git revision and
- * the date. */
+ * The header lines name device, driver, library version, git revision, the
+ * date and the ceilings: CSV comment keys fma_gflops copy_gbs launch_us
+ * h2d_gbs d2h_gbs tuning fp16_gflops fp16_advertised mma_tf32_gflops
+ * mma_bf16_gflops mma_f16_gflops; JSON "ceilings" the same (0: n/a). */
 struct bench_out {
     FILE *csv;
     FILE *json;
