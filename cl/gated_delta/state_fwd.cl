@@ -401,15 +401,17 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
  *   1. the state goes to local memory (the B operand of w Hs) and to h[c];
  *   2. Vn = u - w Hs over BK-column slices of w;
  *   3. the decayed Vn replaces the state in local memory;
- *   4. Hs = exp2(gl) Hs + K_c^T VL over BK-column slices of k (each slice
- *      holds BK / LY of every work-item's state rows).
+ *   4. Hs = exp2(gl) Hs + K_c^T VL over slices of 64 K / BK rows of k (all
+ *      K columns), so every slice updates all of a work-item's state.
+ * w and k slices hold the same number of values (64 BK): one register
+ * buffer carries either.
  * The next slice of w or k (and the next chunk's u and gates) is loaded
  * into registers while the current one computes: a chunk costs 4 K / BK
  * barriers and no exposed global latency after the first.
  *
  * Extra tuning macro: REGSTATE (defined: build this kernel). BK: the K
- * slice of staged w / k columns (divides K, a multiple of LY). LY must
- * divide 64 and K. Local memory: 4 * (64 * (BK + 1) + max(K, 64) * BV + 64)
+ * slice of staged w columns (divides K, a multiple of LY, and K / BK divides
+ * 64). LY must divide 64 and K. Local memory: 4 * (64 * (BK + 1) + max(K, 64) * BV + 64)
  * bytes (33.3 KiB at K = 128, BV = 32, BK = 64). Registers per work-item:
  * K BV / WG state + 2 * 64 BV / WG (Vn accumulator, u) + 64 BK / WG
  * prefetched slice.
@@ -417,13 +419,13 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #define TRS (K / LY)            /* state rows per work-item */
 #define RVS (CH / LY)           /* Vn rows per work-item */
 #define NSL (K / BK)            /* slices of w (and of k) per chunk */
-#define RSL (BK / LY)           /* state rows per work-item in one slice */
+#define BI  (CH / NSL)          /* rows of k per slice */
 #define NPS (CH * BK / WG)      /* slice elements per work-item */
 #define NGS ((CH + WG - 1) / WG) /* gates per work-item */
 #define LDS (BK + 1)
 #define XROWS (K > CH ? K : CH)
 
-#if (K % LY) != 0 || (BK % LY) != 0 || (K % BK) != 0 || (CH * BK) % WG != 0
+#if (K % LY) != 0 || (BK % LY) != 0 || (K % BK) != 0 || (CH * BK) % WG != 0 || (CH % NSL) != 0
 #error "state_fwd_rs: inconsistent tile macros"
 #endif
 
@@ -435,7 +437,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
                               __global float *ht, int H, int HV, int has_h0, int has_ht,
                               int cb, int ce)
 {
-    __local float SL[CH * LDS];    /* one 64 x BK slice of w or of k */
+    __local float SL[CH * LDS];    /* a 64 x BK slice of w or a BI x K slice of k */
     __local float XL[XROWS * BV];  /* the state tile, then the decayed Vn */
     __local float Gs[CH];
     const int     lid = (int)get_local_id(0);
@@ -465,15 +467,17 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             }
     }
 
-/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...], else k[:, (q - NSL) BK ...]
- * (rows past the chunk: 0). */
+/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...] (64 x BK), else
+ * k[(q - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
 #define RS_LOAD_SLICE(cc, q)                                                                       \
     do {                                                                                           \
         const int  f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                   \
         const bool isk_ = (q) >= NSL;                                                              \
-        const int  d0_  = ((q) - (isk_ ? NSL : 0)) * BK;                                           \
+        const int  wd_ = isk_ ? K : BK;                                                            \
+        const int  r0_ = isk_ ? ((q) - NSL) * BI : 0, d0_ = isk_ ? 0 : (q) * BK;                   \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
-            const int e_ = lid + p_ * WG, r_ = e_ / BK, d_ = d0_ + e_ - r_ * BK;                   \
+            const int e_ = lid + p_ * WG, rl_ = e_ / wd_, r_ = r0_ + rl_;                          \
+            const int d_ = d0_ + e_ - rl_ * wd_;                                                   \
             pr[p_]       = r_ >= l_ ? 0.0f                                                         \
                            : isk_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K +      \
                                       (ulong)d_]                                                   \
@@ -497,11 +501,12 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
         }                                                                                          \
     } while (0)
-#define RS_STORE_SLICE()                                                                           \
+/* pr into SL as rows of wd_ values (BK for w, K for k), stride wd_ + 1. */
+#define RS_STORE_SLICE(wd_)                                                                        \
     do {                                                                                           \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
-            const int e_ = lid + p_ * WG, r_ = e_ / BK;                                            \
-            SL[r_ * LDS + e_ - r_ * BK] = pr[p_];                                                  \
+            const int e_ = lid + p_ * WG, r_ = e_ / (wd_);                                         \
+            SL[r_ * ((wd_) + 1) + e_ - r_ * (wd_)] = pr[p_];                                       \
         }                                                                                          \
     } while (0)
 
@@ -530,12 +535,12 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
 
         /* Vn = u - w Hs, one BK-column slice of w at a time. */
         GDN_TILE_ZERO(acc, RVS, TN);
-        RS_STORE_SLICE();
+        RS_STORE_SLICE(BK);
 #pragma unroll
         for (int s = 0; s < NSL; s++) {
             if (s > 0) {
                 barrier(CLK_LOCAL_MEM_FENCE);
-                RS_STORE_SLICE();
+                RS_STORE_SLICE(BK);
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* w slice s + 1, or k slice 0 */
@@ -564,20 +569,20 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
         if (c + 1 < c_end)
             RS_LOAD_UG(c + 1);
 
-        /* Hs += K_c^T VL, one BK-column slice of k (= BK state rows) at a time. */
-        RS_STORE_SLICE();
+        /* Hs += K_c^T VL, one BI-row slice of k (all K columns) at a time. */
+        RS_STORE_SLICE(K);
 #pragma unroll
         for (int s = 0; s < NSL; s++) {
             if (s > 0) {
                 barrier(CLK_LOCAL_MEM_FENCE);
-                RS_STORE_SLICE();
+                RS_STORE_SLICE(K);
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             if (s + 1 < NSL)
                 RS_LOAD_SLICE(c, NSL + s + 1);
             else if (c + 1 < c_end)
                 RS_LOAD_SLICE(c + 1, 0);
-            GDN_TILE_MMA((S + s * RSL), RSL, TN, SL, LDS, 1, XL, BV, 0, ty, LY, tx, LX, CH);
+            GDN_TILE_MMA(S, TRS, TN, SL, K + 1, 1, (XL + s * BI * BV), BV, 0, ty, LY, tx, LX, BI);
         }
     }
 #undef RS_LOAD_SLICE

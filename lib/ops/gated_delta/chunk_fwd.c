@@ -525,7 +525,7 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
         return false;
     if (p->pf == 1 && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
         return false;
-    if (p->pf == 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly)))
+    if (p->pf == 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly) || CH % (s->K / p->bk)))
         return false;
     return p->pf >= 0 && p->pf <= 2;
 }
