@@ -409,10 +409,17 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
  * into registers while the current one computes: a chunk costs 4 K / BK
  * barriers and no exposed global latency after the first.
  *
+ * RSVEC=1 (PREFETCH=3 in the tuning space) makes every work-item own
+ * contiguous rows and columns instead of strided ones and read its operands
+ * from local memory as float4 (w is staged transposed, rows padded to a
+ * multiple of 4 floats), a quarter of the local-memory instructions per
+ * fma; it needs 64 / LY, K / LY and BV / LX to be multiples of 4.
+ *
  * Extra tuning macro: REGSTATE (defined: build this kernel). BK: the K
  * slice of staged w columns (divides K, a multiple of LY, and K / BK divides
- * 64). LY must divide 64 and K. Local memory: 4 * (64 * (BK + 1) + max(K, 64) * BV + 64)
- * bytes (33.3 KiB at K = 128, BV = 32, BK = 64). Registers per work-item:
+ * 64). LY must divide 64 and K. Local memory: 4 * (max(64 (BK + 1),
+ * BI (K + 1)) + max(K, 64) BV + 64) bytes (41.3 KiB at K = 128, BV = 64,
+ * BK = 32); with RSVEC the slice takes max(BK (64 + 4), BI (K + 4)) floats. Registers per work-item:
  * K BV / WG state + 2 * 64 BV / WG (Vn accumulator, u) + 64 BK / WG
  * prefetched slice.
  */
@@ -422,8 +429,50 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #define BI  (CH / NSL)          /* rows of k per slice */
 #define NPS (CH * BK / WG)      /* slice elements per work-item */
 #define NGS ((CH + WG - 1) / WG) /* gates per work-item */
-#define LDS (BK + 1)
 #define XROWS (K > CH ? K : CH)
+#undef LDW
+#ifndef RSVEC
+#define RSVEC 0
+#endif
+#if RSVEC
+#define SROW(a) (ty * TRS + (a)) /* state rows, Vn rows, columns of a work-item */
+#define VROW(a) (ty * RVS + (a))
+#define SCOL(j) (tx * TN + (j))
+#define LDW (CH + 4) /* w slice stored transposed: [BK][LDW] */
+#define LDK (K + 4)  /* k slice: [BI][LDK] */
+#define SLN (BK * LDW > BI * LDK ? BK * LDW : BI * LDK)
+#if (RVS % 4) != 0 || (TRS % 4) != 0 || (TN % 4) != 0
+#error "state_fwd_rs: RSVEC needs 64 / LY, K / LY and BV / LX to be multiples of 4"
+#endif
+/* acc[i][j] += sum_{kk < KD} A[kk * lda + ra + i] * B[kk * ldb + cb + j], A and B
+ * read as float4 (every offset a multiple of 4 floats). */
+#define RS_MMA(acc, TM_, TN_, A, lda, ra, B, ldb, cb, KD)                                          \
+    do {                                                                                           \
+        for (int kk_ = 0; kk_ < (KD); kk_++) {                                                     \
+            float a_[TM_], b_[TN_];                                                                \
+            for (int q_ = 0; q_ < (TM_) / 4; q_++) {                                               \
+                const float4 t_ = *(__local const float4 *)((A) + kk_ * (lda) + (ra) + 4 * q_);    \
+                a_[4 * q_] = t_.x, a_[4 * q_ + 1] = t_.y, a_[4 * q_ + 2] = t_.z,                   \
+                a_[4 * q_ + 3] = t_.w;                                                             \
+            }                                                                                      \
+            for (int q_ = 0; q_ < (TN_) / 4; q_++) {                                               \
+                const float4 t_ = *(__local const float4 *)((B) + kk_ * (ldb) + (cb) + 4 * q_);    \
+                b_[4 * q_] = t_.x, b_[4 * q_ + 1] = t_.y, b_[4 * q_ + 2] = t_.z,                   \
+                b_[4 * q_ + 3] = t_.w;                                                             \
+            }                                                                                      \
+            for (int i_ = 0; i_ < (TM_); i_++)                                                     \
+                for (int j_ = 0; j_ < (TN_); j_++)                                                 \
+                    acc[i_][j_] = fma(a_[i_], b_[j_], acc[i_][j_]);                                \
+        }                                                                                          \
+    } while (0)
+#else
+#define SROW(a) (ty + LY * (a))
+#define VROW(a) (ty + LY * (a))
+#define SCOL(j) (tx + LX * (j))
+#define LDW (BK + 1) /* w slice: [64][LDW] */
+#define LDK (K + 1)  /* k slice: [BI][LDK] */
+#define SLN (CH * LDW > BI * LDK ? CH * LDW : BI * LDK)
+#endif
 
 #if (K % LY) != 0 || (BK % LY) != 0 || (K % BK) != 0 || (CH * BK) % WG != 0 || (CH % NSL) != 0
 #error "state_fwd_rs: inconsistent tile macros"
@@ -437,9 +486,11 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
                               __global float *ht, int H, int HV, int has_h0, int has_ht,
                               int cb, int ce)
 {
-    __local float SL[CH * LDS];    /* a 64 x BK slice of w or a BI x K slice of k */
-    __local float XL[XROWS * BV];  /* the state tile, then the decayed Vn */
-    __local float Gs[CH];
+    /* float4 arrays: aligned for the RSVEC reads */
+    __local float4 SL4[(SLN + 3) / 4];   /* a 64 x BK slice of w or a BI x K slice of k */
+    __local float4 XL4[XROWS * BV / 4];  /* the state tile, then the decayed Vn */
+    __local float  Gs[CH];
+    __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
     const int     lid = (int)get_local_id(0);
     const int     tx = lid % LX, ty = lid / LX;
     const int     n = (int)get_group_id(0) / (V / BV);
@@ -462,7 +513,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
                          (ulong)v0;
         for (int a = 0; a < TRS; a++)
             for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)(ty + LY * a) * V + (ulong)(tx + LX * j);
+                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
                 S[a][j]       = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
             }
     }
@@ -490,10 +541,10 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
     do {                                                                                           \
         const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
         for (int a_ = 0; a_ < RVS; a_++) {                                                         \
-            const int i_ = ty + LY * a_;                                                           \
+            const int i_ = VROW(a_);                                                               \
             for (int j_ = 0; j_ < TN; j_++)                                                        \
                 ur[a_][j_] = i_ < l_ ? u[((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +  \
-                                         (ulong)(v0 + tx + LX * j_)]                               \
+                                         (ulong)(v0 + SCOL(j_))]                                   \
                                      : 0.0f;                                                       \
         }                                                                                          \
         for (int p_ = 0; p_ < NGS; p_++) {                                                         \
@@ -501,12 +552,20 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
         }                                                                                          \
     } while (0)
-/* pr into SL as rows of wd_ values (BK for w, K for k), stride wd_ + 1. */
-#define RS_STORE_SLICE(wd_)                                                                        \
+/* pr into SL: a w slice (element (r, d) at SL[r LDW + d], or SL[d LDW + r]
+ * with RSVEC), or a k slice (at SL[r LDK + d]). */
+#define RS_STORE_W()                                                                               \
     do {                                                                                           \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
-            const int e_ = lid + p_ * WG, r_ = e_ / (wd_);                                         \
-            SL[r_ * ((wd_) + 1) + e_ - r_ * (wd_)] = pr[p_];                                       \
+            const int e_ = lid + p_ * WG, r_ = e_ / BK, d_ = e_ - r_ * BK;                         \
+            SL[RSVEC ? d_ * LDW + r_ : r_ * LDW + d_] = pr[p_];                                    \
+        }                                                                                          \
+    } while (0)
+#define RS_STORE_K()                                                                               \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NPS; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = e_ / K;                                             \
+            SL[r_ * LDK + e_ - r_ * K] = pr[p_];                                                   \
         }                                                                                          \
     } while (0)
 
@@ -525,7 +584,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
         /* h[c] = the state entering the chunk, also the B operand of w Hs. */
         for (int a = 0; a < TRS; a++)
             for (int j = 0; j < TN; j++) {
-                const int r = ty + LY * a, col = tx + LX * j;
+                const int r = SROW(a), col = SCOL(j);
                 XL[r * BV + col]                       = S[a][j];
                 h[hbase + (ulong)r * V + (ulong)col] = S[a][j];
             }
@@ -535,26 +594,30 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
 
         /* Vn = u - w Hs, one BK-column slice of w at a time. */
         GDN_TILE_ZERO(acc, RVS, TN);
-        RS_STORE_SLICE(BK);
+        RS_STORE_W();
 #pragma unroll
         for (int s = 0; s < NSL; s++) {
             if (s > 0) {
                 barrier(CLK_LOCAL_MEM_FENCE);
-                RS_STORE_SLICE(BK);
+                RS_STORE_W();
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* w slice s + 1, or k slice 0 */
-            GDN_TILE_MMA(acc, RVS, TN, SL, LDS, 0, (XL + s * BK * BV), BV, 0, ty, LY, tx, LX, BK);
+#if RSVEC
+            RS_MMA(acc, RVS, TN, SL, LDW, VROW(0), (XL + s * BK * BV), BV, SCOL(0), BK);
+#else
+            GDN_TILE_MMA(acc, RVS, TN, SL, LDW, 0, (XL + s * BK * BV), BV, 0, ty, LY, tx, LX, BK);
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL and of w is done */
         {
             const float gl = Gs[L - 1];
             for (int a = 0; a < RVS; a++) {
-                const int   i   = ty + LY * a;
+                const int   i   = VROW(a);
                 const bool  ok  = i < L;
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
                 for (int j = 0; j < TN; j++) {
-                    const int   col = tx + LX * j;
+                    const int   col = SCOL(j);
                     const float vn  = ur[a][j] - acc[a][j];
                     if (ok)
                         v_new[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
@@ -570,24 +633,29 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             RS_LOAD_UG(c + 1);
 
         /* Hs += K_c^T VL, one BI-row slice of k (all K columns) at a time. */
-        RS_STORE_SLICE(K);
+        RS_STORE_K();
 #pragma unroll
         for (int s = 0; s < NSL; s++) {
             if (s > 0) {
                 barrier(CLK_LOCAL_MEM_FENCE);
-                RS_STORE_SLICE(K);
+                RS_STORE_K();
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             if (s + 1 < NSL)
                 RS_LOAD_SLICE(c, NSL + s + 1);
             else if (c + 1 < c_end)
                 RS_LOAD_SLICE(c + 1, 0);
-            GDN_TILE_MMA(S, TRS, TN, SL, K + 1, 1, (XL + s * BI * BV), BV, 0, ty, LY, tx, LX, BI);
+#if RSVEC
+            RS_MMA(S, TRS, TN, SL, LDK, SROW(0), (XL + s * BI * BV), BV, SCOL(0), BI);
+#else
+            GDN_TILE_MMA(S, TRS, TN, SL, LDK, 1, (XL + s * BI * BV), BV, 0, ty, LY, tx, LX, BI);
+#endif
         }
     }
 #undef RS_LOAD_SLICE
 #undef RS_LOAD_UG
-#undef RS_STORE_SLICE
+#undef RS_STORE_W
+#undef RS_STORE_K
 
     /* After the window: the state entering chunk c_end into h[c_end] when the
      * sequence goes on, else the final state into ht. */
@@ -596,7 +664,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
                          (ulong)v0;
         for (int a = 0; a < TRS; a++)
             for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)(ty + LY * a) * V + (ulong)(tx + LX * j);
+                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
                 if (c_end < nc)
                     h[hb + o] = S[a][j];
                 else

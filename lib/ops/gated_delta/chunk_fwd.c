@@ -463,8 +463,9 @@ struct gd_state_plan {
     int32_t pf; /* PREFETCH: 0 = sliced kernel gated_delta_state_fwd;
                    1 = gated_delta_state_fwd_pf (whole chunk staged, next
                    chunk prefetched into registers); 2 =
-                   gated_delta_state_fwd_rs (state in registers, BK-column
-                   slices of w / k staged, next slice prefetched) */
+                   gated_delta_state_fwd_rs (state in registers, slices of
+                   w / k staged, next slice prefetched); 3 = the same with
+                   contiguous micro-tiles read as float4 (RSVEC) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
 };
@@ -472,8 +473,13 @@ struct gd_state_plan {
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
     size_t staged = (size_t)CH * (size_t)((p->pf == 1 ? s->K : p->bk) + 1);
-    if (p->pf == 2) /* the state tile and the decayed Vn share one buffer */
+    if (p->pf >= 2) { /* a w or k slice; the state tile and the decayed Vn share one buffer */
+        const size_t bi = (size_t)CH * (size_t)p->bk / (size_t)s->K;
+        const size_t wsl = p->pf == 3 ? (size_t)p->bk * (CH + 4) : (size_t)CH * (size_t)(p->bk + 1);
+        const size_t ksl = bi * (size_t)(s->K + (p->pf == 3 ? 4 : 1));
+        staged = wsl > ksl ? wsl : ksl;
         return sizeof(float) * (staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH);
+    }
     return sizeof(float) *
            ((size_t)s->K * (size_t)p->bv + staged + (size_t)CH * (size_t)p->bv + CH);
 }
@@ -525,9 +531,11 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
         return false;
     if (p->pf == 1 && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
         return false;
-    if (p->pf == 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly) || CH % (s->K / p->bk)))
+    if (p->pf >= 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly) || CH % (s->K / p->bk)))
         return false;
-    return p->pf >= 0 && p->pf <= 2;
+    if (p->pf == 3 && ((CH / p->ly) % 4 || (s->K / p->ly) % 4 || (p->bv / p->lx) % 4))
+        return false;
+    return p->pf >= 0 && p->pf <= 3;
 }
 
 static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
@@ -562,7 +570,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
 }
 
 static const struct gdn_tune_param state_params[] = {
-    {"PREFETCH", 0, 3, {0, 1, 2}},
+    {"PREFETCH", 0, 4, {0, 1, 2, 3}},
     {"BV", 16, 3, {16, 32, 64}},
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
@@ -583,7 +591,11 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
     if (p->pf) {
-        d[6].name = p->pf == 2 ? "REGSTATE" : "PREFETCH", d[6].value = 1;
+        d[6].name = p->pf >= 2 ? "REGSTATE" : "PREFETCH", d[6].value = 1;
+        if (p->pf == 3) {
+            d[7].name = "RSVEC", d[7].value = 1;
+            return 8;
+        }
         return 7;
     }
     return 6;
@@ -632,7 +644,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_state_plan       p;
-    struct gdn_define          defs[7];
+    struct gdn_define          defs[8];
     size_t                     nd, global[2], local[2];
     cl_kernel                  k;
     gdn_status                 st;
@@ -652,7 +664,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     local[0] = (size_t)(p.lx * p.ly);
     local[1] = 1;
     st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd,
-                    p.pf == 2   ? "gated_delta_state_fwd_rs"
+                    p.pf >= 2   ? "gated_delta_state_fwd_rs"
                     : p.pf == 1 ? "gated_delta_state_fwd_pf"
                                 : "gated_delta_state_fwd",
                     local[0], &k);
