@@ -15,21 +15,36 @@
  * work-item), then block rows p = 1..3 in order:
  *   X_pq  = sum_{m=q}^{p-1} A_pm Ai_mq,   Ai_pq = -Ai_pp X_pq   (q < p)
  * computed in place over A (block row p of A is dead once X is formed).
+ * Only the 10 lower 16 x 16 blocks of the Gram matrix are computed (the
+ * upper ones are masked to 0 anyway).
  *
  * Shapes (F32, token-major): k [T, H, K]; b, G [T, HV]; chunks [NT] int4
  * (seq, first token, length, chunk index); Ai [T, HV, 64] (row t holds its
  * chunk row; columns >= the chunk length are 0).
  *
- * One work-group = one (chunk, value head): 256 work-items as 16 x 16,
- * each owning a 4 x 4 strided micro-tile of the 64 x 64 Gram matrix, which
- * is accumulated over K in slices of BK columns staged in local memory.
- * Local memory: 4 * (64 * 65 + 64 * (BK + 1) + 128) bytes (25 KiB at
- * BK = 32). Global (256 * NT, HV), local (256, 1).
+ * One work-group = one (chunk, value head) of LX x LY work-items; the keys
+ * are staged transposed (K_c^T, BK x 64) in slices of BK columns. Two forms
+ * of the same arithmetic (same products, summed in the same order):
+ *  - LX > 1 (GPUs): each work-item owns a (64/LY) x (64/LX) strided
+ *    micro-tile of the Gram matrix and one column of a diagonal block in
+ *    the forward substitution; the merge spreads the 16 x 16 elements of a
+ *    block over the work-items, one scalar dot product each.
+ *  - LX = 1 (CPUs, e.g. PoCL, where a work-group runs as a loop on one
+ *    core): each work-item owns whole rows ty + LY a, held as four float16
+ *    column vectors, in groups of 4 rows so the compiler keeps up to 16
+ *    independent vector accumulators in registers. The gate mask (with
+ *    exp2), the merge and the store work on float16 rows too. Scalar code
+ *    in the GPU form left the CPU latency-bound on dependent fma chains,
+ *    with gathers for the strided columns and one scalar exp2 per element.
+ * Local memory: 4 * (64 * 65 + BK * 65 + 128) bytes (24.8 KiB at BK = 32).
+ * Global (LX * LY * NT, HV), local (LX * LY, 1).
  *
- * Tuning macros (#ifndef defaults; set by kkt_plan_default in
- * lib/ops/gated_delta/chunk_fwd.c):
+ * Tuning macros (#ifndef defaults; set by the kkt_solve plan in
+ * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K   key head dim, a multiple of 16 in [16, 256] (no default: required)
- *   BK  key columns per staged slice: 16 or 32, dividing K (default 16)
+ *   BK  key columns per staged slice: 16, 32, 64 or 128, dividing K (16)
+ *   LX  work-items along Gram columns: 1, 2, 4, 8 or 16 (default 16)
+ *   LY  work-items along Gram rows: 4, 8 or 16 (default 16)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -52,15 +67,18 @@
 #define TMG  (CH / LY)   /* Gram rows per work-item */
 #define TNG  (CH / LX)   /* Gram columns per work-item */
 #define LDA  (CH + 1)    /* padded row stride of the 64 x 64 tiles */
-#define LDK  (BK + 1)    /* padded row stride of the key slice */
+#define LDT  (CH + 1)    /* padded row stride of the transposed key slice */
 #define LDX  (48 + 1)    /* row stride of the 16 x 48 merge scratch */
+#define RG   4           /* rows per register group in the row form */
 
 #if (K % BK) != 0 || (BK % 16) != 0
 #error "BK must be a multiple of 16 dividing K"
 #endif
-#if (CH % LX) != 0 || (CH % LY) != 0
-#error "LX and LY must divide 64"
+#if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4
+#error "LX must divide 16, LY must be 4, 8 or 16"
 #endif
+/* Gram row ty + LY a lies in 16 x 16 block row BLK(a) (LY divides 16). */
+#define BLK(a) (((LY) * (a)) / 16)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_kkt_solve(__global const float *k, __global const float *b,
@@ -68,7 +86,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
                            __global float *Ai, int H, int HV)
 {
     __local float AL[CH * LDA];       /* A, then Ai in place */
-    __local float KL[CH * LDK];       /* key slice; later the merge scratch X */
+    __local float KL[BK * LDT];       /* key slice K_c^T; later the solve scratch */
     __local float Gs[CH], bs[CH];
     const int     lid = (int)get_local_id(0);
     const int     tx = lid % LX, ty = lid / LX;
@@ -76,7 +94,11 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     const int     kh = hv / (HV / H);
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
+#if LX == 1
+    float16       acc[TMG][4];
+#else
     float         acc[TMG][TNG];
+#endif
 
     for (int r = lid; r < CH; r += WG) {
         const bool  ok = r < L;
@@ -85,22 +107,98 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
         bs[r]          = ok ? b[at] : 0.0f;
     }
 
-    /* Gram matrix K_c K_c^T over slices of BK key columns. */
+    /* Gram matrix K_c K_c^T over slices of BK key columns, lower blocks
+     * only: row i = ty + LY a needs the columns of blocks 0 .. BLK(a). */
+#if LX == 1
+    for (int a = 0; a < TMG; a++)
+        for (int v = 0; v < 4; v++)
+            acc[a][v] = (float16)0.0f;
+#else
     GDN_TILE_ZERO(acc, TMG, TNG);
+#endif
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
+#if LX == 1
+        for (int r = lid; r < CH; r += WG) {
+            const __global float *kr = k + ((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K;
+            for (int d0 = 0; d0 < BK; d0 += 16) {
+                float x[16];
+                vstore16(r < L ? vload16(0, kr + k0 + d0) : (float16)0.0f, 0, x);
+#pragma unroll
+                for (int d = 0; d < 16; d++)
+                    KL[(d0 + d) * LDT + r] = x[d];
+            }
+        }
+#else
         for (int e = lid; e < CH * BK; e += WG) {
             const int r = e / BK, d = e - r * BK;
             float     x = 0.0f;
             if (r < L)
                 x = k[((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)(k0 + d)];
-            KL[r * LDK + d] = x;
+            KL[d * LDT + r] = x;
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
-        GDN_TILE_MMA(acc, TMG, TNG, KL, LDK, 0, KL, LDK, 1, ty, LY, tx, LX, BK);
+#if LX == 1
+        for (int g = 0; g < TMG / RG; g++) {
+            float16 cg[RG][4];
+#pragma unroll
+            for (int r = 0; r < RG; r++)
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    cg[r][v] = acc[RG * g + r][v];
+            for (int kk = 0; kk < BK; kk++) {
+                const __local float *kr = KL + kk * LDT;
+                float16              bv[4];
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    bv[v] = vload16(v, kr);
+#pragma unroll
+                for (int r = 0; r < RG; r++) {
+                    const float16 ar = (float16)kr[ty + LY * (RG * g + r)];
+#pragma unroll
+                    for (int v = 0; v < 4; v++)
+                        if (v <= BLK(RG * g + r))
+                            cg[r][v] = fma(ar, bv[v], cg[r][v]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < RG; r++)
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    acc[RG * g + r][v] = cg[r][v];
+        }
+#else
+        for (int kk = 0; kk < BK; kk++) {
+            float bc[TNG];
+            for (int e = 0; e < TNG; e++)
+                bc[e] = KL[kk * LDT + tx + LX * e];
+            for (int a = 0; a < TMG; a++) {
+                const float ar = KL[kk * LDT + ty + LY * a];
+                for (int e = 0; e < (BLK(a) + 1) * (16 / LX); e++)
+                    acc[a][e] = fma(ar, bc[e], acc[a][e]);
+            }
+        }
+#endif
     }
 
     /* Gate, beta and the strict-lower mask (mask first, then exp2). */
+#if LX == 1
+    for (int a = 0; a < TMG; a++) {
+        const int   i = ty + LY * a;
+        const float gi = Gs[i], bi = bs[i];
+        for (int v = 0; v < 4; v++) {
+            const int16   j = (int16)(16 * v) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                        13, 14, 15);
+            const int16   m = (j < (int16)i) & (int16)(i < L ? -1 : 0);
+            const float16 x = select((float16)0.0f, (float16)gi - vload16(v, Gs), m);
+            float16       y = (float16)0.0f;
+            if (v <= BLK(a))
+                y = select((float16)0.0f, (float16)bi * acc[a][v] * exp2(x), m);
+            vstore16(y, 0, AL + i * LDA + 16 * v);
+        }
+    }
+#else
     for (int a = 0; a < TMG; a++)
         for (int e = 0; e < TNG; e++) {
             const int   i = ty + LY * a, j = tx + LX * e;
@@ -108,6 +206,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             const float x = select(0.0f, Gs[i] - Gs[j], (int)m);
             AL[i * LDA + j] = select(0.0f, bs[i] * acc[a][e] * exp2(x), (int)m);
         }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Diagonal 16 x 16 blocks: column cc of block p by forward substitution. */
@@ -136,6 +235,44 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Block rows 1..3: X_pq = A_p,[q,p) Ai_[q,p),q ; Ai_pq = -Ai_pp X_pq. */
+#if LX == 1
+    /* Row form: work-item ty owns rows ty + LY a2 of block row P (a2 <
+     * 16 / LY); X (16 x 16P, in KL) and Ai_P,[0,P) are formed as float16
+     * row segments, q-block by q-block, each summed over m in order. */
+#define KKT_MERGE_ROWS(P)                                                                          \
+    do {                                                                                           \
+        for (int a2 = 0; a2 < 16 / LY; a2++) {                                                     \
+            const int r = ty + LY * a2, i = 16 * (P) + r;                                          \
+            float16   x_[P];                                                                       \
+            _Pragma("unroll") for (int q = 0; q < (P); q++) x_[q] = (float16)0.0f;                 \
+            _Pragma("unroll") for (int s = 0; s < (P); s++)                                        \
+                for (int m = 16 * s; m < 16 * s + 16; m++) {                                       \
+                    const float16 am = (float16)AL[i * LDA + m];                                   \
+                    _Pragma("unroll") for (int q = 0; q <= s; q++)                                 \
+                        x_[q] = fma(am, vload16(0, AL + m * LDA + 16 * q), x_[q]);                 \
+                }                                                                                  \
+            _Pragma("unroll") for (int q = 0; q < (P); q++)                                        \
+                vstore16(x_[q], 0, KL + r * LDX + 16 * q);                                         \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (int a2 = 0; a2 < 16 / LY; a2++) {                                                     \
+            const int r = ty + LY * a2, i = 16 * (P) + r;                                          \
+            float16   y_[P];                                                                       \
+            _Pragma("unroll") for (int q = 0; q < (P); q++) y_[q] = (float16)0.0f;                 \
+            for (int m = 0; m < 16; m++) {                                                         \
+                const float16 am = (float16)AL[i * LDA + 16 * (P) + m];                            \
+                _Pragma("unroll") for (int q = 0; q < (P); q++)                                    \
+                    y_[q] = fma(am, vload16(0, KL + m * LDX + 16 * q), y_[q]);                     \
+            }                                                                                      \
+            _Pragma("unroll") for (int q = 0; q < (P); q++)                                        \
+                vstore16(-y_[q], 0, AL + i * LDA + 16 * q);                                        \
+        }                                                                                          \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    } while (0)
+    KKT_MERGE_ROWS(1);
+    KKT_MERGE_ROWS(2);
+    KKT_MERGE_ROWS(3);
+#else
     /* (Each of the 16 x 16 block elements (ey, ex) is computed by work-item
      * (ey * 16 + ex) % WG, in turn.) */
     for (int p = 1; p < 4; p++) {
@@ -160,11 +297,22 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
+#endif
 
     /* Store the chunk's valid rows (all 64 columns). */
+#if LX == 1
+    for (int a = 0; a < TMG; a++) {
+        const int i = ty + LY * a;
+        if (i < L)
+            for (int v = 0; v < 4; v++)
+                vstore16(vload16(0, AL + i * LDA + 16 * v), 0,
+                         Ai + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)(16 * v));
+    }
+#else
     for (int e = lid; e < CH * CH; e += WG) {
         const int i = e >> 6, j = e & 63;
         if (i < L)
             Ai[((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)j] = AL[i * LDA + j];
     }
+#endif
 }
