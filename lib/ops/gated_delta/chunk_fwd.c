@@ -491,12 +491,28 @@ static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_g
  *                8 x 16: 1.40 ms
  * The scan is latency-bound: more warps per group and fewer staged slices
  * (barriers) per chunk pay. */
+static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_shape *s);
+
 static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                                struct gd_state_plan *p)
 {
     int32_t cap;
 
     p->chunks = gdn__gd_scan_chunks_default(dev, s);
+
+    /* GPUs: the state in registers, 8 x 16 work-items with contiguous 4-wide
+     * micro-tiles read as float4 (H200, K = V = 128, B = 4, T = 4096, H =
+     * 16: 0.86 ms against 2.27 ms for the prefetching kernel below, its
+     * best plan; bench_gated_delta with GDN_TUNE sweeps of 13 plans). */
+    if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
+        p->pf = 3;
+        p->bv = tile_for(s->V, 32);
+        p->lx = p->bv / 4;
+        p->ly = 16;
+        for (p->bk = 32; p->bk >= 16; p->bk /= 2)
+            if (state_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
+                return;
+    }
 
     /* Prefetching variant: 256 work-items, BV 16 (K > 64) or 32, when the
      * whole staged chunk fits in local memory (K <= 128 on 48 KiB). */
@@ -739,8 +755,9 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
 {
-    return !(p->bk % 16 || s->K % p->bk || p->bv % 16 || p->bv > 128 || s->V % p->bv ||
-             p->lx < 1 || p->ly < 1 || CH % p->lx || CH % p->ly || p->bv % p->lx);
+    return !(p->bk % 16 || p->bk > 32 || s->K % p->bk || p->bv % 16 || p->bv > 128 ||
+             s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx || 16 % p->ly ||
+             p->bv % p->lx);
 }
 
 static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
@@ -781,7 +798,7 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
 static const struct gdn_tune_param out_params[] = {
     {"BK", 16, 2, {16, 32}},
     {"BV", 16, 4, {16, 32, 64, 128}},
-    {"LX", 16, 3, {4, 8, 16}},
+    {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
 const struct gdn_tune_space gdn__gd_out_space = {
