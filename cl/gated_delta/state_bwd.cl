@@ -39,6 +39,9 @@
  *   BKS           K slice: multiple of TY dividing K_DIM (default 16)
  *   TY, TX        work-item grid (TY divides 64 and BKS, TX divides BV;
  *                 default 16 x 16)
+ *   REGSTATE      also build gated_delta_state_bwd_rs (end of this file):
+ *                 the same function with dH in registers (tuning parameter
+ *                 RS = 1; BKS is then its k slice width)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -188,3 +191,232 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
         }
     }
 }
+
+#ifdef REGSTATE
+/*
+ * gated_delta_state_bwd_rs - the same function as gated_delta_state_bwd
+ * (same arguments, outputs dh, dv2, dh0, chunk windows and masking), with
+ * dH in registers for the whole scan: work-item (tx, ty) owns the dH rows
+ * ty + TY a (a < K_DIM / TY) and columns tx + TX j (j < BV / TX), and the
+ * dv2 rows ty + TY a (a < 64 / TY) with the same columns. Each chunk:
+ *   1. dH goes to dh[c] and to local memory (the B operand of k_c dH);
+ *   2. acc = k_c dH over NSL = K_DIM / BKS slices of BKS columns of k;
+ *   3. dv2 = diag(exp2(gl - G)) acc + dv_local (rows < L) goes to dv2 and,
+ *      under do, replaces dH in local memory: [do ; dv2] (128 x BV);
+ *   4. dH = exp2(gl) dH + [scale exp2(G) q ; -w]^T [do ; dv2] over 2 NSL
+ *      slices of BI = 64 / NSL rows of q (then of w) with all K_DIM
+ *      columns, so every slice updates all of a work-item's dH.
+ * k, q and w slices hold the same number of values (64 BKS): one register
+ * buffer carries any of them. The next slice (and the next chunk's do,
+ * dv_local and gates) is loaded into registers while the current one
+ * computes: a chunk costs 6 K_DIM / BKS barriers and no exposed global
+ * latency after the first.
+ *
+ * Extra tuning macro: REGSTATE (defined: build this kernel). BKS: the K
+ * slice of staged k columns (divides K_DIM; K_DIM / BKS divides 64; 64 BKS
+ * is a multiple of TY TX). TY must divide 64 and K_DIM. Local memory:
+ * 4 * (64 * (BKS + 1) + max(K_DIM, 128) * BV + 128) bytes (32.75 KiB at
+ * K = 128, BV = 32, BKS = 64; 40.75 KiB at BV = 64, BKS = 32). Registers
+ * per work-item: K_DIM BV / WG dH + 3 * 64 BV / WG (k dH accumulator,
+ * prefetched do and dv_local) + 64 BKS / WG prefetched slice + 64 / WG
+ * gates (57 at K = 128, BV = 32, BKS = 64, 16 x 16 work-items).
+ */
+#define RTR   (K_DIM / TY)           /* dH rows per work-item */
+#define NSL   (K_DIM / BKS)          /* slices of k (and of q, of w) per chunk */
+#define BI    (CH / NSL)             /* rows of q or w per slice */
+#define NPS   (CH * BKS / WG)        /* slice elements per work-item */
+#define NGS   ((CH + WG - 1) / WG)   /* gates per work-item */
+#define LDS   (BKS + 1)
+#define XROWS (K_DIM > 2 * CH ? K_DIM : 2 * CH)
+
+#if K_DIM % TY != 0 || K_DIM % BKS != 0 || CH % NSL != 0 || (CH * BKS) % WG != 0
+#    error "state_bwd.cl (REGSTATE): illegal tile sizes"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_off,
+                         __global const float *q, __global const float *k,
+                         __global const float *w, __global const float *G,
+                         __global const float *do_, __global const float *dvl,
+                         __global const float *dht, __global float *dh, __global float *dv2,
+                         __global float *dh0, int H, int HV, float scale, int has_dht,
+                         int write_dh0, int rb, int re)
+{
+    __local float SL[CH * LDS];    /* a 64 x BKS slice of k or a BI x K_DIM slice of q or w */
+    __local float XL[XROWS * BV];  /* dH [K][BV], then [do ; dv2] [128][BV] */
+    __local float Gs[CH], Es[CH];  /* G and exp2(G) of the chunk's rows (0 and 1 past L) */
+
+    const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int   v0 = (int)get_group_id(0) * BV, n = (int)get_group_id(1);
+    const int   hv = (int)get_group_id(2);
+    const int   hk = hv / (HV / H);
+    const ulong st_base = ((ulong)n * HV + hv) * K_DIM * V_DIM + v0;
+    float       S[RTR][TN], acc[TM][TN], dor[TM][TN], dvr[TM][TN], pr[NPS], gr[NGS];
+
+    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
+    if (rb > 0 && rb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */
+    const int c_lo = max(c_first, c_first + nc - re); /* last one */
+    {
+        const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)(ty + TY * a) * V_DIM + tx + TX * j;
+                S[a][j]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
+            }
+    }
+
+/* Slice qi of chunk cc into pr: qi < NSL is k[:, qi BKS ...] (64 x BKS);
+ * NSL <= qi < 2 NSL is q[(qi - NSL) BI ..., :] and 2 NSL <= qi < 3 NSL is
+ * w[(qi - 2 NSL) BI ..., :] (BI x K_DIM); rows past the chunk: 0. */
+#define RS_LOAD_SLICE(cc, qi)                                                                      \
+    do {                                                                                           \
+        const int4 e_   = chunks[cc];                                                              \
+        const int  t_   = e_.y, l_ = e_.z;                                                         \
+        const int  kd_  = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2;                                 \
+        const int  wd_  = kd_ == 0 ? BKS : K_DIM;                                                  \
+        const int  r0_  = kd_ == 0 ? 0 : ((qi) - kd_ * NSL) * BI;                                  \
+        const int  d0_  = kd_ == 0 ? (qi) * BKS : 0;                                               \
+        for (int p_ = 0; p_ < NPS; p_++) {                                                         \
+            const int e2_ = tid + p_ * WG, rl_ = e2_ / wd_, r_ = r0_ + rl_;                        \
+            const int d_  = d0_ + e2_ - rl_ * wd_;                                                 \
+            pr[p_]        = r_ >= l_    ? 0.0f                                                     \
+                            : kd_ == 2 ? w[((ulong)(t_ + r_) * HV + hv) * K_DIM + d_]              \
+                                       : (kd_ == 1 ? q : k)[((ulong)(t_ + r_) * H + hk) * K_DIM + \
+                                                            d_];                                   \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
+#define RS_LOAD_DG(cc)                                                                             \
+    do {                                                                                           \
+        const int4 e_ = chunks[cc];                                                                \
+        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        for (int a_ = 0; a_ < TM; a_++) {                                                          \
+            const int i_ = ty + TY * a_;                                                           \
+            for (int j_ = 0; j_ < TN; j_++) {                                                      \
+                const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + tx + TX * j_;         \
+                dor[a_][j_]    = i_ < l_ ? do_[o_] : 0.0f;                                         \
+                dvr[a_][j_]    = i_ < l_ ? dvl[o_] : 0.0f;                                         \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = tid + p_ * WG;                                                          \
+            gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
+        }                                                                                          \
+    } while (0)
+/* pr into SL as rows of BKS (k) or K_DIM (q, w) values, stride + 1; q rows
+ * times scale exp2(G), w negated. */
+#define RS_STORE_SLICE(qi)                                                                         \
+    do {                                                                                           \
+        const int kd_ = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2;                                   \
+        const int wd_ = kd_ == 0 ? BKS : K_DIM;                                                    \
+        const int r0_ = kd_ == 0 ? 0 : ((qi) - kd_ * NSL) * BI;                                    \
+        for (int p_ = 0; p_ < NPS; p_++) {                                                         \
+            const int e2_ = tid + p_ * WG, r_ = e2_ / wd_;                                         \
+            float     x_  = pr[p_];                                                                \
+            if (kd_ == 1)                                                                          \
+                x_ = x_ * scale * Es[r0_ + r_];                                                    \
+            else if (kd_ == 2)                                                                     \
+                x_ = -x_;                                                                          \
+            SL[r_ * (wd_ + 1) + e2_ - r_ * wd_] = x_;                                              \
+        }                                                                                          \
+    } while (0)
+
+    if (c_hi >= c_lo) {
+        RS_LOAD_SLICE(c_hi, 0);
+        RS_LOAD_DG(c_hi);
+    }
+    for (int c = c_hi; c >= c_lo; c--) {
+        const int4  e       = chunks[c];
+        const int   t0      = e.y, L = e.z;
+        const ulong dh_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + v0;
+
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL, SL, Gs, Es are done */
+        /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++) {
+                const int r = ty + TY * a, col = tx + TX * j;
+                XL[r * BV + col]                          = S[a][j];
+                dh[dh_base + (ulong)r * V_DIM + col] = S[a][j];
+            }
+        for (int p = 0; p < NGS; p++) {
+            const int r = tid + p * WG;
+            if (r < CH) {
+                Gs[r] = gr[p];
+                Es[r] = exp2(gr[p]);
+            }
+        }
+
+        /* acc = k dH, one BKS-column slice of k at a time. */
+        GDN_TILE_ZERO(acc, TM, TN);
+        RS_STORE_SLICE(0);
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            if (s > 0) {
+                barrier(CLK_LOCAL_MEM_FENCE);
+                RS_STORE_SLICE(s);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            RS_LOAD_SLICE(c, s + 1); /* k slice s + 1, or q slice 0 */
+            GDN_TILE_MMA(acc, TM, TN, SL, LDS, 0, (XL + s * BKS * BV), BV, 0, ty, TY, tx, TX, BKS);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL and of k is done */
+        {
+            /* dv2 = diag(exp2(gl - G)) (k dH) + dv_local; [do ; dv2] into XL */
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < TM; a++) {
+                const int   i   = ty + TY * a;
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                for (int j = 0; j < TN; j++) {
+                    const int   col = tx + TX * j;
+                    const float val = ok ? dec * acc[a][j] + dvr[a][j] : 0.0f;
+                    if (ok)
+                        dv2[((ulong)(t0 + i) * HV + hv) * V_DIM + v0 + col] = val;
+                    XL[i * BV + col]        = dor[a][j];
+                    XL[(CH + i) * BV + col] = val;
+                }
+            }
+            const float decay = exp2(gl);
+            for (int a = 0; a < RTR; a++)
+                for (int j = 0; j < TN; j++)
+                    S[a][j] *= decay;
+        }
+        if (c - 1 >= c_lo)
+            RS_LOAD_DG(c - 1);
+
+        /* dH += [q' ; -w]^T [do ; dv2], one BI-row slice of q' or -w (all
+         * K_DIM columns) at a time: slice s is stacked rows s BI ... */
+        RS_STORE_SLICE(NSL);
+#pragma unroll
+        for (int s = 0; s < 2 * NSL; s++) {
+            if (s > 0) {
+                barrier(CLK_LOCAL_MEM_FENCE);
+                RS_STORE_SLICE(NSL + s);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (s + 1 < 2 * NSL)
+                RS_LOAD_SLICE(c, NSL + s + 1);
+            else if (c - 1 >= c_lo)
+                RS_LOAD_SLICE(c - 1, 0);
+            GDN_TILE_MMA(S, RTR, TN, SL, K_DIM + 1, 1, (XL + s * BI * BV), BV, 0, ty, TY, tx, TX,
+                         BI);
+        }
+    }
+#undef RS_LOAD_SLICE
+#undef RS_LOAD_DG
+#undef RS_STORE_SLICE
+
+    if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
+        const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++)
+                dh[hb + (ulong)(ty + TY * a) * V_DIM + tx + TX * j] = S[a][j];
+    } else if (write_dh0) {
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++)
+                dh0[st_base + (ulong)(ty + TY * a) * V_DIM + tx + TX * j] = S[a][j];
+    }
+}
+#endif /* REGSTATE */

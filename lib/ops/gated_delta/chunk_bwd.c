@@ -163,34 +163,52 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
 struct sbwd_plan {
     int                bv, bks, ty, tx;
     int                chunks; /* CHUNKS (host side): chunks per launch, 0 = all */
+    int                rs;     /* RS: 0 = gated_delta_state_bwd (dH in local memory);
+                                  1 = gated_delta_state_bwd_rs (dH in registers, BKS
+                                  its k slice width, next slice prefetched) */
     struct launch_geom g;
 };
 
-static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks)
+static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks, int rs)
 {
+    if (rs) /* k / q / w slice; dH, then [do ; dv2]; G and exp2(G) */
+        return ((size_t)CH * (bks + 1) + max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) * 4;
     return ((size_t)s->K * bv + (size_t)2 * CH * bv + (size_t)2 * CH * bks + CH) * 4;
+}
+
+/* The kernels' static checks (#error in state_bwd.cl; a REGSTATE build also
+ * compiles the local-memory kernel, so its checks hold for RS = 1 too). */
+static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, int tx, int rs)
+{
+    if (bv < 1 || bks < 1 || ty < 1 || tx < 1 || s->V % bv || s->K % bks || bv % tx ||
+        bks % ty || CH % ty)
+        return false;
+    if (rs == 1)
+        return s->K % ty == 0 && CH % (s->K / bks) == 0 && (CH * bks) % (ty * tx) == 0;
+    return rs == 0;
 }
 
 static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                               struct sbwd_plan *p)
 {
+    p->rs  = 0;
     p->bks = 16;
     p->ty = p->tx = 16;
     p->chunks      = gdn__gd_scan_chunks_default(dev, s);
     p->bv          = pick_div(s->V, 32);
-    if (p->bv > 16 && !lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks)))
+    if (p->bv > 16 && !lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 0)))
         p->bv = 16;
-    if (!lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks))) /* K = 256 on 32 KiB devices */
+    if (!lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 0))) /* K = 256 on 32 KiB devices */
         p->bv = p->tx = 8;
 }
 
-/* Tuning space: BV, BKS, TY, TX, CHUNKS. */
+/* Tuning space: BV, BKS, TY, TX, CHUNKS, RS. */
 static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s  = problem;
-    const int                  bv = v[0], bks = v[1], ty = v[2], tx = v[3];
-    return s->V % bv == 0 && s->K % bks == 0 && bv % tx == 0 && bks % ty == 0 && CH % ty == 0 &&
-           wg_fits(dev, ty, tx) && lmem_fits(dev, sbwd_lmem(s, bv, bks)) &&
+    const int bv = v[0], bks = v[1], ty = v[2], tx = v[3], rs = v[5];
+    return sbwd_plan_ok(s, bv, bks, ty, tx, rs) && wg_fits(dev, ty, tx) &&
+           lmem_fits(dev, sbwd_lmem(s, bv, bks, rs)) &&
            gdn__gd_loop_limit_ok(dev, s, ty * tx, v[4]);
 }
 
@@ -198,7 +216,12 @@ static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gd
 {
     struct sbwd_plan p;
     sbwd_plan_default(dev, problem, &p);
-    v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx, v[4] = p.chunks;
+    v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx, v[4] = p.chunks, v[5] = p.rs;
+}
+
+static void sbwd_plan_from(const int32_t *v, struct sbwd_plan *p)
+{
+    p->bv = v[0], p->bks = v[1], p->ty = v[2], p->tx = v[3], p->chunks = v[4], p->rs = v[5];
 }
 
 static const struct gdn_tune_param sbwd_params[] = {
@@ -207,6 +230,7 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
+    {"RS", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
     "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
@@ -216,17 +240,24 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
                                    struct sbwd_plan *p)
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
-                                   {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx}};
+                                   {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx},
+                                   {"REGSTATE", 1}};
     struct launch_geom     *g   = &p->g;
-    if (s->K % p->bks || s->V % p->bv || p->bv % p->tx || p->bks % p->ty || CH % p->ty)
+    if (!sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, p->rs))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: illegal tile sizes");
-    g->lmem                     = sbwd_lmem(s, p->bv, p->bks);
+    g->lmem                     = sbwd_lmem(s, p->bv, p->bks, p->rs);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->V / p->bv);
     g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
-    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d) - (p->rs ? 0 : 1), g->defines,
+                             sizeof(g->defines)))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);
+}
+
+static const char *sbwd_entry(const struct sbwd_plan *p)
+{
+    return p->rs ? "gated_delta_state_bwd_rs" : "gated_delta_state_bwd";
 }
 
 /* B5: dqkwg_bwd.cl */
@@ -526,7 +557,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         gdn__gd_stage_lookup(ctx, &gdn__gd_dvl_space, s, v);
         pdvl.bk = v[0], pdvl.bv = v[1], pdvl.ty = v[2], pdvl.tx = v[3];
         gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
-        psb.bv = v[0], psb.bks = v[1], psb.ty = v[2], psb.tx = v[3], psb.chunks = v[4];
+        sbwd_plan_from(v, &psb);
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
         pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
@@ -578,7 +609,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         const int step = psb.chunks > 0 ? psb.chunks : (nmax > 0 ? nmax : 1);
         int       rb   = 0;
         do {
-            RUN("state_bwd.cl", "gated_delta_state_bwd", &psb.g, 3, KM(tp->idx.chunks),
+            RUN("state_bwd.cl", sbwd_entry(&psb), &psb.g, 3, KM(tp->idx.chunks),
                 KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(u),
                 KM(dht ? dht->mem : NULL), KM(dh), KM(dv2),
                 KM(grads->dh0 ? grads->dh0->mem : NULL), KI(s->H), KI(s->HV), KF(s->scale),
