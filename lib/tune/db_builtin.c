@@ -47,10 +47,16 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * T=4096, H=16 (bench_gated_delta): fwd 4.74 -> 4.66 ms, fwd+bwd
      * 19.63 -> 19.11 ms. */
     {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=32 LX=16 LY=8"},
-    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "BK=16 BV=16 TY=16 TX=4 T_IN_GLOBAL=0"},
+    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "BK=16 BV=16 TY=16 TX=8 T_IN_GLOBAL=0"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16). */
     {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "BK=32 BV=64 LX=16 LY=8"},
+    /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
+     * at B=4, T=4096, H=16: state_bwd 1.57 (the GPU default) -> 1.38 ms,
+     * dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms, dv_local 0.54 -> 0.47 ms. */
+    {"sm_90",  "gated_delta/state_bwd", "K128.V128", "BV=64 BKS=32 TY=16 TX=16 CHUNKS=0 RS=1"},
+    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "BK=32 BVT=32 TY=16 TX=16"},
+    {"sm_90",  "gated_delta/dv_local",  "K128.V128", "BK=32 BV=64 TY=8 TX=16"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on
