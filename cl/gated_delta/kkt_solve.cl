@@ -36,6 +36,8 @@
  *    exp2), the merge and the store work on float16 rows too. Scalar code
  *    in the GPU form left the CPU latency-bound on dependent fma chains,
  *    with gathers for the strided columns and one scalar exp2 per element.
+ *    The row form's loops that would be innermost once their inner loops
+ *    are unrolled run to WI_TRIP(n) (see below).
  * Local memory: 4 * (64 * 65 + BK * 65 + 128) bytes (24.8 KiB at BK = 32).
  * Global (LX * LY * NT, HV), local (LX * LY, 1).
  *
@@ -77,6 +79,13 @@
 #if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4
 #error "LX must divide 16, LY must be 4, 8 or 16"
 #endif
+/* The trip count n, written so that PoCL sees it depend on the work-item
+ * (lid >> 30 is 0; the term folds away once PoCL has built the work-item
+ * loops). PoCL (ImplicitLoopBarriers) adds an implicit barrier to every
+ * innermost loop with a work-item-uniform trip count, which runs the
+ * work-item loop inside it and keeps the row form's accumulators in memory
+ * (2-4x slower kernels). */
+#define WI_TRIP(n) ((n) + (lid >> 30))
 /* Gram row ty + LY a lies in 16 x 16 block row BLK(a) (LY divides 16). */
 #define BLK(a) (((LY) * (a)) / 16)
 
@@ -147,7 +156,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 #pragma unroll
                 for (int v = 0; v < 4; v++)
                     cg[r][v] = acc[RG * g + r][v];
-            for (int kk = 0; kk < BK; kk++) {
+            for (int kk = 0; kk < WI_TRIP(BK); kk++) {
                 const __local float *kr = KL + kk * LDT;
                 float16              bv[4];
 #pragma unroll
@@ -184,9 +193,10 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 
     /* Gate, beta and the strict-lower mask (mask first, then exp2). */
 #if LX == 1
-    for (int a = 0; a < TMG; a++) {
+    for (int a = 0; a < WI_TRIP(TMG); a++) {
         const int   i = ty + LY * a;
         const float gi = Gs[i], bi = bs[i];
+#pragma unroll
         for (int v = 0; v < 4; v++) {
             const int16   j = (int16)(16 * v) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                                         13, 14, 15);
@@ -246,7 +256,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             float16   x_[P];                                                                       \
             _Pragma("unroll") for (int q = 0; q < (P); q++) x_[q] = (float16)0.0f;                 \
             _Pragma("unroll") for (int s = 0; s < (P); s++)                                        \
-                for (int m = 16 * s; m < 16 * s + 16; m++) {                                       \
+                for (int m = 16 * s; m < WI_TRIP(16 * s + 16); m++) {                              \
                     const float16 am = (float16)AL[i * LDA + m];                                   \
                     _Pragma("unroll") for (int q = 0; q <= s; q++)                                 \
                         x_[q] = fma(am, vload16(0, AL + m * LDA + 16 * q), x_[q]);                 \
@@ -259,7 +269,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             const int r = ty + LY * a2, i = 16 * (P) + r;                                          \
             float16   y_[P];                                                                       \
             _Pragma("unroll") for (int q = 0; q < (P); q++) y_[q] = (float16)0.0f;                 \
-            for (int m = 0; m < 16; m++) {                                                         \
+            for (int m = 0; m < WI_TRIP(16); m++) {                                                \
                 const float16 am = (float16)AL[i * LDA + 16 * (P) + m];                            \
                 _Pragma("unroll") for (int q = 0; q < (P); q++)                                    \
                     y_[q] = fma(am, vload16(0, KL + m * LDX + 16 * q), y_[q]);                     \
@@ -301,9 +311,10 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 
     /* Store the chunk's valid rows (all 64 columns). */
 #if LX == 1
-    for (int a = 0; a < TMG; a++) {
+    for (int a = 0; a < WI_TRIP(TMG); a++) {
         const int i = ty + LY * a;
         if (i < L)
+#pragma unroll
             for (int v = 0; v < 4; v++)
                 vstore16(vload16(0, AL + i * LDA + 16 * v), 0,
                          Ai + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)(16 * v));
