@@ -16,7 +16,17 @@
  * One work-group = one (chunk, value head): Ai (64 x 64) is staged in local
  * memory once, then every output column tile (BNK columns of w, then BNV
  * columns of u) is computed as Ai @ (scaled 64 x BN operand tile) by
- * 256 work-items as 16 x 16, each with a 4 x BN/16 strided micro-tile.
+ * LX x LY work-items (16 x 16 by default). Two forms of the same arithmetic
+ * (same products, summed in the same order):
+ *  - LX > 1 (GPUs): each work-item owns a 64/LY x BN/LX strided
+ *    micro-tile.
+ *  - LX = 1 (CPUs, e.g. PoCL, where a work-group runs as a loop on one
+ *    core): each work-item owns whole rows ty + LY a of the tile as float16
+ *    vectors, in register groups of 2 or 4 rows (up to 16 vector
+ *    accumulators), and a group whose last row is in 16 x 16 block row p
+ *    sums over the columns of blocks 0 .. p only (Ai is lower triangular:
+ *    the rest are exact zeros). Row-form loops that would be innermost once
+ *    their inner loops are unrolled run to WI_TRIP(n) (see below).
  * Local memory: 4 * (64 * 65 + 64 * max(BNK, BNV) + 128) bytes (33 KiB at
  * BN = 64). Global (WG * NT, HV), local (WG, 1), WG = LX * LY.
  *
@@ -25,7 +35,8 @@
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
  *   BNK   w column tile: 16, 32, 64 or 128, dividing K (default 16)
  *   BNV   u column tile: 16, 32, 64 or 128, dividing V (default 16)
- *   LX    work-items along columns: 4, 8 or 16, dividing BNK and BNV (16)
+ *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BNK and BNV
+ *         (default 16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  */
 #include "gdn_common.clh"
@@ -62,6 +73,18 @@
 #if (CH % LY) != 0 || (BNK % LX) != 0 || (BNV % LX) != 0
 #error "wy_fwd: LY must divide 64 and LX must divide BNK and BNV"
 #endif
+#if LX == 1 && ((16 % LY) != 0 || LY < 4)
+#error "wy_fwd: the row form (LX = 1) needs LY = 4, 8 or 16"
+#endif
+/* The trip count n, written so that PoCL sees it depend on the work-item
+ * (lid >> 30 is 0; the term folds away once PoCL has built the work-item
+ * loops). PoCL (ImplicitLoopBarriers) adds an implicit barrier to every
+ * innermost loop with a work-item-uniform trip count, which runs the
+ * work-item loop inside it and keeps the row form's accumulators in memory
+ * (2-4x slower kernels). */
+#define WI_TRIP(n) ((n) + (lid >> 30))
+/* Row ty + LY a lies in 16 x 16 block row BLK(a) (LY divides 16). */
+#define BLK(a) (((LY) * (a)) / 16)
 
 /* out[rows of the chunk, n0 .. n0 + BN) = AiL @ (scale_r * src rows). */
 #define WY_TILE(BN, src, src_head, src_heads, D, scl, dst)                                         \
@@ -90,6 +113,52 @@
         }                                                                                          \
     } while (0)
 
+/* Row form of WY_TILE (LX = 1): WY_RG(BN) rows of BN / 16 vectors per
+ * register group; columns j of Ai past the block of the group's last row are
+ * skipped (exact zeros). */
+#define WY_TILE_ROWS(BN, src, src_head, src_heads, D, scl, dst)                                    \
+    do {                                                                                           \
+        for (int n0 = 0; n0 < (D); n0 += (BN)) {                                                   \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            for (int e = lid; e < CH * ((BN) / 16); e += WG) {                                     \
+                const int r = e / ((BN) / 16), d = 16 * (e - r * ((BN) / 16));                     \
+                float16   x = (float16)0.0f;                                                       \
+                if (r < L)                                                                         \
+                    x = vload16(0, src + ((ulong)(first + r) * (ulong)(src_heads) +                \
+                                          (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *    \
+                        scl[r];                                                                    \
+                vstore16(x, 0, XL + r * (BN) + d);                                                 \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            for (int g = 0; g < TMW / WY_RG(BN); g++) {                                            \
+                float16 c_[WY_RG(BN)][(BN) / 16];                                                  \
+                _Pragma("unroll") for (int r = 0; r < WY_RG(BN); r++)                              \
+                    _Pragma("unroll") for (int v = 0; v < (BN) / 16; v++)                          \
+                        c_[r][v] = (float16)0.0f;                                                  \
+                for (int j = 0; j < WI_TRIP(16 * (BLK(WY_RG(BN) * (g + 1) - 1) + 1)); j++) {      \
+                    float16 b_[(BN) / 16];                                                         \
+                    _Pragma("unroll") for (int v = 0; v < (BN) / 16; v++)                          \
+                        b_[v] = vload16(v, XL + j * (BN));                                         \
+                    _Pragma("unroll") for (int r = 0; r < WY_RG(BN); r++) {                        \
+                        const float16 a_ = (float16)AL[(ty + LY * (WY_RG(BN) * g + r)) * LDA + j]; \
+                        _Pragma("unroll") for (int v = 0; v < (BN) / 16; v++)                      \
+                            c_[r][v] = fma(a_, b_[v], c_[r][v]);                                   \
+                    }                                                                              \
+                }                                                                                  \
+                _Pragma("unroll") for (int r = 0; r < WY_RG(BN); r++) {                            \
+                    const int i = ty + LY * (WY_RG(BN) * g + r);                                   \
+                    if (i < L)                                                                     \
+                        _Pragma("unroll") for (int v = 0; v < (BN) / 16; v++)                      \
+                            vstore16(c_[r][v], 0,                                                  \
+                                     dst + ((ulong)(first + i) * (ulong)HV + (ulong)hv) *          \
+                                               (ulong)(D) + (ulong)(n0 + 16 * v));                 \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Rows per register group of the row form: 16 accumulators of float16. */
+#define WY_RG(BN) ((BN) >= 128 ? 2 : 4)
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_wy_fwd(__global const float *k, __global const float *v,
                         __global const float *b, __global const float *G,
@@ -114,6 +183,17 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         bu[r]          = bv;
         bw[r]          = bv * exp2(gv);
     }
+#if LX == 1
+    for (int e = lid; e < CH * 4; e += WG) {
+        const int i = e >> 2, j = 16 * (e & 3);
+        float16   x = (float16)0.0f;
+        if (i < L)
+            x = vload16(0, Ai + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)j);
+        vstore16(x, 0, AL + i * LDA + j);
+    }
+    WY_TILE_ROWS(BNK, k, kh, H, K, bw, w);
+    WY_TILE_ROWS(BNV, v, hv, HV, V, bu, u);
+#else
     for (int e = lid; e < CH * CH; e += WG) {
         const int i = e >> 6, j = e & 63;
         float     x = 0.0f;
@@ -123,4 +203,5 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     }
     WY_TILE(BNK, k, kh, H, K, bw, w);
     WY_TILE(BNV, v, hv, HV, V, bu, u);
+#endif
 }
