@@ -14,11 +14,21 @@
  * (seq, first token, length, chunk index).
  *
  * One work-group = one (V tile, chunk, value head): LX x LY work-items
- * (16 x 16 by default). Phase 1 stages q, k (64 x BK) and h (BK x BV)
- * slices and accumulates S (64/LY x 64/LX micro-tile per work-item) and
- * q h (64/LY x BV/LX);
- * phase 2 reuses the same local memory for the masked S (64 x 65) and the
- * v_new tile (64 x BV). S is recomputed per V tile (V / BV times).
+ * (16 x 16 by default). Phase 1 stages q (64 x BK), k transposed (BK x 64)
+ * and h (BK x BV) slices and accumulates S (lower 16 x 16 blocks only: the
+ * upper ones are masked to 0) and q h; phase 2 reuses the same local
+ * memory for the masked S (64 x 65) and the v_new tile (64 x BV). S is
+ * recomputed per V tile (V / BV times). Two forms of the same arithmetic
+ * (same products, summed in the same order):
+ *  - LX > 1 (GPUs): each work-item owns a 64/LY x 64/LX strided micro-tile
+ *    of S and a 64/LY x BV/LX one of o.
+ *  - LX = 1 (CPUs, e.g. PoCL, where a work-group runs as a loop on one
+ *    core): each work-item owns whole rows ty + LY a of S and o as float16
+ *    vectors, processed in register groups of rows (4 rows of S; RGO rows
+ *    of o) so the compiler keeps up to 16 vector accumulators in registers;
+ *    the mask computes exp2 on float16, and S v_new skips the column blocks
+ *    past each row's block. Row-form loops that would be innermost once
+ *    their inner loops are unrolled run to WI_TRIP(n) (see below).
  * Local memory: 4 * max(2 * 64 * (BK + 1) + BK * BV, 64 * 65 + 64 * BV)
  * + 256 bytes (32.5 KiB at BK = 32, BV = 64). Global (WG * NT * V / BV, HV),
  * local (WG, 1); group (c * V / BV + iv, hv).
@@ -28,7 +38,7 @@
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
  *   BK    K slice: 16 or 32, dividing K (default 16)
  *   BV    V tile: 16, 32, 64 or 128, dividing V (default 16)
- *   LX    work-items along columns: 4, 8 or 16, dividing BV (default 16)
+ *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BV (16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  */
 #include "gdn_common.clh"
@@ -58,18 +68,30 @@
 #define TMS (CH / LY) /* rows of S and o per work-item */
 #define TNS (CH / LX) /* columns of S per work-item */
 #define LDQ (BK + 1)
+#define LDT (CH + 1)  /* row stride of the transposed k slice */
 #define LDS (CH + 1)
 #define TNO (BV / LX)
+#define NVO (BV / 16) /* float16 vectors per o row (row form) */
+#define RGO (NVO >= 8 ? 2 : 4) /* rows per register group of o (row form) */
 #define P1  (2 * CH * LDQ + BK * BV)
 #define P2  (CH * LDS + CH * BV)
 #define SCRATCH (P1 > P2 ? P1 : P2)
 
-#if (K % BK) != 0 || (V % BV) != 0 || (BK % 16) != 0 || (BV % 16) != 0
-#error "out_fwd: BK / BV must be multiples of 16 dividing K / V"
+#if (K % BK) != 0 || (V % BV) != 0 || (BK % 16) != 0 || (BV % 16) != 0 || BK > 64
+#error "out_fwd: BK / BV must be multiples of 16 dividing K / V (BK <= 64)"
 #endif
-#if (CH % LX) != 0 || (CH % LY) != 0 || (BV % LX) != 0
-#error "out_fwd: LX, LY must divide 64 and LX must divide BV"
+#if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4 || (BV % LX) != 0
+#error "out_fwd: LX must divide 16 and BV, LY must be 4, 8 or 16"
 #endif
+/* The trip count n, written so that PoCL sees it depend on the work-item
+ * (lid >> 30 is 0; the term folds away once PoCL has built the work-item
+ * loops). PoCL (ImplicitLoopBarriers) adds an implicit barrier to every
+ * innermost loop with a work-item-uniform trip count, which runs the
+ * work-item loop inside it and keeps the row form's accumulators in memory
+ * (2-4x slower kernels). */
+#define WI_TRIP(n) ((n) + (lid >> 30))
+/* Row ty + LY a of S lies in 16 x 16 block row BLK(a) (LY divides 16). */
+#define BLK(a) (((LY) * (a)) / 16)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_out_fwd(__global const float *q, __global const float *k,
@@ -79,7 +101,8 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 {
     __local float LM[SCRATCH];
     __local float Gs[CH];
-    __local float *QL = LM, *KL = LM + CH * LDQ, *HL = LM + 2 * CH * LDQ;
+    /* (BK x 65 of KT fits in the 64 x (BK + 1) of the slot for BK <= 64.) */
+    __local float *QL = LM, *KT = LM + CH * LDQ, *HL = LM + 2 * CH * LDQ;
     __local float *SL = LM, *VL = LM + CH * LDS;
     const int      lid = (int)get_local_id(0);
     const int      tx = lid % LX, ty = lid / LX;
@@ -91,14 +114,45 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     const int4     ch = chunks[c];
     const int      first = ch.y, L = ch.z;
     const ulong    hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+#if LX == 1
+    float16        accs[TMS][4], acco[TMS][NVO];
+#else
     float          accs[TMS][TNS], acco[TMS][TNO];
+#endif
 
     for (int r = lid; r < CH; r += WG)
         Gs[r] = r < L ? G[(ulong)(first + r) * (ulong)HV + (ulong)hv] : 0.0f;
+#if LX == 1
+    for (int a = 0; a < TMS; a++) {
+        for (int v = 0; v < 4; v++)
+            accs[a][v] = (float16)0.0f;
+        for (int v = 0; v < NVO; v++)
+            acco[a][v] = (float16)0.0f;
+    }
+#else
     GDN_TILE_ZERO(accs, TMS, TNS);
     GDN_TILE_ZERO(acco, TMS, TNO);
+#endif
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
+#if LX == 1
+        for (int r = lid; r < CH; r += WG) {
+            const ulong at = ((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)k0;
+            for (int d0 = 0; d0 < BK; d0 += 16) {
+                float         x[16];
+                const float16 xq = r < L ? vload16(0, q + at + d0) : (float16)0.0f;
+                vstore16(xq, 0, QL + r * LDQ + d0);
+                vstore16(r < L ? vload16(0, k + at + d0) : (float16)0.0f, 0, x);
+#pragma unroll
+                for (int d = 0; d < 16; d++)
+                    KT[(d0 + d) * LDT + r] = x[d];
+            }
+        }
+        for (int e = lid; e < BK * NVO; e += WG) {
+            const int r = e / NVO, j = 16 * (e - r * NVO);
+            vstore16(vload16(0, h + hbase + (ulong)(k0 + r) * V + (ulong)j), 0, HL + r * BV + j);
+        }
+#else
         for (int e = lid; e < CH * BK; e += WG) {
             const int r = e / BK, d = e - r * BK;
             float     xq = 0.0f, xk = 0.0f;
@@ -108,20 +162,152 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
                 xq = q[at];
                 xk = k[at];
             }
-            QL[r * LDQ + d] = xq;
-            KL[r * LDQ + d] = xk;
+            QL[r * LDQ + d]  = xq;
+            KT[d * LDT + r] = xk;
         }
         for (int e = lid; e < BK * BV; e += WG) {
             const int r = e / BV, j = e - r * BV;
             HL[e]       = h[hbase + (ulong)(k0 + r) * V + (ulong)j];
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
-        GDN_TILE_MMA(accs, TMS, TNS, QL, LDQ, 0, KL, LDQ, 1, ty, LY, tx, LX, BK);
+#if LX == 1
+        /* S rows in groups of 4 (blocks 0 .. BLK(a) only), then q h rows in
+         * groups of RGO. */
+        for (int g = 0; g < TMS / 4; g++) {
+            float16 cs[4][4];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    cs[r][v] = accs[4 * g + r][v];
+            for (int kk = 0; kk < WI_TRIP(BK); kk++) {
+                float16 bk[4];
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    bk[v] = vload16(v, KT + kk * LDT);
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const float16 ar = (float16)QL[(ty + LY * (4 * g + r)) * LDQ + kk];
+#pragma unroll
+                    for (int v = 0; v < 4; v++)
+                        if (v <= BLK(4 * g + r))
+                            cs[r][v] = fma(ar, bk[v], cs[r][v]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int v = 0; v < 4; v++)
+                    accs[4 * g + r][v] = cs[r][v];
+        }
+        for (int g = 0; g < TMS / RGO; g++) {
+            float16 co[RGO][NVO];
+#pragma unroll
+            for (int r = 0; r < RGO; r++)
+#pragma unroll
+                for (int v = 0; v < NVO; v++)
+                    co[r][v] = acco[RGO * g + r][v];
+            for (int kk = 0; kk < WI_TRIP(BK); kk++) {
+                float16 bh[NVO];
+#pragma unroll
+                for (int v = 0; v < NVO; v++)
+                    bh[v] = vload16(v, HL + kk * BV);
+#pragma unroll
+                for (int r = 0; r < RGO; r++) {
+                    const float16 ar = (float16)QL[(ty + LY * (RGO * g + r)) * LDQ + kk];
+#pragma unroll
+                    for (int v = 0; v < NVO; v++)
+                        co[r][v] = fma(ar, bh[v], co[r][v]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < RGO; r++)
+#pragma unroll
+                for (int v = 0; v < NVO; v++)
+                    acco[RGO * g + r][v] = co[r][v];
+        }
+#else
+        for (int kk = 0; kk < BK; kk++) {
+            float bc[TNS];
+            for (int e = 0; e < TNS; e++)
+                bc[e] = KT[kk * LDT + tx + LX * e];
+            for (int a = 0; a < TMS; a++) {
+                const float ar = QL[(ty + LY * a) * LDQ + kk];
+                for (int e = 0; e < (BLK(a) + 1) * (16 / LX); e++)
+                    accs[a][e] = fma(ar, bc[e], accs[a][e]);
+            }
+        }
         GDN_TILE_MMA(acco, TMS, TNO, QL, LDQ, 0, HL, BV, 0, ty, LY, tx, LX, BK);
+#endif
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Phase 2: masked S and the v_new tile in the same local memory. */
+#if LX == 1
+    for (int a = 0; a < WI_TRIP(TMS); a++) {
+        const int     i = ty + LY * a;
+        const float   gi = Gs[i];
+        const float16 ei = (float16)exp2(select(0.0f, gi, (int)(i < L)));
+#pragma unroll
+        for (int v = 0; v < NVO; v++)
+            acco[a][v] *= ei;
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+            const int16   j = (int16)(16 * v) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                        13, 14, 15);
+            const int16   m = (j <= (int16)i) & (int16)(i < L ? -1 : 0);
+            const float16 x = select((float16)0.0f, (float16)gi - vload16(v, Gs), m);
+            float16       y = (float16)0.0f;
+            if (v <= BLK(a))
+                y = select((float16)0.0f, accs[a][v] * exp2(x), m);
+            vstore16(y, 0, SL + i * LDS + 16 * v);
+        }
+    }
+    for (int e = lid; e < CH * NVO; e += WG) {
+        const int r = e / NVO, j = 16 * (e - r * NVO);
+        float16   x = (float16)0.0f;
+        if (r < L)
+            x = vload16(0, v_new + ((ulong)(first + r) * (ulong)HV + (ulong)hv) * (ulong)V +
+                               (ulong)(v0 + j));
+        vstore16(x, 0, VL + r * BV + j);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* o rows += S v_new over the columns j of blocks 0 .. BLK(a) (S is 0
+     * past them), in order of j. */
+    for (int g = 0; g < TMS / RGO; g++) {
+        float16 co[RGO][NVO];
+#pragma unroll
+        for (int r = 0; r < RGO; r++)
+#pragma unroll
+            for (int v = 0; v < NVO; v++)
+                co[r][v] = acco[RGO * g + r][v];
+        for (int j = 0; j < WI_TRIP(16 * (BLK(RGO * g + RGO - 1) + 1)); j++) {
+            float16 bv[NVO];
+#pragma unroll
+            for (int v = 0; v < NVO; v++)
+                bv[v] = vload16(v, VL + j * BV);
+#pragma unroll
+            for (int r = 0; r < RGO; r++)
+                if (j < 16 * (BLK(RGO * g + r) + 1)) {
+                    const float16 sr = (float16)SL[(ty + LY * (RGO * g + r)) * LDS + j];
+#pragma unroll
+                    for (int v = 0; v < NVO; v++)
+                        co[r][v] = fma(sr, bv[v], co[r][v]);
+                }
+        }
+#pragma unroll
+        for (int r = 0; r < RGO; r++) {
+            const int i = ty + LY * (RGO * g + r);
+            if (i < L)
+#pragma unroll
+                for (int v = 0; v < NVO; v++)
+                    vstore16(scale * co[r][v], 0,
+                             o + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                                 (ulong)(v0 + 16 * v));
+        }
+    }
+#else
     for (int a = 0; a < TMS; a++) {
         const int   i   = ty + LY * a;
         const float gi  = exp2(select(0.0f, Gs[i], (int)(i < L)));
@@ -150,4 +336,5 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
                 o[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
                   (ulong)(v0 + tx + LX * j)] = scale * acco[a][j];
     }
+#endif
 }
