@@ -52,9 +52,8 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16). */
     {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "BK=32 BV=64 LX=16 LY=8"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
-     * at B=4, T=4096, H=16: state_bwd 1.57 (the GPU default) -> 1.38 ms,
-     * dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms, dv_local 0.54 -> 0.47 ms. */
-    {"sm_90",  "gated_delta/state_bwd", "K128.V128", "BV=64 BKS=32 TY=16 TX=16 CHUNKS=0 RS=1"},
+     * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
+     * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c). */
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "BK=32 BVT=32 TY=16 TX=16"},
     {"sm_90",  "gated_delta/dv_local",  "K128.V128", "BK=32 BV=64 TY=8 TX=16"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */

@@ -192,18 +192,27 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
                               struct sbwd_plan *p)
 {
     p->chunks = gdn__gd_scan_chunks_default(dev, s);
-    /* GPUs: dH in registers, 16 x 8 work-items, V tile 32, k slices of 32
-     * (H200, K = V = 128, B = 4, T = 4096, H = 16: 1.57 ms against 3.90 ms
-     * for the local-memory kernel's default; a V tile of 64 is faster there,
-     * 1.38 ms, and is the sm_90 row, but leaves few work-groups at small
-     * batch x heads). */
+    /* GPUs: dH in registers, 16 x 16 work-items. The V tile trades work per
+     * group against the number of groups (sequences x value heads x V / BV),
+     * so it depends on the batch, which a tuning-database bucket does not
+     * know. H200, K = V = 128, H = 16, 3.90 ms for the local-memory kernel
+     * at B = 4, T = 4096:
+     *   B = 4, T = 4096:  BV 64, k slices of 32: 1.38 ms; BV 32, slices of 64: 1.95 ms
+     *   B = 2, T = 8192:  2.74 ms;                        1.95 ms
+     *   B = 1, T = 16384: 5.49 ms;                        3.89 ms
+     * (BV 16 or 16 x 8 work-items: no better at any of the three). So a V
+     * tile of 64 once it still gives about one group per compute unit. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
-        p->rs = 1, p->bv = pick_div(s->V, 32), p->bks = 32, p->ty = 16, p->tx = 8;
-        if (s->K % 32)
-            p->bks = 16;
-        if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
-            lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1)))
-            return;
+        const int64_t groups64 = (int64_t)s->N * s->HV * (s->V / 64);
+        p->rs = 1, p->ty = p->tx = 16;
+        if (s->V % 64 == 0 && groups64 * 10 >= (int64_t)dev->info.compute_units * 9)
+            p->bv = 64, p->bks = 32;
+        else
+            p->bv = pick_div(s->V, 32), p->bks = s->K % 64 ? 16 : 64;
+        for (; p->bks >= 16; p->bks /= 2)
+            if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
+                lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1)))
+                return;
     }
     p->rs  = 0;
     p->bks = 16;
