@@ -180,10 +180,15 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 #else
         for (int kk = 0; kk < BK; kk++) {
             float bc[TNG];
+            /* (unrolled, so the bound of e is a constant per a and the
+             * accumulators stay in registers) */
+#pragma unroll
             for (int e = 0; e < TNG; e++)
                 bc[e] = KL[kk * LDT + tx + LX * e];
+#pragma unroll
             for (int a = 0; a < TMG; a++) {
                 const float ar = KL[kk * LDT + ty + LY * a];
+#pragma unroll
                 for (int e = 0; e < (BLK(a) + 1) * (16 / LX); e++)
                     acc[a][e] = fma(ar, bc[e], acc[a][e]);
             }

@@ -230,10 +230,15 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 #else
         for (int kk = 0; kk < BK; kk++) {
             float bc[TNS];
+            /* (unrolled, so the bound of e is a constant per a and the
+             * accumulators stay in registers) */
+#pragma unroll
             for (int e = 0; e < TNS; e++)
                 bc[e] = KT[kk * LDT + tx + LX * e];
+#pragma unroll
             for (int a = 0; a < TMS; a++) {
                 const float ar = QL[(ty + LY * a) * LDQ + kk];
+#pragma unroll
                 for (int e = 0; e < (BLK(a) + 1) * (16 / LX); e++)
                     accs[a][e] = fma(ar, bc[e], accs[a][e]);
             }
