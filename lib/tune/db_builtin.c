@@ -13,17 +13,22 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     /* PoCL on CPUs: few work-items with large register tiles beat GPU-shaped
      * groups by 2-11x (2-core AVX-512 host, B=1, T=1024, H=2, K=V=128;
      * bench_gated_delta with GDN_TUNE sweeps; kkt_solve 4.1 -> 1.8 ms). */
-    {"pocl",   "gated_delta/kkt_solve", "*",    "BK=32 LX=4 LY=4"},
+    /* Row forms (LX=1: whole rows per work-item as float16 vectors), same
+     * host, bench_gated_delta B=1, T=4096, H=2, medians of alternated runs:
+     * K=V=128 fwd 38.0 -> 14.0 ms (kkt_solve 7.5 -> 0.75, wy_fwd 6.3 ->
+     * 0.93, out_fwd 13.7 -> 2.2 ms); K=V=64 fwd 21.1 -> 4.6 ms (kkt 6.1 ->
+     * 0.60, wy 4.2 -> 0.49, out 8.0 -> 0.81 ms). */
+    {"pocl",   "gated_delta/kkt_solve", "*",    "LX=1 LY=4"},
     {"pocl",   "gated_delta/state_fwd", "*",    "PREFETCH=0 BV=64 BK=32 LX=4 LY=4"},
     /* gdn tune on the same host (B=1, T=1024, H=2; 450 s and 120 s budgets):
      * state_fwd 32.1 -> 2.30 ms at K=V=128 and 6.32 -> 0.56 ms at K=V=64. */
     {"pocl",   "gated_delta/state_fwd", "K128.V128", "PREFETCH=0 BV=64 BK=64 LX=1 LY=4"},
     {"pocl",   "gated_delta/state_fwd", "K64.V64",   "PREFETCH=0 BV=64 BK=64 LX=1 LY=4"},
-    {"pocl",   "gated_delta/out_fwd",   "*",    "BK=32 BV=64 LX=4 LY=4"},
-    /* one V tile of 128 computes q k^T once per chunk: 5.1 -> 3.3 ms */
-    {"pocl",   "gated_delta/out_fwd",   "K128.V128", "BK=32 BV=128 LX=4 LY=4"},
-    {"pocl",   "gated_delta/wy_fwd",    "*",    "BNK=64 BNV=64 LX=4 LY=4"},
-    {"pocl",   "gated_delta/wy_fwd",    "K128.V128", "BNK=128 BNV=128 LX=4 LY=4"}, /* 1.86 -> 1.54 ms */
+    {"pocl",   "gated_delta/out_fwd",   "*",    "BK=16 LX=1 LY=4"},
+    /* one V tile of 128 computes q k^T once per chunk (2.7 ms at BV=64) */
+    {"pocl",   "gated_delta/out_fwd",   "K128.V128", "BK=16 BV=128 LX=1 LY=16"},
+    {"pocl",   "gated_delta/wy_fwd",    "*",    "LX=1 LY=4"},
+    {"pocl",   "gated_delta/wy_fwd",    "K128.V128", "BNK=128 BNV=128 LX=1 LY=8"},
     /* Backward stages, gdn tune on the same host (results/pocl-cpu/): 16
      * work-items with large register tiles are 3-4x faster than the generic
      * 16 x 16 groups at K=V=64 and 128; bench_gated_delta fwd+bwd at B=1,

@@ -227,7 +227,7 @@ struct gd_kkt_plan {
 
 static size_t kkt_plan_local(const struct gd_kkt_plan *p)
 {
-    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * (size_t)(p->bk + 1) + 2 * CH);
+    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)p->bk * (CH + 1) + 2 * CH);
 }
 
 static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
@@ -241,8 +241,8 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static bool kkt_plan_ok(const struct gd_kkt_plan *p, const struct gdn_gd_shape *s)
 {
-    return (p->bk == 16 || p->bk == 32) && s->K % p->bk == 0 && p->lx >= 1 && p->ly >= 1 &&
-           CH % p->lx == 0 && CH % p->ly == 0;
+    return (p->bk == 16 || p->bk == 32 || p->bk == 64 || p->bk == 128) && s->K % p->bk == 0 &&
+           p->lx >= 1 && p->ly >= 4 && 16 % p->lx == 0 && 16 % p->ly == 0;
 }
 
 static gdn_status kkt_plan_check(gdn_context *ctx, const struct gd_kkt_plan *p,
@@ -279,8 +279,8 @@ static void kkt_space_defaults(int32_t *v, const void *problem, const struct gdn
 }
 
 static const struct gdn_tune_param kkt_params[] = {
-    {"BK", 16, 2, {16, 32}},
-    {"LX", 16, 3, {4, 8, 16}},
+    {"BK", 16, 4, {16, 32, 64, 128}},
+    {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
 const struct gdn_tune_space gdn__gd_kkt_space = {
@@ -362,7 +362,7 @@ static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
 {
     return !(p->bnk % 16 || p->bnv % 16 || p->bnk > 128 || p->bnv > 128 || s->K % p->bnk ||
              s->V % p->bnv || p->lx < 1 || p->ly < 1 || CH % p->ly || p->bnk % p->lx ||
-             p->bnv % p->lx);
+             p->bnv % p->lx || (p->lx == 1 && (16 % p->ly || p->ly < 4)));
 }
 
 static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
@@ -403,7 +403,7 @@ static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_
 static const struct gdn_tune_param wy_params[] = {
     {"BNK", 16, 4, {16, 32, 64, 128}},
     {"BNV", 16, 4, {16, 32, 64, 128}},
-    {"LX", 16, 3, {4, 8, 16}},
+    {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
 };
 const struct gdn_tune_space gdn__gd_wy_space = {
