@@ -485,6 +485,10 @@ void bench_out_row(struct bench_out *out, const char *csv_header, const char *fm
     }
     fprintf(out->csv, "\n");
     fprintf(out->json, "}");
+    /* A run cut short (a time limit) keeps every row it measured: the CSV is
+     * complete up to there (the JSON then lacks only its closing brackets). */
+    fflush(out->csv);
+    fflush(out->json);
 }
 
 void bench_out_close(struct bench_out *out)
