@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,26 +137,106 @@ static double max_rel_rms(const struct search *z, int run, int *which)
     return worst;
 }
 
-/* Advance vals over the Cartesian product of the legal values (odometer);
- * false when every combination has been visited. */
-static bool next_candidate(const struct gdn_tune_space *sp, int32_t *pos, int32_t *vals)
+/* Assignment number idx of the Cartesian product of sp's values into vals
+ * (odometer order: the first parameter's values fastest). */
+static void decode(const struct gdn_tune_space *sp, uint64_t idx, int32_t *vals)
 {
     int32_t i;
     for (i = 0; i < sp->n_params; i++) {
-        if (++pos[i] < sp->params[i].n_values) {
-            vals[i] = sp->params[i].values[pos[i]];
-            return true;
-        }
-        pos[i]  = 0;
-        vals[i] = sp->params[i].values[0];
+        vals[i] = sp->params[i].values[idx % (uint64_t)sp->params[i].n_values];
+        idx /= (uint64_t)sp->params[i].n_values;
     }
-    return false;
 }
 
 static bool is_valid(const struct search *z, const struct gdn_tune_space *sp,
                      const int32_t *vals)
 {
     return !sp->valid || sp->valid(vals, z->tp.shape, &z->ctx->dev);
+}
+
+/* The seed of a stage's search order: a hash of stage and bucket, each
+ * byte and each string's end mixed in by a splitmix64 step. */
+static uint64_t order_seed(const char *stage, const char *bucket)
+{
+    const char *const str[2] = {stage, bucket};
+    uint64_t          h      = 0;
+    const char       *p;
+    int               k;
+    for (k = 0; k < 2; k++) {
+        for (p = str[k]; *p; p++) {
+            h ^= (unsigned char)*p;
+            h = gdn__splitmix64(&h);
+        }
+        h = gdn__splitmix64(&h);
+    }
+    return h;
+}
+
+static void swap_rows(int32_t *c, size_t np, size_t a, size_t b)
+{
+    size_t i;
+    for (i = 0; i < np; i++) {
+        int32_t t      = c[a * np + i];
+        c[a * np + i] = c[b * np + i];
+        c[b * np + i] = t;
+    }
+}
+
+/* The legal candidates of stage si (the assignments of the Cartesian
+ * product of its values that pass `valid`) in search order: the generic
+ * default first (when it is legal), then the others in a pseudo-random
+ * permutation (Fisher-Yates driven by gdn__splitmix64, seeded by
+ * order_seed(stage, bucket)), so that a search cut short by the budget
+ * samples the whole space evenly. *cands: *count rows of n_params values
+ * (heap; NULL when there are none); *has_def: row 0 is the default. */
+static gdn_status candidates(struct search *z, size_t si, int32_t **cands, size_t *count,
+                             bool *has_def)
+{
+    const struct gdn_tune_space *sp = z->s->stages[si];
+    const size_t                 np = (size_t)sp->n_params;
+    int32_t  vals[GDN_TUNE_MAX_PARAMS], *c;
+    size_t   n = 0, k, def = SIZE_MAX, first;
+    uint64_t total = 1, idx, h;
+    int32_t  i;
+
+    *cands   = NULL;
+    *count   = 0;
+    *has_def = false;
+    /* at most GDN_TUNE_MAX_VALUES^GDN_TUNE_MAX_PARAMS = 2^48 assignments */
+    for (i = 0; i < sp->n_params; i++)
+        total *= (uint64_t)(sp->params[i].n_values > 0 ? sp->params[i].n_values : 0);
+    for (idx = 0; idx < total; idx++) {
+        decode(sp, idx, vals);
+        n += is_valid(z, sp, vals);
+    }
+    if (n == 0)
+        return GDN_STATUS_OK;
+    c = gdn__malloc(n * (np ? np : 1) * sizeof(*c));
+    if (!c)
+        return gdn__fail(z->ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory",
+                         z->s->what);
+    for (idx = 0, k = 0; idx < total && k < n; idx++) {
+        decode(sp, idx, vals);
+        if (!is_valid(z, sp, vals))
+            continue;
+        memcpy(c + k * np, vals, np * sizeof(*c));
+        if (def == SIZE_MAX && !memcmp(vals, z->defs[si], np * sizeof(*c)))
+            def = k;
+        k++;
+    }
+    n     = k;
+    first = 0;
+    if (def != SIZE_MAX) {
+        swap_rows(c, np, 0, def);
+        first = 1;
+    }
+    h = order_seed(sp->stage, z->tp.bucket);
+    for (k = n; k > first + 1; k--) /* rows [first, k) left to place */
+        swap_rows(c, np, k - 1, first + (size_t)(gdn__splitmix64(&h) % (k - first)));
+    *cands   = c;
+    *count   = n;
+    *has_def = def != SIZE_MAX;
+    return GDN_STATUS_OK;
 }
 
 /* Search stage si; its row, report and log line when some candidate was
@@ -166,35 +247,36 @@ static gdn_status search_stage(struct search *z, size_t si, bool *done)
     const struct gdn_tune_space *sp  = z->s->stages[si];
     const int                    run = z->s->stage_run[si];
     const size_t                 ns  = z->s->n_stages;
-    int32_t    pos[GDN_TUNE_MAX_PARAMS] = {0}, vals[GDN_TUNE_MAX_PARAMS];
-    int32_t    best[GDN_TUNE_MAX_PARAMS];
-    double     best_ms = INFINITY, def_ms = INFINITY;
-    int        tried = 0, rejected = 0, legal = 0, i;
-    char       prefix[64], text[256], comment[160];
-    bool       more = true;
-    gdn_status st   = GDN_STATUS_OK;
+    const size_t                 np  = (size_t)sp->n_params;
+    int32_t                      best[GDN_TUNE_MAX_PARAMS] = {0}, *cands = NULL;
+    double                       best_ms = INFINITY, def_ms = INFINITY;
+    int                          tried = 0, rejected = 0, i;
+    size_t                       legal = 0, k;
+    char                         prefix[64], text[256], comment[160];
+    bool                         has_def;
+    gdn_status                   st;
 
     /* kernels of stage "op/x" are named op_x* */
     snprintf(prefix, sizeof(prefix), "%s", sp->stage);
     for (i = 0; prefix[i]; i++)
         if (prefix[i] == '/')
             prefix[i] = '_';
-    for (i = 0; i < sp->n_params; i++)
-        vals[i] = sp->params[i].values[0];
-    for (; more && !st; more = next_candidate(sp, pos, vals)) {
-        struct gdn_strbuf ovr = {0};
+    if ((st = candidates(z, si, &cands, &legal, &has_def)))
+        return st;
+    for (k = 0; k < legal && !st; k++) {
+        const int32_t    *vals   = cands + k * np;
+        const bool        is_def = has_def && k == 0;
+        struct gdn_strbuf ovr    = {0};
         double            ms, err;
         int               worst;
-        bool              is_def = !memcmp(vals, z->defs[si], (size_t)sp->n_params * 4);
-        if (!is_valid(z, sp, vals))
-            continue;
-        legal++;
-        /* Past the stage's share of the budget only the default is still
-         * timed. */
-        if (gdn__now() - z->t0 > z->budget_s * (double)(si + 1) / (double)ns && !is_def)
-            continue;
-        if (!build_override(z, si, vals, &ovr))
-            return GDN_STATUS_OUT_OF_HOST_MEMORY;
+        /* Past the stage's share of the budget only the default (the
+         * first candidate) is still timed. */
+        if (!is_def && gdn__now() - z->t0 > z->budget_s * (double)(si + 1) / (double)ns)
+            break;
+        if (!build_override(z, si, vals, &ovr)) {
+            st = GDN_STATUS_OUT_OF_HOST_MEMORY;
+            break;
+        }
         tried++;
         st = run_read(z, ovr.data, run, z->got);
         if (st == GDN_STATUS_UNSUPPORTED || st == GDN_STATUS_BUILD_FAILED) {
@@ -218,14 +300,15 @@ static gdn_status search_stage(struct search *z, size_t si, bool *done)
             st = time_stage(z, ovr.data, prefix, run, &ms);
         gdn__strbuf_free(&ovr);
         if (st)
-            return st;
+            break;
         if (is_def)
             def_ms = ms;
         if (ms < best_ms) {
             best_ms = ms;
-            memcpy(best, vals, sizeof(best));
+            memcpy(best, vals, np * sizeof(*vals));
         }
     }
+    gdn__free(cands);
     if (st)
         return st;
     if (best_ms == INFINITY) {
@@ -235,7 +318,7 @@ static gdn_status search_stage(struct search *z, size_t si, bool *done)
     gdn__tune_format_values(sp, best, text, sizeof(text));
     snprintf(comment, sizeof(comment),
              "%.4f ms; generic default %.4f ms; %d of %d legal tried, %d rejected", best_ms,
-             def_ms, tried, legal, rejected);
+             def_ms, tried, (int)legal, rejected);
     st = gdn__tune_db_set(ctx->tune_db, sp->stage, z->tp.bucket, text, comment);
     gdn__strbuf_appendf(&z->rep, "%-*s %-*s %-*s %s\n", z->s->width[0], sp->stage,
                         z->s->width[1], z->tp.bucket, z->s->width[2], text, comment);

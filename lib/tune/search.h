@@ -12,10 +12,15 @@
  *      back are the reference;
  *   3. one stage at a time (the others at their defaults), the legal
  *      candidates of its space (every assignment of the Cartesian product
- *      of its values that passes `valid`, in odometer order: the first
- *      parameter's values fastest): each is run by the stage's run and
- *      compared, on that run's outputs, with the reference; a candidate
- *      whose relative RMS
+ *      of its values that passes `valid`), each tried once, in this order:
+ *      the generic default first, then every other legal candidate in a
+ *      pseudo-random permutation, deterministic in (stage, bucket) (a
+ *      Fisher-Yates shuffle driven by gdn__splitmix64 seeded by a hash of
+ *      the stage name and bucket), so that a search the budget cuts short
+ *      samples the whole space evenly instead of only the first values of
+ *      the first parameters; an unlimited budget tries every one. Each
+ *      candidate is run by the stage's run and compared, on that run's
+ *      outputs, with the reference; a candidate whose relative RMS
  *      difference exceeds `tol` on any of them is discarded (WARN), one
  *      whose build or launch reports UNSUPPORTED or BUILD_FAILED is skipped
  *      (INFO); the others are timed: the kernels whose names start with the
@@ -27,8 +32,9 @@
  *      database is written atomically at the end.
  * Budget: stage i (of n) may search until budget_s * (i + 1) / n seconds
  * after the start (an equal share each, what one stage leaves is the next
- * one's); its generic default is always timed, and what was measured when
- * the share runs out is still recorded.
+ * one's); its generic default (the first candidate) is always timed, and
+ * what was measured when the share runs out is still recorded ("<t> of
+ * <m> legal tried").
  */
 #ifndef GDN_TUNE_SEARCH_H
 #define GDN_TUNE_SEARCH_H

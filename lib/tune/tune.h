@@ -40,6 +40,12 @@
  *                   its first use. Both spend at most GDN_TUNE_BUDGET
  *                   seconds per context (default 120 lazy, 300 eager) and
  *                   write the rows to the user DB.
+ *
+ * The tuners (gdn_tune_gated_delta, gdn_tune_op, the lazy and eager modes)
+ * share one search (search.h): per stage, the generic default first, then
+ * every other legal candidate once, in a pseudo-random order fixed by
+ * (stage, bucket), so that a search cut short by its budget samples the
+ * whole space evenly.
  */
 #ifndef GDN_TUNE_H
 #define GDN_TUNE_H

@@ -8,14 +8,15 @@
  * on a representative problem with every stage at its generic default and
  * keep o and the gradients (dq, dk, dv, dg, dbeta) as the references; then,
  * one stage at a time, build and run every legal candidate of its space
- * (the others at their defaults): a forward stage's candidate runs the
- * forward and is checked on o, a backward stage's runs forward and backward
- * and is checked on every gradient. A candidate whose output differs from
- * the reference by more than TUNE_TOL relative RMS is discarded (logged);
- * the others are timed (the stage's kernels, median device time of
- * GDN_TUNE_REPS runs after one warm-up). The fastest candidate of each stage
- * becomes a row of the device's user tuning database, which is written
- * atomically. A wall-time budget stops the search early; what was measured
+ * (the others at their defaults; the generic default first, then the
+ * others in a pseudo-random order fixed by stage and bucket): a forward
+ * stage's candidate runs the forward and is checked on o, a backward
+ * stage's runs forward and backward and is checked on every gradient. A
+ * candidate whose output differs from the reference by more than TUNE_TOL
+ * relative RMS is discarded (logged); the others are timed (the stage's
+ * kernels, median device time of GDN_TUNE_REPS runs after one warm-up).
+ * The fastest candidate of each stage becomes a row of the device's user
+ * tuning database, which is written atomically. A wall-time budget stops the search early; what was measured
  * until then is still recorded (each stage gets an equal share, and the
  * generic default is always timed).
  *
