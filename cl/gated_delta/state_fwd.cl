@@ -79,6 +79,23 @@
 #error "state_fwd: inconsistent tile macros"
 #endif
 
+/* The indices every variant starts from: work-item (tx, ty), sequence n
+ * (tokens [bos, eos), chunks c0 + [0, nc)), V tile at column v0, value head
+ * hv reading q/k head kh, the state's offset sbase in h0 / ht, and the end
+ * c_end of this launch's chunk window. */
+#define SCAN_INDICES()                                                                             \
+    const int   lid = (int)get_local_id(0);                                                        \
+    const int   tx = lid % LX, ty = lid / LX;                                                      \
+    const int   n = (int)get_group_id(0) / (V / BV);                                               \
+    const int   iv = (int)get_group_id(0) - n * (V / BV);                                          \
+    const int   hv = (int)get_group_id(1);                                                         \
+    const int   kh = hv / (HV / H);                                                                \
+    const int   v0 = iv * BV;                                                                      \
+    const int   bos = seq_off[n], eos = seq_off[n + 1];                                            \
+    const int   c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;                                     \
+    const ulong sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;      \
+    const int   c_end = min(ce, nc)
+
 /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]
  * as the previous window stored it. */
 #define WINDOW_LOAD_STATE()                                                                        \
@@ -120,17 +137,7 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
     __local float SL[CH * LDK];    /* w or k slice */
     __local float VL[CH * BV];     /* decayed Vn */
     __local float Gs[CH];
-    const int     lid = (int)get_local_id(0);
-    const int     tx = lid % LX, ty = lid / LX;
-    const int     n = (int)get_group_id(0) / (V / BV);
-    const int     iv = (int)get_group_id(0) - n * (V / BV);
-    const int     hv = (int)get_group_id(1);
-    const int     kh = hv / (HV / H);
-    const int     v0 = iv * BV;
-    const int     bos = seq_off[n], eos = seq_off[n + 1];
-    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
-    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
-    const int     c_end = min(ce, nc);
+    SCAN_INDICES();
 
     if (cb > 0 && cb >= nc)
         return; /* this sequence was finished by an earlier window */
@@ -250,17 +257,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
     __local float HsL[K * BV];   /* running state tile */
     __local float VL[CH * BV];   /* decayed Vn */
     __local float Gs[CH];
-    const int     lid = (int)get_local_id(0);
-    const int     tx = lid % LX, ty = lid / LX;
-    const int     n = (int)get_group_id(0) / (V / BV);
-    const int     iv = (int)get_group_id(0) - n * (V / BV);
-    const int     hv = (int)get_group_id(1);
-    const int     kh = hv / (HV / H);
-    const int     v0 = iv * BV;
-    const int     bos = seq_off[n], eos = seq_off[n + 1];
-    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
-    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
-    const int     c_end = min(ce, nc);
+    SCAN_INDICES();
     float         wr[NPF], kr[NPF], ur[TM1][TN], gr = 0.0f;
 
     if (cb > 0 && cb >= nc)
@@ -491,17 +488,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
     __local float4 XL4[XROWS * BV / 4];  /* the state tile, then the decayed Vn */
     __local float  Gs[CH];
     __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
-    const int     lid = (int)get_local_id(0);
-    const int     tx = lid % LX, ty = lid / LX;
-    const int     n = (int)get_group_id(0) / (V / BV);
-    const int     iv = (int)get_group_id(0) - n * (V / BV);
-    const int     hv = (int)get_group_id(1);
-    const int     kh = hv / (HV / H);
-    const int     v0 = iv * BV;
-    const int     bos = seq_off[n], eos = seq_off[n + 1];
-    const int     c0 = chunk_off[n], nc = chunk_off[n + 1] - c0;
-    const ulong   sbase = ((ulong)n * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
-    const int     c_end = min(ce, nc);
+    SCAN_INDICES();
     float         S[TRS][TN], pr[NPS], ur[RVS][TN], gr[NGS];
 
     if (cb > 0 && cb >= nc)
