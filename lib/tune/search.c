@@ -427,3 +427,32 @@ gdn_status gdn__tune_search(gdn_context *ctx, const struct gdn_tune_search *s, v
     gdn__free(path);
     return st;
 }
+
+gdn_status gdn__tune_upload(gdn_context *ctx, int nd, const int64_t *shape, float lo, float hi,
+                            bool l2, uint32_t *seed, gdn_tensor **out)
+{
+    size_t     n = 1, i, j, D = (size_t)shape[nd - 1];
+    float     *h;
+    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
+    if (st)
+        return st;
+    for (i = 0; i < (size_t)nd; i++)
+        n *= (size_t)shape[i];
+    h = gdn__malloc((n ? n : 1) * sizeof(float));
+    if (!h)
+        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+    for (i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        h[i]  = lo + (hi - lo) * (float)(*seed >> 8) / 16777216.0f;
+    }
+    for (i = 0; l2 && D && i < n / D; i++) {
+        double s2 = 0;
+        for (j = 0; j < D; j++)
+            s2 += (double)h[i * D + j] * h[i * D + j];
+        for (j = 0; j < D; j++)
+            h[i * D + j] = (float)(h[i * D + j] / sqrt(s2 + 1e-12));
+    }
+    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
+    gdn__free(h);
+    return st;
+}

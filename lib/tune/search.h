@@ -96,4 +96,12 @@ struct gdn_tune_search {
 gdn_status gdn__tune_search(gdn_context *ctx, const struct gdn_tune_search *s, void *problem,
                             double budget_s, char *report, size_t report_cap);
 
+/* For an op's setup(): a new F32 tensor of `shape` (nd dims) in *out,
+ * filled with uniform values in [lo, hi) from the LCG seed' = 1664525 seed
+ * + 1013904223 advanced through *seed (repeatable problems); with l2 each
+ * row of the last dimension is scaled to unit L2 norm (q, k). On failure
+ * *out may hold the tensor, for the caller's teardown. */
+gdn_status gdn__tune_upload(gdn_context *ctx, int nd, const int64_t *shape, float lo, float hi,
+                            bool l2, uint32_t *seed, gdn_tensor **out);
+
 #endif /* GDN_TUNE_SEARCH_H */

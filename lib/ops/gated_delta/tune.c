@@ -80,36 +80,6 @@ static void problem_free(void *problem)
     gdn_tensor_destroy(p->o);
 }
 
-/* Uniform values in [lo, hi) from a fixed LCG; rows normalised when l2. */
-static gdn_status upload(gdn_context *ctx, int nd, const int64_t *shape, float lo, float hi,
-                         bool l2, uint32_t *seed, gdn_tensor **out)
-{
-    size_t     n = 1, i, j, D = (size_t)shape[nd - 1];
-    float     *h;
-    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
-    if (st)
-        return st;
-    for (i = 0; i < (size_t)nd; i++)
-        n *= (size_t)shape[i];
-    h = gdn__malloc(n * sizeof(float));
-    if (!h)
-        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        h[i]  = lo + (hi - lo) * (float)(*seed >> 8) / 16777216.0f;
-    }
-    for (i = 0; l2 && i < n / D; i++) {
-        double s2 = 0;
-        for (j = 0; j < D; j++)
-            s2 += (double)h[i * D + j] * h[i * D + j];
-        for (j = 0; j < D; j++)
-            h[i * D + j] = (float)(h[i * D + j] / sqrt(s2 + 1e-12));
-    }
-    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
-    gdn__free(h);
-    return st;
-}
-
 /* A problem big enough to fill the device: B=2, T=4096, H=16 on GPUs;
  * B=1, T=1024, H=2 elsewhere. */
 static gdn_status problem_init(gdn_context *ctx, void *problem, struct gdn_tune_problem *tp)
@@ -123,12 +93,12 @@ static gdn_status problem_init(gdn_context *ctx, void *problem, struct gdn_tune_
     uint32_t            seed = 20261128u;
     gdn_status          st;
 
-    if ((st = upload(ctx, 4, qk, -1, 1, true, &seed, &p->q)) ||
-        (st = upload(ctx, 4, qk, -1, 1, true, &seed, &p->k)) ||
-        (st = upload(ctx, 4, vv, -1, 1, false, &seed, &p->v)) ||
-        (st = upload(ctx, 3, gg, -1, 0, false, &seed, &p->g)) ||
-        (st = upload(ctx, 3, gg, 0, 1, false, &seed, &p->b)) ||
-        (st = upload(ctx, 4, vv, -1, 1, false, &seed, &p->do_)) ||
+    if ((st = gdn__tune_upload(ctx, 4, qk, -1, 1, true, &seed, &p->q)) ||
+        (st = gdn__tune_upload(ctx, 4, qk, -1, 1, true, &seed, &p->k)) ||
+        (st = gdn__tune_upload(ctx, 4, vv, -1, 1, false, &seed, &p->v)) ||
+        (st = gdn__tune_upload(ctx, 3, gg, -1, 0, false, &seed, &p->g)) ||
+        (st = gdn__tune_upload(ctx, 3, gg, 0, 1, false, &seed, &p->b)) ||
+        (st = gdn__tune_upload(ctx, 4, vv, -1, 1, false, &seed, &p->do_)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, vv, &p->o)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, qk, &p->out[OUT_DQ])) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, qk, &p->out[OUT_DK])) ||

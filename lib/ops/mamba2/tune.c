@@ -68,29 +68,6 @@ static void problem_free(void *problem)
     gdn__free(p->hstate);
 }
 
-/* Uniform values in [lo, hi) from a fixed LCG (NULL lo == hi: zeros). */
-static gdn_status upload(gdn_context *ctx, int nd, const int64_t *shape, float lo, float hi,
-                         uint32_t *seed, gdn_tensor **out)
-{
-    size_t     n = 1, i;
-    float     *h;
-    gdn_status st = gdn_tensor_create(ctx, GDN_DTYPE_F32, nd, shape, out);
-    if (st)
-        return st;
-    for (i = 0; i < (size_t)nd; i++)
-        n *= (size_t)shape[i];
-    h = gdn__malloc((n ? n : 1) * sizeof(float));
-    if (!h)
-        return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "mamba2 tune: out of memory");
-    for (i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        h[i]  = lo + (hi - lo) * (float)(*seed >> 8) / 16777216.0f;
-    }
-    st = gdn_tensor_write(*out, h, 0, n * sizeof(float));
-    gdn__free(h);
-    return st;
-}
-
 static gdn_status problem_init(gdn_context *ctx, void *problem, struct gdn_tune_problem *tp)
 {
     struct problem      *p   = problem;
@@ -105,19 +82,19 @@ static gdn_status problem_init(gdn_context *ctx, void *problem, struct gdn_tune_
     gdn_status           st;
 
     gdn_mamba2_params_init(&p->params);
-    if ((st = upload(ctx, 4, sx, -1, 1, &seed, &p->x)) ||
-        (st = upload(ctx, 3, st2, -4, 0, &seed, &p->dt)) ||
-        (st = upload(ctx, 1, &sh, 0, 2.5f, &seed, &p->Al)) ||
-        (st = upload(ctx, 1, &sh, -1, 0, &seed, &p->bias)) ||
-        (st = upload(ctx, 4, sbc, -1, 1, &seed, &p->B)) ||
-        (st = upload(ctx, 4, sbc, -1, 1, &seed, &p->C)) ||
-        (st = upload(ctx, 1, &sh, -1, 1, &seed, &p->D)) ||
-        (st = upload(ctx, 4, sx, -1, 1, &seed, &p->dy)) ||
-        (st = upload(ctx, 3, kx, -1, 1, &seed, &p->sx)) ||
-        (st = upload(ctx, 2, kt, -4, 0, &seed, &p->sdt)) ||
-        (st = upload(ctx, 3, kbc, -1, 1, &seed, &p->sB)) ||
-        (st = upload(ctx, 3, kbc, -1, 1, &seed, &p->sC)) ||
-        (st = upload(ctx, 4, kst, -1, 1, &seed, &p->state0)) ||
+    if ((st = gdn__tune_upload(ctx, 4, sx, -1, 1, false, &seed, &p->x)) ||
+        (st = gdn__tune_upload(ctx, 3, st2, -4, 0, false, &seed, &p->dt)) ||
+        (st = gdn__tune_upload(ctx, 1, &sh, 0, 2.5f, false, &seed, &p->Al)) ||
+        (st = gdn__tune_upload(ctx, 1, &sh, -1, 0, false, &seed, &p->bias)) ||
+        (st = gdn__tune_upload(ctx, 4, sbc, -1, 1, false, &seed, &p->B)) ||
+        (st = gdn__tune_upload(ctx, 4, sbc, -1, 1, false, &seed, &p->C)) ||
+        (st = gdn__tune_upload(ctx, 1, &sh, -1, 1, false, &seed, &p->D)) ||
+        (st = gdn__tune_upload(ctx, 4, sx, -1, 1, false, &seed, &p->dy)) ||
+        (st = gdn__tune_upload(ctx, 3, kx, -1, 1, false, &seed, &p->sx)) ||
+        (st = gdn__tune_upload(ctx, 2, kt, -4, 0, false, &seed, &p->sdt)) ||
+        (st = gdn__tune_upload(ctx, 3, kbc, -1, 1, false, &seed, &p->sB)) ||
+        (st = gdn__tune_upload(ctx, 3, kbc, -1, 1, false, &seed, &p->sC)) ||
+        (st = gdn__tune_upload(ctx, 4, kst, -1, 1, false, &seed, &p->state0)) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, sx, &p->out[O_Y])) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 4, sx, &p->out[O_DX])) ||
         (st = gdn_tensor_create(ctx, GDN_DTYPE_F32, 3, st2, &p->out[O_DDT])) ||
