@@ -18,16 +18,9 @@
 #include "gated_delta_ref.h"
 #include "gdn_test.h"
 
-static char dir[128];
-
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/gdn-tune-gd-%ld", (long)getpid());
-    setenv("GDN_CACHE_DIR", dir, 1);
-    unsetenv("GDN_TUNE");
-    unsetenv("GDN_TUNE_MODE");
-    unsetenv("GDN_TUNE_BUDGET");
-    gdn_test_ctx_setup();
+    gdn_test_fresh_cache_setup("tune-gd");
 }
 
 /* The user database of the test context's device. */
@@ -44,7 +37,7 @@ static void db_path(char *path, size_t cap)
                         : '_';
     }
     slug[m] = '\0';
-    snprintf(path, cap, "%s/tune/%s.txt", dir, slug);
+    snprintf(path, cap, "%s/tune/%s.txt", gdn_test_cache_dir, slug);
 }
 
 /* The database's text ("" when there is none; free() it). */
@@ -88,15 +81,6 @@ static void use_logging_context(void)
     cp.log_level = GDN_LOG_LEVEL_INFO;
     GDN_TEST_OK(gdn_context_create(&cp, &gdn_test_ctx));
     logbuf[0] = '\0';
-}
-
-static void teardown(void)
-{
-    char cmd[256];
-    gdn_test_ctx_teardown();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
 }
 
 START_TEST(tune_writes_rows_and_they_are_used)
@@ -355,7 +339,7 @@ int main(void)
 {
     Suite *s  = suite_create("tune_gd");
     TCase *tc = tcase_create("tune_gd");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, gdn_test_fresh_cache_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, tune_writes_rows_and_they_are_used);
     tcase_add_test(tc, tuned_forward_is_correct);

@@ -32,6 +32,28 @@ void gdn_test_add_ctx_fixture(TCase *tc, double timeout_s)
     tcase_set_timeout(tc, timeout_s);
 }
 
+char gdn_test_cache_dir[128];
+
+void gdn_test_fresh_cache_setup(const char *tag)
+{
+    snprintf(gdn_test_cache_dir, sizeof(gdn_test_cache_dir), "/tmp/gdn-%s-%ld", tag,
+             (long)getpid());
+    setenv("GDN_CACHE_DIR", gdn_test_cache_dir, 1);
+    unsetenv("GDN_TUNE");
+    unsetenv("GDN_TUNE_MODE");
+    unsetenv("GDN_TUNE_BUDGET");
+    gdn_test_ctx_setup();
+}
+
+void gdn_test_fresh_cache_teardown(void)
+{
+    char cmd[256];
+    gdn_test_ctx_teardown();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gdn_test_cache_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", gdn_test_cache_dir);
+}
+
 /* Whether an OpenCL device exists, asked in a throw-away child process:
  * touching OpenCL in the parent starts driver threads (PoCL) that a forked
  * test child then waits on forever. */

@@ -25,6 +25,14 @@ void gdn_test_ctx_teardown(void);
 /* Add the checked fixture and a generous timeout to tc. */
 void gdn_test_add_ctx_fixture(TCase *tc, double timeout_s);
 
+/* The tuner suites' fixture: a fresh cache folder /tmp/gdn-<tag>-<pid> as
+ * GDN_CACHE_DIR (so the user tuning database starts empty), GDN_TUNE,
+ * GDN_TUNE_MODE and GDN_TUNE_BUDGET unset, then the fixture's context. The
+ * teardown destroys the context and removes the folder. */
+extern char gdn_test_cache_dir[128];
+void gdn_test_fresh_cache_setup(const char *tag);
+void gdn_test_fresh_cache_teardown(void);
+
 /* Run the suite; returns the process exit status (77 when no device and
  * needs_device). */
 int gdn_test_run(Suite *s, int needs_device);

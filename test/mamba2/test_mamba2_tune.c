@@ -14,25 +14,9 @@
 #include "mamba2.h"
 #include "tune/tune.h"
 
-static char dir[128];
-
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/gdn-tune-m2-%ld", (long)getpid());
-    setenv("GDN_CACHE_DIR", dir, 1);
-    unsetenv("GDN_TUNE");
-    unsetenv("GDN_TUNE_MODE");
-    unsetenv("GDN_TUNE_BUDGET");
-    gdn_test_ctx_setup();
-}
-
-static void teardown(void)
-{
-    char cmd[256];
-    gdn_test_ctx_teardown();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    gdn_test_fresh_cache_setup("tune-m2");
 }
 
 START_TEST(tune_writes_rows)
@@ -81,7 +65,7 @@ int main(void)
 {
     Suite *s  = suite_create("mamba2_tune");
     TCase *tc = tcase_create("tune");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, gdn_test_fresh_cache_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, tune_rejects_bad_dims);
     tcase_add_test(tc, tune_writes_rows);

@@ -17,16 +17,10 @@
 #include "swa_ref.h"
 #include "tune/tune.h"
 
-static char dir[128];
-
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/gdn-tune-swa-%ld", (long)getpid());
-    setenv("GDN_CACHE_DIR", dir, 1);
-    unsetenv("GDN_TUNE");
     unsetenv("GDN_TUNE_RANDOM");
-    unsetenv("GDN_TUNE_MODE");
-    gdn_test_ctx_setup();
+    gdn_test_fresh_cache_setup("tune-swa");
 }
 
 START_TEST(test_tune)
@@ -119,7 +113,7 @@ START_TEST(test_tune)
     }
     {
         char cmd[256];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", gdn_test_cache_dir);
         ck_assert_int_eq(system(cmd), 0);
     }
 }
@@ -129,7 +123,7 @@ int main(void)
 {
     Suite *s  = suite_create("swa_tune");
     TCase *tc = tcase_create("tune");
-    tcase_add_checked_fixture(tc, setup, gdn_test_ctx_teardown);
+    tcase_add_checked_fixture(tc, setup, gdn_test_fresh_cache_teardown);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_tune);
     suite_add_tcase(s, tc);
