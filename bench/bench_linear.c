@@ -299,15 +299,16 @@ static gdn_status report(struct ctx_out *o, const char *what, const struct cfg *
     return GDN_STATUS_OK;
 }
 
-/* Raw GEMM C[m, n] = op(A) op(B) with k inner, in one transpose mode. */
-static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct cfg *c,
-                             const char *label, size_t m, size_t n, size_t kk, bool ta, bool tb)
+/* Fresh buffers for C[m, n] = A B with k inner (A: m x kk, B: kk x n
+ * elements, whatever the transposes), A and B filled with uniform values in
+ * [-1, 1) drawn from `seed`. */
+static gdn_status gemm_buffers(struct ctx_out *o, struct lin_case *k, size_t m, size_t n,
+                               size_t kk, unsigned seed)
 {
-    char       what[96];
-    gdn_status st;
-    unsigned   seed = 99;
-    float     *h;
-    size_t     na = m * kk, nb = kk * n, i;
+    const size_t na = m * kk, nb = kk * n;
+    gdn_status   st;
+    float       *h;
+    size_t       i;
 
     gdn__buffer_release(k->A), gdn__buffer_release(k->B), gdn__buffer_release(k->C);
     k->A = k->B = k->C = NULL;
@@ -326,6 +327,16 @@ static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct
             st = gdn__fail_cl(o->ctx, err, "bench: write");
     }
     free(h);
+    return st;
+}
+
+/* Raw GEMM C[m, n] = op(A) op(B) with k inner, in one transpose mode. */
+static gdn_status bench_gemm(struct ctx_out *o, struct lin_case *k, const struct cfg *c,
+                             const char *label, size_t m, size_t n, size_t kk, bool ta, bool tb)
+{
+    char       what[96];
+    gdn_status st = gemm_buffers(o, k, m, n, kk, 99);
+
     if (st)
         return st;
     k->gm = m, k->gn = n, k->gk = kk, k->ta = ta, k->tb = tb;
@@ -344,34 +355,9 @@ static gdn_status bench_skinny(struct ctx_out *o, struct lin_case *k, const stru
     const double flop = 2.0 * (double)m * (double)n * (double)kk,
                  bytes = 4.0 * ((double)n * (double)kk + (double)m * (double)kk +
                                 (double)m * (double)n);
-    gdn_status   st   = GDN_STATUS_OK;
-    unsigned     seed = 7;
-    float       *h;
-    size_t       na = m * kk, nb = n * kk, nmax, i;
+    gdn_status   st   = gemm_buffers(o, k, m, n, kk, 7);
     int          path;
 
-    gdn__buffer_release(k->A), gdn__buffer_release(k->B), gdn__buffer_release(k->C);
-    k->A = k->B = k->C = NULL;
-    if ((st = gdn__buffer_create(o->ctx, na * 4, &k->A)) ||
-        (st = gdn__buffer_create(o->ctx, nb * 4, &k->B)) ||
-        (st = gdn__buffer_create(o->ctx, m * n * 4, &k->C))) {
-        free(keep);
-        return st;
-    }
-    nmax = na > nb ? na : nb;
-    h    = malloc(nmax * sizeof(float));
-    if (!h) {
-        free(keep);
-        return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    }
-    bench_fill_uniform(h, nmax, &seed, -1, 1);
-    for (i = 0; i < 2 && !st; i++) {
-        cl_int err = clEnqueueWriteBuffer(o->ctx->queue, i ? k->B : k->A, CL_TRUE, 0,
-                                          (i ? nb : na) * 4, h, 0, NULL, NULL);
-        if (err != CL_SUCCESS)
-            st = gdn__fail_cl(o->ctx, err, "bench: write");
-    }
-    free(h);
     k->gm = m, k->gn = n, k->gk = kk, k->ta = false, k->tb = true;
     for (path = 0; path < 2 && !st; path++) {
         char        what[96], mstr[32];
