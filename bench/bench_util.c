@@ -269,8 +269,9 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
             (st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_float(ctx, k, 1, 0.25f)) ||
             (st = time_kernel(ctx, k, global, local, reps, &ms)))
             goto out;
-        if (2.0 * vw * chains * iters * (double)global / (ms * 1e6) > c->fma_gflops)
-            c->fma_gflops = 2.0 * vw * chains * iters * (double)global / (ms * 1e6);
+        const double gflops = 2.0 * vw * chains * iters * (double)global / (ms * 1e6);
+        if (gflops > c->fma_gflops)
+            c->fma_gflops = gflops;
     }
 
     /* Copy bandwidth: a buffer well beyond the caches. */
