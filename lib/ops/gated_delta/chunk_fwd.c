@@ -472,7 +472,7 @@ struct gd_state_plan {
 
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
-    size_t staged = (size_t)CH * (size_t)((p->pf == 1 ? s->K : p->bk) + 1);
+    size_t staged;
     if (p->pf >= 2) { /* a w or k slice; the state tile and the decayed Vn share one buffer */
         const size_t bi = (size_t)CH * (size_t)p->bk / (size_t)s->K;
         const size_t wsl = p->pf == 3 ? (size_t)p->bk * (CH + 4) : (size_t)CH * (size_t)(p->bk + 1);
@@ -480,6 +480,7 @@ static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_g
         staged = wsl > ksl ? wsl : ksl;
         return sizeof(float) * (staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH);
     }
+    staged = (size_t)CH * (size_t)((p->pf == 1 ? s->K : p->bk) + 1);
     return sizeof(float) *
            ((size_t)s->K * (size_t)p->bv + staged + (size_t)CH * (size_t)p->bv + CH);
 }
