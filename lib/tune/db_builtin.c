@@ -23,8 +23,9 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     /* gdn tune on the same host (B=1, T=1024, H=2; 450 s and 120 s budgets):
      * state_fwd 32.1 -> 2.30 ms at K=V=128 and 6.32 -> 0.56 ms at K=V=64. */
     /* The register-resident scan with the same tiles, same host, B=1,
-     * T=4096, alternated medians: 10.2 -> 8.9 ms at K=V=128 (H=2), 5.1 ->
-     * 4.5 ms at K=V=64 (H=4). */
+     * T=4096, bench_gated_delta medians of 10 runs: 10.1 -> 8.9 ms at
+     * K=V=128 (H=2; middle of three alternated pairs), 5.1 -> 4.5 ms at
+     * K=V=64 (H=4; one pair). */
     {"pocl",   "gated_delta/state_fwd", "K128.V128", "PREFETCH=2 BV=64 BK=64 LX=1 LY=4"},
     {"pocl",   "gated_delta/state_fwd", "K64.V64",   "PREFETCH=2 BV=64 BK=64 LX=1 LY=4"},
     {"pocl",   "gated_delta/out_fwd",   "*",    "BK=16 LX=1 LY=4"},
