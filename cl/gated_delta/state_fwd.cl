@@ -441,27 +441,6 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #if (RVS % 4) != 0 || (TRS % 4) != 0 || (TN % 4) != 0
 #error "state_fwd_rs: RSVEC needs 64 / LY, K / LY and BV / LX to be multiples of 4"
 #endif
-/* acc[i][j] += sum_{kk < KD} A[kk * lda + ra + i] * B[kk * ldb + cb + j], A and B
- * read as float4 (every offset a multiple of 4 floats). */
-#define RS_MMA(acc, TM_, TN_, A, lda, ra, B, ldb, cb, KD)                                          \
-    do {                                                                                           \
-        for (int kk_ = 0; kk_ < (KD); kk_++) {                                                     \
-            float a_[TM_], b_[TN_];                                                                \
-            for (int q_ = 0; q_ < (TM_) / 4; q_++) {                                               \
-                const float4 t_ = *(__local const float4 *)((A) + kk_ * (lda) + (ra) + 4 * q_);    \
-                a_[4 * q_] = t_.x, a_[4 * q_ + 1] = t_.y, a_[4 * q_ + 2] = t_.z,                   \
-                a_[4 * q_ + 3] = t_.w;                                                             \
-            }                                                                                      \
-            for (int q_ = 0; q_ < (TN_) / 4; q_++) {                                               \
-                const float4 t_ = *(__local const float4 *)((B) + kk_ * (ldb) + (cb) + 4 * q_);    \
-                b_[4 * q_] = t_.x, b_[4 * q_ + 1] = t_.y, b_[4 * q_ + 2] = t_.z,                   \
-                b_[4 * q_ + 3] = t_.w;                                                             \
-            }                                                                                      \
-            for (int i_ = 0; i_ < (TM_); i_++)                                                     \
-                for (int j_ = 0; j_ < (TN_); j_++)                                                 \
-                    acc[i_][j_] = fma(a_[i_], b_[j_], acc[i_][j_]);                                \
-        }                                                                                          \
-    } while (0)
 #else
 #define SROW(a) (ty + LY * (a))
 #define VROW(a) (ty + LY * (a))
@@ -591,7 +570,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* w slice s + 1, or k slice 0 */
 #if RSVEC
-            RS_MMA(acc, RVS, TN, SL, LDW, VROW(0), (XL + s * BK * BV), BV, SCOL(0), BK);
+            GDN_TILE_MMA4(acc, RVS, TN, SL, LDW, VROW(0), 4, (XL + s * BK * BV), BV, SCOL(0), 4, BK);
 #else
             GDN_TILE_MMA(acc, RVS, TN, SL, LDW, 0, (XL + s * BK * BV), BV, 0, ty, LY, tx, LX, BK);
 #endif
@@ -633,7 +612,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             else if (c + 1 < c_end)
                 RS_LOAD_SLICE(c + 1, 0);
 #if RSVEC
-            RS_MMA(S, TRS, TN, SL, LDK, SROW(0), (XL + s * BI * BV), BV, SCOL(0), BI);
+            GDN_TILE_MMA4(S, TRS, TN, SL, LDK, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0), 4, BI);
 #else
             GDN_TILE_MMA(S, TRS, TN, SL, LDK, 1, (XL + s * BI * BV), BV, 0, ty, LY, tx, LX, BI);
 #endif
