@@ -78,9 +78,15 @@
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define XSZ MAX2(MAX2((3 * CH + 2 * BK) * LDV, CH * LDC + CH * LDK), CH * (TX + TY) + WG)
 
+#ifndef VEC
+#    define VEC 0
+#endif
+
 #if K_DIM % BK != 0 || V_DIM % BVT != 0 || BK % TX != 0 || CH % TY != 0 || CH % TX != 0
 #    error "dqkwg_bwd.cl: illegal tile sizes"
 #endif
+
+#if !VEC
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global const float *k,
@@ -255,3 +261,206 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
             }
     }
 }
+#endif /* !VEC */
+
+#if VEC
+/*
+ * VEC=1: gated_delta_dqkwg_v, the same function with every local-memory
+ * operand read as float4 (GDN_TILE_MMA4), for GPUs where the scalar
+ * kernel's small strided micro-tiles are bound by local-memory reads. Each
+ * operand is staged in the layout of the outer product, A k-major and B
+ * row-major: the V loop stores do, v_new, dv2 (64 x BVT) and h, dh
+ * (BK x BVT) transposed, v-major; q k^T reads q and k K-major; dq += ds k
+ * reads ds transposed and k row-major; dk += ds^T q reads ds and q
+ * row-major. A work-item owns TM = 64/TY rows in groups of 4 contiguous rows
+ * (4 TY apart) and TNC = 64/TX (ds, q k^T) or TNK = BK/TX (dq, dk, dw)
+ * columns in groups of 4 (4 TX apart), so TM, TNC and TNK must be multiples
+ * of 4. dw is stored right after the V loop, which frees its registers for
+ * q k^T. Local memory: max(3 BVT (64 + 4) + 2 BVT (BK + 4), 2 BK (64 + 4),
+ * 64 (64 + 4) + 64 (BK + 4), 64 (TX + TY) + TY TX) + 64 floats.
+ */
+#define LDA (CH + 4)
+#define LDB (BK + 4)
+#define RV(a) (4 * ty + ((a) / 4) * 4 * TY + (a) % 4) /* chunk row of accumulator row a */
+#define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
+#define VSZ                                                                                        \
+    MAX2(MAX2(3 * BVT * LDA + 2 * BVT * LDB, 2 * BK * LDA), MAX2(CH * LDA + CH * LDB, CH * (TX + TY) + WG))
+
+#if TM % 4 != 0 || TNC % 4 != 0 || TNK % 4 != 0 || BVT % 4 != 0
+#    error "dqkwg_bwd.cl: VEC needs 64/TY, 64/TX, BK/TX and BVT multiples of 4"
+#endif
+
+/* Rows r of a [rows, ld_g] global tile (columns c0 + 4 i) into local memory
+ * transposed, dst[c * ldl + r]; rows >= L are zeros. */
+#define STAGE_T(dst, ldl, src, base, rstride, rows, cols, L_)                                      \
+    for (int idx_ = tid; idx_ < (rows) * ((cols) / 4); idx_ += WG) {                               \
+        const int r_ = idx_ % (rows), c_ = 4 * (idx_ / (rows));                                    \
+        float4    v_ = (float4)(0.0f);                                                             \
+        if (r_ < (L_))                                                                             \
+            v_ = vload4(0, (src) + (base) + (ulong)r_ * (rstride) + c_);                           \
+        (dst)[(c_ + 0) * (ldl) + r_] = v_.x;                                                       \
+        (dst)[(c_ + 1) * (ldl) + r_] = v_.y;                                                       \
+        (dst)[(c_ + 2) * (ldl) + r_] = v_.z;                                                       \
+        (dst)[(c_ + 3) * (ldl) + r_] = v_.w;                                                       \
+    }
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __global const float *k,
+                    __global const float *G, __global const float *do_,
+                    __global const float *vnew, __global const float *h,
+                    __global const float *dh, __global const float *dv2, __global float *dqh,
+                    __global float *dkh, __global float *dw, __global float *dGp, int H, int HV,
+                    int T, float scale)
+{
+    __local float4 sX4[(VSZ + 3) / 4]; /* float4: aligned for the float4 reads */
+    __local float  sG[CH];
+    __local float *sX = (__local float *)sX4;
+
+    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int  ik = (int)get_group_id(0), c = (int)get_group_id(1), hv = (int)get_group_id(2);
+    const int  k0 = ik * BK;
+    const int4 e  = chunks[c];
+    const int  t0 = e.y, L = e.z;
+    const int  hk = hv / (HV / H);
+    const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM;
+    const ulong qk_base = ((ulong)t0 * H + hk) * K_DIM + k0; /* row stride H K_DIM */
+    const ulong v_base  = ((ulong)t0 * HV + hv) * V_DIM;     /* row stride HV V_DIM */
+    const ulong o_base  = ((ulong)t0 * HV + hv) * K_DIM + k0; /* dq, dk, dw: row stride HV K_DIM */
+
+    for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
+        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
+
+    /* The V loop: ds, dq, dk, dw and <h, dh>. */
+    float ds[TM][TNC], dq[TM][TNK], dk[TM][TNK];
+    float dgl = 0.0f;
+    GDN_TILE_ZERO(ds, TM, TNC);
+    GDN_TILE_ZERO(dq, TM, TNK);
+    GDN_TILE_ZERO(dk, TM, TNK);
+    {
+        float          dwa[TM][TNK];
+        __local float *sDO = sX, *sVN = sX + BVT * LDA, *sDV = sX + 2 * BVT * LDA;
+        __local float *sHt = sX + 3 * BVT * LDA, *sDH = sHt + BVT * LDB;
+        GDN_TILE_ZERO(dwa, TM, TNK);
+        for (int v0 = 0; v0 < V_DIM; v0 += BVT) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            STAGE_T(sDO, LDA, do_, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
+            STAGE_T(sVN, LDA, vnew, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
+            STAGE_T(sDV, LDA, dv2, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
+            STAGE_T(sHt, LDB, h, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
+            STAGE_T(sDH, LDB, dh, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            GDN_TILE_MMA4(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
+            for (int idx = tid; idx < BK * BVT; idx += WG) {
+                const int o = (idx / BK) * LDB + idx % BK;
+                dgl         = fma(sHt[o], sDH[o], dgl);
+            }
+        }
+        /* dw is final */
+        for (int a = 0; a < TM; a++)
+            if (RV(a) < L)
+                for (int b = 0; b < TNK; b += 4)
+                    vstore4(-(float4)(dwa[a][b], dwa[a][b + 1], dwa[a][b + 2], dwa[a][b + 3]), 0,
+                            dw + o_base + (ulong)RV(a) * HV * K_DIM + CC(b));
+    }
+
+    /* q k^T of this K tile. */
+    float qk[TM][TNC];
+    GDN_TILE_ZERO(qk, TM, TNC);
+    __local float *sQt = sX, *sKt = sX + BK * LDA;
+    barrier(CLK_LOCAL_MEM_FENCE); /* the V loop's tiles are dead */
+    STAGE_T(sQt, LDA, q, qk_base, (ulong)H * K_DIM, CH, BK, L);
+    STAGE_T(sKt, LDA, k, qk_base, (ulong)H * K_DIM, CH, BK, L);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    GDN_TILE_MMA4(qk, TM, TNC, sQt, LDA, 4 * ty, 4 * TY, sKt, LDA, 4 * tx, 4 * TX, BK);
+
+    /* Inter-chunk parts and the gate terms that do not cancel. */
+    const float gl = sG[L - 1];
+    float       rowp[TM], colp[TNC];
+    dgl *= exp2(gl);
+    for (int b = 0; b < TNC; b++)
+        colp[b] = 0.0f;
+    for (int a = 0; a < TM; a++) {
+        const int   i  = RV(a);
+        const bool  on = i < L;
+        const float fq = on ? scale * exp2(sG[i]) : 0.0f;
+        const float fk = on ? exp2(gl - sG[i]) : 0.0f;
+        rowp[a]        = 0.0f;
+        for (int b = 0; b < TNK; b++) {
+            const float qv = sQt[CC(b) * LDA + i], kv = sKt[CC(b) * LDA + i];
+            dq[a][b] *= fq;
+            dk[a][b] *= fk;
+            rowp[a] = fma(dq[a][b], qv, rowp[a]);
+            if (i < L - 1) {
+                rowp[a] -= dk[a][b] * kv;
+                dgl = fma(dk[a][b], kv, dgl);
+            }
+        }
+        for (int b = 0; b < TNC; b++) {
+            const int  j  = CC(b);
+            const bool in = j <= i && on;
+            ds[a][b]      = in ? scale * ds[a][b] * exp2(in ? sG[i] - sG[j] : 0.0f) : 0.0f;
+            if (j < i) {
+                const float p = ds[a][b] * qk[a][b];
+                rowp[a] += p;
+                colp[b] += p;
+            }
+        }
+    }
+
+    /* Intra-chunk products: dq += ds k (ds transposed, k row-major), then
+     * dk += ds^T q (ds and q row-major). */
+    __local float *sA = sX, *sB = sX + CH * LDA;
+    for (int pass = 0; pass < 2; pass++) {
+        __global const float *src = pass ? q : k;
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous tiles are dead */
+        for (int a = 0; a < TM; a++)
+            for (int b = 0; b < TNC; b++) {
+                if (pass)
+                    sA[RV(a) * LDA + CC(b)] = ds[a][b];
+                else
+                    sA[CC(b) * LDA + RV(a)] = ds[a][b];
+            }
+        for (int idx = tid; idx < CH * (BK / 4); idx += WG) {
+            const int r = idx / (BK / 4), c4 = 4 * (idx % (BK / 4));
+            *(__local float4 *)(sB + r * LDB + c4) =
+                r < L ? vload4(0, src + qk_base + (ulong)r * H * K_DIM + c4) : (float4)(0.0f);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (pass)
+            GDN_TILE_MMA4(dk, TM, TNK, sA, LDA, 4 * ty, 4 * TY, sB, LDB, 4 * tx, 4 * TX, CH);
+        else
+            GDN_TILE_MMA4(dq, TM, TNK, sA, LDA, 4 * ty, 4 * TY, sB, LDB, 4 * tx, 4 * TX, CH);
+    }
+
+    /* Row sums over TX work-items, column sums over TY, dgl over all. */
+    barrier(CLK_LOCAL_MEM_FENCE); /* sA and sB are dead */
+    __local float *rrow = sX, *rcol = sX + CH * TX, *sdgl = sX + CH * (TX + TY);
+    for (int a = 0; a < TM; a++)
+        rrow[RV(a) * TX + tx] = rowp[a];
+    for (int b = 0; b < TNC; b++)
+        rcol[CC(b) * TY + ty] = colp[b];
+    sdgl[tid] = dgl;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int r = tid; r < L; r += WG) {
+        float s = 0.0f;
+        for (int x = 0; x < TX; x++)
+            s += rrow[r * TX + x];
+        for (int y = 0; y < TY; y++)
+            s -= rcol[r * TY + y];
+        if (r == L - 1)
+            for (int x = 0; x < WG; x++)
+                s += sdgl[x];
+        dGp[((ulong)ik * T + t0 + r) * HV + hv] = s;
+    }
+    for (int a = 0; a < TM; a++)
+        if (RV(a) < L)
+            for (int b = 0; b < TNK; b += 4) {
+                const ulong off = o_base + (ulong)RV(a) * HV * K_DIM + CC(b);
+                vstore4((float4)(dq[a][b], dq[a][b + 1], dq[a][b + 2], dq[a][b + 3]), 0, dqh + off);
+                vstore4((float4)(dk[a][b], dk[a][b + 1], dk[a][b + 2], dk[a][b + 3]), 0, dkh + off);
+            }
+}
+#endif /* VEC */

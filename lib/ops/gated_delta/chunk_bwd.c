@@ -285,36 +285,63 @@ static const char *sbwd_entry(const struct sbwd_plan *p)
 /* B5: dqkwg_bwd.cl */
 struct dqkwg_plan {
     int                bk, bvt, ty, tx;
+    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads */
     struct launch_geom g;
 };
 
-static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx)
+static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
 {
-    size_t a = (size_t)(3 * CH + 2 * bk) * (bvt + 1);
-    size_t b = (size_t)CH * (CH + 1) + (size_t)CH * (bk + 1);
-    size_t c = (size_t)CH * (tx + ty) + (size_t)ty * tx;
+    size_t a, b, c = (size_t)CH * (tx + ty) + (size_t)ty * tx;
+    if (vec) {
+        const size_t lda = CH + 4, ldb = (size_t)bk + 4;
+        a = max_sz((size_t)bvt * (3 * lda + 2 * ldb), (size_t)bk * 2 * lda);
+        b = CH * (lda + ldb);
+        return ((max_sz(max_sz(a, b), c) + 3) / 4 * 4 + CH) * 4; /* a float4 array */
+    }
+    a = (size_t)(3 * CH + 2 * bk) * (bvt + 1);
+    b = (size_t)CH * (CH + 1) + (size_t)CH * (bk + 1);
     return (max_sz(max_sz(a, b), c) + CH) * 4;
+}
+
+/* The float4 variant's static constraints (dqkwg_bwd.cl, VEC). */
+static bool dqkwg_vec_ok(int bk, int bvt, int ty, int tx)
+{
+    return (CH / ty) % 4 == 0 && (CH / tx) % 4 == 0 && bk % tx == 0 && (bk / tx) % 4 == 0 &&
+           bvt % 4 == 0;
 }
 
 static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                                struct dqkwg_plan *p)
 {
+    /* GPUs: the float4 variant, 16 x 16 work-items over K tiles of 64
+     * (4 x 4 micro-tiles of every product). */
+    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && s->K % 64 == 0) {
+        p->vec = 1, p->ty = p->tx = 16, p->bk = 64;
+        p->bvt = pick_div(s->V, 32);
+        if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
+            p->bvt = 16;
+        if (dqkwg_vec_ok(p->bk, p->bvt, p->ty, p->tx) &&
+            lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
+            return;
+    }
+    p->vec = 0;
     p->ty = p->tx = 16;
     p->bk         = pick_div(s->K, 64);
     p->bvt        = pick_div(s->V, 32);
-    if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+    if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 0)))
         p->bvt = 16;
-    if (p->bk > 32 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx)))
+    if (p->bk > 32 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 0)))
         p->bk = pick_div(s->K, 32);
 }
 
-/* Tuning space: BK, BVT, TY, TX. */
+/* Tuning space: BK, BVT, TY, TX, VEC. */
 static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s  = problem;
-    const int                  bk = v[0], bvt = v[1], ty = v[2], tx = v[3];
+    const int bk = v[0], bvt = v[1], ty = v[2], tx = v[3], vec = v[4];
     return s->K % bk == 0 && s->V % bvt == 0 && bk % tx == 0 && CH % ty == 0 && CH % tx == 0 &&
-           wg_fits(dev, ty, tx) && lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx)) &&
+           (!vec || dqkwg_vec_ok(bk, bvt, ty, tx)) && wg_fits(dev, ty, tx) &&
+           lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx, vec)) &&
            gdn__gd_loop_limit_ok(dev, s, ty * tx, -1);
 }
 
@@ -322,7 +349,7 @@ static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct g
 {
     struct dqkwg_plan p;
     dqkwg_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bvt, v[2] = p.ty, v[3] = p.tx;
+    v[0] = p.bk, v[1] = p.bvt, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec;
 }
 
 static const struct gdn_tune_param dqkwg_params[] = {
@@ -330,6 +357,7 @@ static const struct gdn_tune_param dqkwg_params[] = {
     {"BVT", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
+    {"VEC", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_dqkwg_space = {
     "gated_delta/dqkwg", (int32_t)GDN_ARRAY_SIZE(dqkwg_params), dqkwg_params,
@@ -339,9 +367,10 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
                                     struct dqkwg_plan *p)
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx}};
+                                   {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx},
+                                   {"VEC", p->vec}};
     struct launch_geom     *g   = &p->g;
-    g->lmem                     = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx);
+    g->lmem                     = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->K / p->bk);
     g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
@@ -581,7 +610,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
         sbwd_plan_from(v, &psb);
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
-        pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3];
+        pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3], pdq.vec = v[4];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
         pwy.bk = v[0], pwy.bv = v[1], pwy.ty = v[2], pwy.tx = v[3], pwy.t_in_global = v[4];
     }
@@ -641,7 +670,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     }
 
     /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
-    RUN("dqkwg_bwd.cl", "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
+    RUN("dqkwg_bwd.cl", pdq.vec ? "gated_delta_dqkwg_v" : "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
         KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh), KM(dv2), KM(dqh), KM(dkh), KM(w), KM(dGp),
         KI(s->H), KI(s->HV), KI((int32_t)s->T), KF(s->scale));
 
