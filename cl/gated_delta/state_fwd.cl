@@ -428,6 +428,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #define NGS ((CH + WG - 1) / WG) /* gates per work-item */
 #define XROWS (K > CH ? K : CH)
 #undef LDW
+#undef LDK
 #ifndef RSVEC
 #define RSVEC 0
 #endif

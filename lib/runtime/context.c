@@ -127,9 +127,11 @@ static gdn_status context_init_common(gdn_context *ctx, const gdn_context_params
         env_dir = p->kernel_dir && *p->kernel_dir ? p->kernel_dir : NULL;
     if (env_dir && !(ctx->kernel_dir = gdn__strdup(env_dir)))
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
-    if (p->build_options) {
-        ctx->build_options = gdn__strdup(p->build_options);
-        if (!ctx->build_options)
+    {
+        /* params.build_options, else GDN_BUILD_OPTIONS (developers: e.g.
+         * -cl-nv-verbose, whose register report GDN_LOG=debug prints) */
+        const char *bo = p->build_options ? p->build_options : getenv("GDN_BUILD_OPTIONS");
+        if (bo && *bo && !(ctx->build_options = gdn__strdup(bo)))
             return GDN_STATUS_OUT_OF_HOST_MEMORY;
     }
     {

@@ -467,6 +467,20 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
     ctx->stats.builds_from_source++;
     gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: built from source in %.1f ms (%s)", path,
              1e3 * (gdn__now() - t0), options);
+    if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* warnings, register reports */
+        size_t log_size = 0;
+        char  *log;
+        if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
+                CL_SUCCESS &&
+            log_size > 1 && (log = gdn__malloc(log_size + 1)) != NULL) {
+            if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log,
+                                      NULL) == CL_SUCCESS) {
+                log[log_size] = '\0';
+                gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
+            }
+            gdn__free(log);
+        }
+    }
     *out = prog;
     return GDN_STATUS_OK;
 }
