@@ -40,6 +40,8 @@
  *   BV    V tile: 16, 32, 64 or 128, dividing V (default 16)
  *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BV (16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
+ *   VEC   1: the float4 form below (#if VEC), for GPUs; 0 (default): the
+ *         two forms above
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -93,6 +95,154 @@
 /* Row ty + LY a of S lies in 16 x 16 block row BLK(a) (LY divides 16). */
 #define BLK(a) (((LY) * (a)) / 16)
 
+#ifndef VEC
+#define VEC 0
+#endif
+#if VEC
+/*
+ * VEC=1: every product reads its operands from local memory as float4
+ * (GDN_TILE_MMA4, outer-product layout: A k-major, B row-major). Work-item
+ * (tx, ty) owns the TMS contiguous rows ra = TMS ty ... of S and o, and
+ * column groups of 4 at 4 tx + 4 LX g (g < TNS / 4 of S, < TNO / 4 of o):
+ * neighbouring work-items read neighbouring float4s (no bank conflicts).
+ * Phase 1 stages q and k transposed (QT, KT: [BK][64]) and h ([BK][BV]):
+ * S += QT^T KT, o += QT^T h. Phase 2 stores the masked S transposed (ST:
+ * [64][LDV], ST[j LDV + i] = S_ij) and v_new ([64][BV]): o += ST^T v_new.
+ * The causal structure is skipped where a whole column group of S (or the
+ * inner index of S v_new) lies past the work-item's last row: on GPUs this
+ * saves the time of a SIMD group only when all its work-items skip, which
+ * contiguous rows per work-item make common. The gates come from global
+ * memory into registers. Needs 64 / LX, 64 / LY and BV / LX multiples of 4
+ * (LX, LY in {4, 8, 16}, BV >= 4 LX). Local memory: 4 * max(2 * 64 BK + BK
+ * BV, 64 LDV + 64 BV) bytes, LDV = 68 (64 at BV = 128): 33 KiB at BK = 32,
+ * BV = 64; 48 KiB at BV = 128.
+ */
+#define LDV  (BV >= 128 ? CH : CH + 4)
+#define NGS  (TNS / 4) /* column groups of S per work-item */
+#define NGO  (TNO / 4) /* column groups of o per work-item */
+#define VP1  (2 * BK * CH + BK * BV)
+#define VP2  (CH * LDV + CH * BV)
+#define VSCR (VP1 > VP2 ? VP1 : VP2)
+#if (TMS % 4) != 0 || (TNS % 4) != 0 || (TNO % 4) != 0
+#error "out_fwd: VEC needs 64 / LY, 64 / LX and BV / LX to be multiples of 4"
+#endif
+/* Column of S (or o) in group g, lane e of work-item tx. */
+#define VCOL(g, e) (4 * tx + 4 * LX * (g) + (e))
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_out_fwd(__global const float *q, __global const float *k,
+                         __global const float *G, __global const float *h,
+                         __global const float *v_new, __global const int4 *chunks,
+                         __global float *o, int H, int HV, float scale)
+{
+    __local float4 LM4[VSCR / 4]; /* float4: aligned for the MMA4 reads */
+    __local float *LM = (__local float *)LM4;
+    __local float *QT = LM, *KT = LM + BK * CH, *HL = LM + 2 * BK * CH;
+    __local float *ST = LM, *VL = LM + CH * LDV;
+    const int      lid = (int)get_local_id(0);
+    const int      tx = lid % LX, ty = lid / LX;
+    const int      c = (int)get_group_id(0) / (V / BV);
+    const int      iv = (int)get_group_id(0) - c * (V / BV);
+    const int      hv = (int)get_group_id(1);
+    const int      kh = hv / (HV / H);
+    const int      v0 = iv * BV;
+    const int4     ch = chunks[c];
+    const int      first = ch.y, L = ch.z;
+    const ulong    hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    const int      ra = TMS * ty;   /* this work-item's first row */
+    const int      rend = ra + TMS; /* one past its last row */
+    float          accs[NGS][TMS][4], acco[TMS][TNO], gr[TMS], gc[TNS];
+
+    /* Gates of this work-item's rows and columns of S (0 past the chunk). */
+    for (int a = 0; a < TMS; a++)
+        gr[a] = ra + a < L ? G[(ulong)(first + ra + a) * (ulong)HV + (ulong)hv] : 0.0f;
+    for (int g = 0; g < NGS; g++)
+        for (int e = 0; e < 4; e++) {
+            const int j = VCOL(g, e);
+            gc[4 * g + e] = j < L ? G[(ulong)(first + j) * (ulong)HV + (ulong)hv] : 0.0f;
+        }
+    for (int g = 0; g < NGS; g++)
+        GDN_TILE_ZERO(accs[g], TMS, 4);
+    GDN_TILE_ZERO(acco, TMS, TNO);
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* q and k transposed: consecutive work-items take consecutive rows
+         * (conflict-free local stores), each a float4 along K. */
+        for (int e = lid; e < CH * (BK / 4); e += WG) {
+            const int r = e % CH, d = 4 * (e / CH);
+            float4    xq = (float4)0.0f, xk = (float4)0.0f;
+            if (r < L) {
+                const ulong at =
+                    ((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)(k0 + d);
+                xq = vload4(0, q + at);
+                xk = vload4(0, k + at);
+            }
+            QT[d * CH + r] = xq.x, QT[(d + 1) * CH + r] = xq.y;
+            QT[(d + 2) * CH + r] = xq.z, QT[(d + 3) * CH + r] = xq.w;
+            KT[d * CH + r] = xk.x, KT[(d + 1) * CH + r] = xk.y;
+            KT[(d + 2) * CH + r] = xk.z, KT[(d + 3) * CH + r] = xk.w;
+        }
+        for (int e = lid; e < BK * (BV / 4); e += WG) {
+            const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
+            vstore4(vload4(0, h + hbase + (ulong)(k0 + r) * V + (ulong)j), 0, HL + r * BV + j);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* S: column groups wholly past this work-item's last row are 0. */
+#pragma unroll
+        for (int g = 0; g < NGS; g++)
+            if (VCOL(g, 0) < rend)
+                GDN_TILE_MMA4(accs[g], TMS, 4, QT, CH, ra, 4, KT, CH, VCOL(g, 0), 4, BK);
+        GDN_TILE_MMA4(acco, TMS, TNO, QT, CH, ra, 4, HL, BV, 4 * tx, 4 * LX, BK);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 2: o = exp2(G_i) q h; the masked S transposed and v_new. */
+    for (int a = 0; a < TMS; a++) {
+        const float ei = exp2(select(0.0f, gr[a], (int)(ra + a < L)));
+        for (int j = 0; j < TNO; j++)
+            acco[a][j] *= ei;
+    }
+#pragma unroll
+    for (int g = 0; g < NGS; g++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int j = VCOL(g, e);
+            for (int a = 0; a < TMS; a += 4) {
+                float y[4];
+#pragma unroll
+                for (int t = 0; t < 4; t++) {
+                    const int   i = ra + a + t;
+                    const bool  m = j <= i && i < L;
+                    const float x = select(0.0f, gr[a + t] - gc[4 * g + e], (int)m);
+                    y[t]          = select(0.0f, accs[g][a + t][e] * exp2(x), (int)m);
+                }
+                *(__local float4 *)(ST + j * LDV + ra + a) = (float4)(y[0], y[1], y[2], y[3]);
+            }
+        }
+    for (int e = lid; e < CH * (BV / 4); e += WG) {
+        const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
+        float4    x = (float4)0.0f;
+        if (r < L)
+            x = vload4(0, v_new + ((ulong)(first + r) * (ulong)HV + (ulong)hv) * (ulong)V +
+                              (ulong)(v0 + j));
+        vstore4(x, 0, VL + r * BV + j);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* o += S v_new over j < min(last row + 1, L) (S_ij = 0 past them). */
+    GDN_TILE_MMA4(acco, TMS, TNO, ST, LDV, ra, 4, VL, BV, 4 * tx, 4 * LX, min(rend, L));
+    for (int a = 0; a < TMS; a++) {
+        const int i = ra + a;
+        if (i < L)
+            for (int g = 0; g < NGO; g++)
+                vstore4(scale * (float4)(acco[a][4 * g], acco[a][4 * g + 1], acco[a][4 * g + 2],
+                                         acco[a][4 * g + 3]),
+                        0,
+                        o + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                            (ulong)(v0 + VCOL(g, 0)));
+    }
+}
+#else /* VEC */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_out_fwd(__global const float *q, __global const float *k,
                          __global const float *G, __global const float *h,
@@ -343,3 +493,4 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     }
 #endif
 }
+#endif /* VEC */

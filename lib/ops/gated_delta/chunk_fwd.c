@@ -729,12 +729,20 @@ struct gd_out_plan {
     int32_t bv; /* BV: V tile per work-group (16, 32, 64, 128) */
     int32_t lx; /* LX: work-items along columns (4, 8, 16; divides BV) */
     int32_t ly; /* LY: work-items along rows (4, 8, 16) */
+    int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
+                    (LX, LY in {4, 8, 16}, BV a multiple of 4 LX) */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
 {
-    size_t p1 = 2 * (size_t)CH * (size_t)(p->bk + 1) + (size_t)p->bk * (size_t)p->bv;
-    size_t p2 = (size_t)CH * (CH + 1) + (size_t)CH * (size_t)p->bv;
+    size_t p1, p2;
+    if (p->vec) { /* q, k transposed + h; then S transposed (ld 68, 64 at BV 128) + v_new */
+        p1 = 2 * (size_t)CH * (size_t)p->bk + (size_t)p->bk * (size_t)p->bv;
+        p2 = (size_t)CH * (p->bv >= 128 ? CH : CH + 4) + (size_t)CH * (size_t)p->bv;
+        return sizeof(float) * (p1 > p2 ? p1 : p2);
+    }
+    p1 = 2 * (size_t)CH * (size_t)(p->bk + 1) + (size_t)p->bk * (size_t)p->bv;
+    p2 = (size_t)CH * (CH + 1) + (size_t)CH * (size_t)p->bv;
     return sizeof(float) * ((p1 > p2 ? p1 : p2) + CH);
 }
 
@@ -743,6 +751,7 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 {
     int32_t cap;
     p->lx = p->ly = 16;
+    p->vec = 0;
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bv = tile_for(s->V, cap);
         p->bk = s->K % 32 == 0 ? 32 : 16;
@@ -756,9 +765,11 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
 {
-    return !(p->bk % 16 || p->bk > 32 || s->K % p->bk || p->bv % 16 || p->bv > 128 ||
-             s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx || 16 % p->ly ||
-             p->bv % p->lx);
+    if (p->bk % 16 || p->bk > 32 || s->K % p->bk || p->bv % 16 || p->bv > 128 ||
+        s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx || 16 % p->ly || p->bv % p->lx)
+        return false;
+    /* VEC: 64 / LY, 64 / LX and BV / LX multiples of 4 (the kernel's #error) */
+    return p->vec == 0 || (p->vec == 1 && p->lx >= 4 && p->bv % (4 * p->lx) == 0);
 }
 
 static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
@@ -778,12 +789,16 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
     d[3].name = "LX", d[3].value = p->lx;
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
+    if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
+        d[6].name = "VEC", d[6].value = 1;
+        return 7;
+    }
     return 6;
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_out_plan p = {v[0], v[1], v[2], v[3]};
+    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4]};
     return out_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
            out_plan_local(&p) <= dev->info.local_mem_bytes &&
            gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
@@ -793,7 +808,7 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
 {
     struct gd_out_plan p;
     out_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly;
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec;
 }
 
 static const struct gdn_tune_param out_params[] = {
@@ -801,6 +816,7 @@ static const struct gdn_tune_param out_params[] = {
     {"BV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
+    {"VEC", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_out_space = {
     "gated_delta/out_fwd", (int32_t)GDN_ARRAY_SIZE(out_params), out_params, out_space_valid,
@@ -811,7 +827,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_out_plan         p;
-    struct gdn_define          defs[6];
+    struct gdn_define          defs[7];
     size_t                     nd, global[2], local[2] = {OUT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -823,7 +839,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
-        p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3];
+        p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = out_plan_check(ctx, &p, s)))
