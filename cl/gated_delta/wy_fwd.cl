@@ -38,6 +38,8 @@
  *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BNK and BNV
  *         (default 16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
+ *   VEC   1: the float4 form (WY_TILE4 below), for GPUs; 0 (default): the
+ *         two forms above
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -159,14 +161,68 @@
 /* Rows per register group of the row form: 16 accumulators of float16. */
 #define WY_RG(BN) ((BN) >= 128 ? 2 : 4)
 
+#ifndef VEC
+#define VEC 0
+#endif
+#if VEC
+/*
+ * VEC=1: the product reads its operands from local memory as float4
+ * (GDN_TILE_MMA4): Ai is staged transposed (AT[j 64 + i] = Ai_ij, k-major A)
+ * and the operand tile row-major; work-item (tx, ty) owns the TMW contiguous
+ * rows TMW ty ... and column groups of 4 at 4 tx + 4 LX g, so neighbouring
+ * work-items read neighbouring float4s. The inner index stops past the
+ * work-item's last row (Ai is lower triangular), and at L. Needs 64 / LY,
+ * BNK / LX and BNV / LX multiples of 4. Local memory: 4 * (64 * 64 + 64 *
+ * max(BNK, BNV) + 128) bytes (32.5 KiB at BN = 64).
+ */
+#if (TMW % 4) != 0 || ((BNK / LX) % 4) != 0 || ((BNV / LX) % 4) != 0
+#error "wy_fwd: VEC needs 64 / LY, BNK / LX and BNV / LX to be multiples of 4"
+#endif
+#define WY_TILE4(BN, src, src_head, src_heads, D, scl, dst)                                        \
+    do {                                                                                           \
+        for (int n0 = 0; n0 < (D); n0 += (BN)) {                                                   \
+            float acc_[TMW][(BN) / LX];                                                            \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            for (int e = lid; e < CH * ((BN) / 4); e += WG) {                                      \
+                const int r = e / ((BN) / 4), d = 4 * (e - r * ((BN) / 4));                        \
+                float4    x = (float4)0.0f;                                                        \
+                if (r < L)                                                                         \
+                    x = vload4(0, src + ((ulong)(first + r) * (ulong)(src_heads) +                 \
+                                         (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *     \
+                        scl[r];                                                                    \
+                vstore4(x, 0, XL + r * (BN) + d);                                                  \
+            }                                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+            GDN_TILE_ZERO(acc_, TMW, (BN) / LX);                                                   \
+            GDN_TILE_MMA4(acc_, TMW, (BN) / LX, AL, CH, TMW * ty, 4, XL, (BN), 4 * tx, 4 * LX,    \
+                          min(TMW * (ty + 1), L));                                                 \
+            for (int a = 0; a < TMW; a++) {                                                        \
+                const int i = TMW * ty + a;                                                        \
+                if (i < L)                                                                         \
+                    for (int g = 0; g < (BN) / LX / 4; g++)                                        \
+                        vstore4((float4)(acc_[a][4 * g], acc_[a][4 * g + 1], acc_[a][4 * g + 2],  \
+                                         acc_[a][4 * g + 3]),                                      \
+                                0,                                                                 \
+                                dst + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)(D) + \
+                                    (ulong)(n0 + 4 * tx + 4 * LX * g));                            \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+#endif
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_wy_fwd(__global const float *k, __global const float *v,
                         __global const float *b, __global const float *G,
                         __global const float *Ai, __global const int4 *chunks,
                         __global float *w, __global float *u, int H, int HV)
 {
+#if VEC /* float4 arrays: aligned for the MMA4 reads; Ai transposed, ld 64 */
+    __local float4 AL4[CH * CH / 4], XL4[CH * BNMAX / 4];
+    __local float *AL = (__local float *)AL4, *XL = (__local float *)XL4;
+#else
     __local float AL[CH * LDA];
     __local float XL[CH * BNMAX];
+#endif
     __local float bw[CH], bu[CH];
     const int     lid = (int)get_local_id(0);
     const int     tx = lid % LX, ty = lid / LX;
@@ -183,7 +239,20 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         bu[r]          = bv;
         bw[r]          = bv * exp2(gv);
     }
-#if LX == 1
+#if VEC
+    /* Ai transposed: consecutive work-items take consecutive rows i
+     * (conflict-free local stores), each a float4 along j. */
+    for (int e = lid; e < CH * (CH / 4); e += WG) {
+        const int i = e % CH, j = 4 * (e / CH);
+        float4    x = (float4)0.0f;
+        if (i < L)
+            x = vload4(0, Ai + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)j);
+        AL[j * CH + i] = x.x, AL[(j + 1) * CH + i] = x.y;
+        AL[(j + 2) * CH + i] = x.z, AL[(j + 3) * CH + i] = x.w;
+    }
+    WY_TILE4(BNK, k, kh, H, K, bw, w);
+    WY_TILE4(BNV, v, hv, HV, V, bu, u);
+#elif LX == 1
     for (int e = lid; e < CH * 4; e += WG) {
         const int i = e >> 2, j = 16 * (e & 3);
         float16   x = (float16)0.0f;

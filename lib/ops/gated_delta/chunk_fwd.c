@@ -337,12 +337,14 @@ struct gd_wy_plan {
     int32_t bnv; /* BNV: u column tile (16, 32, 64, 128) */
     int32_t lx;  /* LX: work-items along columns (4, 8, 16; divides BNK, BNV) */
     int32_t ly;  /* LY: work-items along rows (4, 8, 16) */
+    int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
+                    (LX >= 4, BNK and BNV multiples of 4 LX) */
 };
 
 static size_t wy_plan_local(const struct gd_wy_plan *p)
 {
     size_t bn = (size_t)(p->bnk > p->bnv ? p->bnk : p->bnv);
-    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
+    return sizeof(float) * ((size_t)CH * (p->vec ? CH : CH + 1) + (size_t)CH * bn + 2 * CH);
 }
 
 static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
@@ -350,6 +352,7 @@ static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_sh
 {
     int32_t cap;
     p->lx = p->ly = 16;
+    p->vec = 0;
     for (cap = 64; cap >= 16; cap /= 2) {
         p->bnk = tile_for(s->K, cap);
         p->bnv = tile_for(s->V, cap);
@@ -362,7 +365,10 @@ static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
 {
     return !(p->bnk % 16 || p->bnv % 16 || p->bnk > 128 || p->bnv > 128 || s->K % p->bnk ||
              s->V % p->bnv || p->lx < 1 || p->ly < 1 || CH % p->ly || p->bnk % p->lx ||
-             p->bnv % p->lx || (p->lx == 1 && (16 % p->ly || p->ly < 4)));
+             p->bnv % p->lx || (p->lx == 1 && (16 % p->ly || p->ly < 4)) ||
+             /* VEC: 64 / LY, BNK / LX and BNV / LX multiples of 4 (the kernel's #error) */
+             (p->vec != 0 && (p->vec != 1 || p->lx < 4 || (CH / p->ly) % 4 ||
+                              p->bnk % (4 * p->lx) || p->bnv % (4 * p->lx))));
 }
 
 static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
@@ -382,12 +388,16 @@ static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_sh
     d[3].name = "LX", d[3].value = p->lx;
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
+    if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
+        d[6].name = "VEC", d[6].value = 1;
+        return 7;
+    }
     return 6;
 }
 
 static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3]};
+    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4]};
     return wy_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
            wy_plan_local(&p) <= dev->info.local_mem_bytes &&
            gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
@@ -397,7 +407,7 @@ static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_
 {
     struct gd_wy_plan p;
     wy_plan_default(dev, problem, &p);
-    v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly;
+    v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec;
 }
 
 static const struct gdn_tune_param wy_params[] = {
@@ -405,6 +415,7 @@ static const struct gdn_tune_param wy_params[] = {
     {"BNV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
+    {"VEC", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_wy_space = {
     "gated_delta/wy_fwd", (int32_t)GDN_ARRAY_SIZE(wy_params), wy_params, wy_space_valid,
@@ -415,7 +426,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_wy_plan          p;
-    struct gdn_define          defs[6];
+    struct gdn_define          defs[7];
     size_t                     nd, global[2], local[2] = {WY_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -427,7 +438,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
     {
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
-        p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3];
+        p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = wy_plan_check(ctx, &p, s)))
