@@ -171,9 +171,11 @@
  * and the operand tile row-major; work-item (tx, ty) owns the TMW contiguous
  * rows TMW ty ... and column groups of 4 at 4 tx + 4 LX g, so neighbouring
  * work-items read neighbouring float4s. The inner index stops past the
- * work-item's last row (Ai is lower triangular), and at L. Needs 64 / LY,
- * BNK / LX and BNV / LX multiples of 4. Local memory: 4 * (64 * 64 + 64 *
- * max(BNK, BNV) + 128) bytes (32.5 KiB at BN = 64).
+ * work-item's last row (Ai is lower triangular), and at L. The row scales
+ * b exp2(G) and b are read from global memory per staged float4 (no local
+ * arrays), so BN = 128 fits in 48 KiB. Needs 64 / LY, BNK / LX and BNV / LX
+ * multiples of 4. Local memory: 4 * (64 * 64 + 64 * max(BNK, BNV)) bytes
+ * (32 KiB at BN = 64, 48 KiB at BN = 128).
  */
 #if (TMW % 4) != 0 || ((BNK / LX) % 4) != 0 || ((BNV / LX) % 4) != 0
 #error "wy_fwd: VEC needs 64 / LY, BNK / LX and BNV / LX to be multiples of 4"
@@ -189,7 +191,7 @@
                 if (r < L)                                                                         \
                     x = vload4(0, src + ((ulong)(first + r) * (ulong)(src_heads) +                 \
                                          (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *     \
-                        scl[r];                                                                    \
+                        scl(r);                                                                    \
                 vstore4(x, 0, XL + r * (BN) + d);                                                  \
             }                                                                                      \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
@@ -208,6 +210,10 @@
             }                                                                                      \
         }                                                                                          \
     } while (0)
+/* The row scales of w and u (row r < L of the chunk), as bw and bu below. */
+#define WY_AT(r)    ((ulong)(first + (r)) * (ulong)HV + (ulong)hv)
+#define WY_SCL_W(r) (b[WY_AT(r)] * exp2(G[WY_AT(r)]))
+#define WY_SCL_U(r) (b[WY_AT(r)])
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -222,8 +228,8 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
 #else
     __local float AL[CH * LDA];
     __local float XL[CH * BNMAX];
-#endif
     __local float bw[CH], bu[CH];
+#endif
     const int     lid = (int)get_local_id(0);
     const int     tx = lid % LX, ty = lid / LX;
     const int     c = (int)get_group_id(0), hv = (int)get_group_id(1);
@@ -231,6 +237,7 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
 
+#if !VEC
     for (int r = lid; r < CH; r += WG) {
         const bool  ok = r < L;
         const ulong at = (ulong)(first + (ok ? r : 0)) * (ulong)HV + (ulong)hv;
@@ -239,6 +246,7 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         bu[r]          = bv;
         bw[r]          = bv * exp2(gv);
     }
+#endif
 #if VEC
     /* Ai transposed: consecutive work-items take consecutive rows i
      * (conflict-free local stores), each a float4 along j. */
@@ -250,8 +258,8 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         AL[j * CH + i] = x.x, AL[(j + 1) * CH + i] = x.y;
         AL[(j + 2) * CH + i] = x.z, AL[(j + 3) * CH + i] = x.w;
     }
-    WY_TILE4(BNK, k, kh, H, K, bw, w);
-    WY_TILE4(BNV, v, hv, HV, V, bu, u);
+    WY_TILE4(BNK, k, kh, H, K, WY_SCL_W, w);
+    WY_TILE4(BNV, v, hv, HV, V, WY_SCL_U, u);
 #elif LX == 1
     for (int e = lid; e < CH * 4; e += WG) {
         const int i = e >> 2, j = 16 * (e & 3);

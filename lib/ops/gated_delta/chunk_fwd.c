@@ -344,7 +344,9 @@ struct gd_wy_plan {
 static size_t wy_plan_local(const struct gd_wy_plan *p)
 {
     size_t bn = (size_t)(p->bnk > p->bnv ? p->bnk : p->bnv);
-    return sizeof(float) * ((size_t)CH * (p->vec ? CH : CH + 1) + (size_t)CH * bn + 2 * CH);
+    if (p->vec) /* Ai transposed (ld 64) + the operand tile; row scales from global memory */
+        return sizeof(float) * ((size_t)CH * CH + (size_t)CH * bn);
+    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
 }
 
 static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
