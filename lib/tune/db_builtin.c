@@ -58,12 +58,15 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=32 LX=16 LY=8"},
     {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "BK=16 BV=16 TY=16 TX=8 T_IN_GLOBAL=0"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
-     * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16). */
-    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "BK=32 BV=64 LX=16 LY=8"},
+     * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16); its
+     * float4 form (VEC=1) with V tiles of 128: 1.10 -> 0.84 ms (8 plans). */
+    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=8"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
-     * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c). */
-    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "BK=32 BVT=32 TY=16 TX=16"},
+     * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).
+     * dqkwg's float4 form, 8 x 16 work-items over K tiles of 64: 4.06 ->
+     * 3.18 ms (9 plans). */
+    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=1 BK=64 BVT=32 TY=8 TX=16"},
     {"sm_90",  "gated_delta/dv_local",  "K128.V128", "BK=32 BV=64 TY=8 TX=16"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };

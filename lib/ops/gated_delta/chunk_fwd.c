@@ -349,10 +349,24 @@ static size_t wy_plan_local(const struct gd_wy_plan *p)
     return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
 }
 
+static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s);
+
 static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                             struct gd_wy_plan *p)
 {
     int32_t cap;
+    /* GPUs: the float4 form, 16 x 16 work-items over whole 128-wide tiles
+     * (H200, K = V = 128, B = 4, T = 4096, H = 16: 0.31 ms against 0.55 for
+     * the scalar form's default; sweep of 7 plans with GDN_TUNE). */
+    if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
+        p->vec = 1, p->lx = p->ly = 16;
+        for (cap = 128; cap >= 64; cap /= 2) {
+            p->bnk = tile_for(s->K, cap);
+            p->bnv = tile_for(s->V, cap);
+            if (wy_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), wy_plan_local(p)))
+                return;
+        }
+    }
     p->lx = p->ly = 16;
     p->vec = 0;
     for (cap = 64; cap >= 16; cap /= 2) {
@@ -759,10 +773,24 @@ static size_t out_plan_local(const struct gd_out_plan *p)
     return sizeof(float) * ((p1 > p2 ? p1 : p2) + CH);
 }
 
+static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s);
+
 static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct gd_out_plan *p)
 {
     int32_t cap;
+    /* GPUs: the float4 form, 16 x 8 work-items, V tiles of 128 (H200, K = V
+     * = 128, B = 4, T = 4096, H = 16: 0.84 ms against 1.10 for the best
+     * scalar plan; sweep of 8 plans with GDN_TUNE). */
+    if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
+        p->vec = 1, p->lx = 16, p->ly = 8;
+        p->bk  = s->K % 32 == 0 ? 32 : 16;
+        for (cap = 128; cap >= 64; cap /= 2) {
+            p->bv = tile_for(s->V, cap);
+            if (out_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), out_plan_local(p)))
+                return;
+        }
+    }
     p->lx = p->ly = 16;
     p->vec = 0;
     for (cap = 64; cap >= 16; cap /= 2) {
