@@ -34,9 +34,16 @@
  *   BK, BV        column tiles: multiples of TX dividing K_DIM / V_DIM
  *                 (default 16)
  *   TY, TX        work-item grid (both divide 64; default 16 x 16)
+ *   VEC           0: the kernel below with scalar strided micro-tiles
+ *                 (GDN_TILE_MMA); 1: the float4 variant further down
+ *                 (GDN_TILE_MMA4), see its comment (default 0)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
+
+#ifndef VEC
+#    define VEC 0
+#endif
 
 #ifndef K_DIM
 #    define K_DIM 64
@@ -80,6 +87,7 @@
 #else
 #    define WY_FENCE CLK_LOCAL_MEM_FENCE
 #endif
+#if !VEC
 #define XSZ MAX2(MAX2(3 * CH * LDK, 3 * CH * LDV), CH * (2 * TX + TY))
 
 #if K_DIM % BK != 0 || V_DIM % BV != 0 || BK % TX != 0 || BV % TX != 0 || CH % TY != 0 ||     \
@@ -303,3 +311,351 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         }
     }
 }
+
+#else /* VEC */
+/*
+ * VEC = 1: the same stage with float4 operand reads (GDN_TILE_MMA4). The
+ * scalar kernel above reads its operands from 65-float-padded rows with 4 x 1
+ * to 4 x 4 strided micro-tiles: about one local-memory read per two fma, so
+ * it is bound by local-memory instructions. Here every product takes both
+ * operands k-major (A[k lda + row], B[k ldb + col]) and each work-item owns
+ * groups of 4 contiguous rows and columns:
+ *     rows  ROW(a) = 4 ty + (a / 4) 4 TY + a % 4   (a < TM = 64 / TY)
+ *     cols  COL(b) = 4 tx + (b / 4) 4 TX + b % 4   (b < 64 / TX, BK / TX or BV / TX)
+ * so one float4 read feeds four rows or columns and the reads of neighbouring
+ * work-items are contiguous (no bank conflicts). Micro-tiles: (64 / TY) x
+ * (64 / TX) for the 64 x 64 products (dT, the two of dA, k k^T), (64 / TY) x
+ * (BK / TX) for Tm^T dw, dA k, dA^T (beta k), (64 / TY) x (BV / TX) for
+ * Tm^T du; all multiples of 4. The 64 x 64 tiles have no padding (their
+ * float4 reads never conflict); the staged row-major tiles are padded to
+ * BK + 4 / BV + 4.
+ *
+ * Layouts (float offsets; sT and the staged tiles share one buffer sW):
+ *   phases 1/2, per K (V) tile: dw^T [BK][64], kbg^T [BK][64] and dw
+ *       [64][BK + 4] in sW (du^T, vb^T, du for V), Ai row-major [64][64]
+ *       in sAi: dT += dw kbg^T reads dw^T and kbg^T; Tm^T dw reads Ai and
+ *       dw. The elementwise tails read k and v as float4 from global memory
+ *       (the rows just staged, in cache) and update dk / write dv as float4.
+ *   phase 3: S = strict_lower(dT) row-major in sT; Z = Ai^T S (Ai, S);
+ *       Z^T into sT and Ai^T into sAi (4 x 4 blocks through registers);
+ *       Y = Z Ai^T (Z^T, Ai^T) = Tm^T S Tm^T. Then dA = -Y o exp2(G_i - G_j)
+ *       goes to sAi transposed (sAi[j 64 + i] = dA(i, j)) and, scaled by
+ *       its row's beta, to sT row-major (sT[i 64 + j] = beta_i dA(i, j)).
+ *   k k^T: a loop over K tiles of k^T [BK][64] (after phase 3: only sX,
+ *       the part of sW past sT, is free there).
+ *   phase 4, per K tile of k [64][BK + 4] in sX: dkb = dA k reads dA^T;
+ *       dA^T (beta k) = (beta o dA)^T k reads beta o dA, so k is staged
+ *       once; P = (beta o dA) o (k k^T) in phase 5 reads the same tile.
+ * Same arithmetic as above except the order of the two products of dA
+ * (Tm^T S first) and beta applied to dA rather than to k in dA^T (beta k);
+ * dT, k k^T and each product's k order are as above.
+ * Local memory: 4 * (64 * 64 + WSZ + 3 * 64) bytes, WSZ = 64 * 64 +
+ * max(64 (3 BK + 4) - 64 * 64, 64 (3 BV + 4) - 64 * 64, 64 (BK + 4)):
+ * 42752 B at BK = BV = 32, 38656 B at 16. Needs 64 / TY, 64 / TX, BK / TX and
+ * BV / TX to be multiples of 4, and T_IN_GLOBAL = 0. Barriers sit in loops
+ * with compile-time trip counts only.
+ */
+#if T_IN_GLOBAL || (CH / TY) % 4 != 0 || (CH / TX) % 4 != 0 || (BK / TX) % 4 != 0 ||         \
+    (BV / TX) % 4 != 0 || K_DIM % BK != 0 || V_DIM % BV != 0 || (CH * CH / 16) % WG != 0
+#    error "wy_bwd.cl: VEC needs 64 / TY, 64 / TX, BK / TX, BV / TX multiples of 4, T_IN_GLOBAL 0"
+#endif
+
+#define ROW(a) (4 * ty + ((a) / 4) * (4 * TY) + (a) % 4)
+#define COL(b) (4 * tx + ((b) / 4) * (4 * TX) + (b) % 4)
+#define LDRK   (BK + 4)
+#define LDRV   (BV + 4)
+#define XSZ1   MAX2(CH * (3 * BK + 4), CH * (3 * BV + 4))
+#define WSZ    MAX2(XSZ1, CH * CH + CH * LDRK)
+#define NB4    (CH * CH / 16 / WG) /* 4 x 4 blocks of Ai per work-item in the transpose */
+#define F4(v, t) ((t) == 0 ? (v).x : (t) == 1 ? (v).y : (t) == 2 ? (v).z : (v).w)
+
+/* Stage columns c0 ... c0 + BW - 1 of the 64 chunk rows of src (row r at
+ * src + (t0 + r) RS, zero past L), read as float4 x at (r, c ... c + 3):
+ * transposed as DST_T[c 64 + r] = EXPR_T (an expression of x and r), and if
+ * ROWMAJ also row-major as DST_R[r LDR + c] = x. r runs fastest over the
+ * work-items, so the transposed scalar stores are contiguous. */
+#define WY_STAGE_T(src, RS, c0, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                        \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < (CH * (BW) / 4 + WG - 1) / WG; p_++) {                               \
+            const int idx_ = tid + p_ * WG;                                                        \
+            if (idx_ < CH * (BW) / 4) {                                                            \
+                const int r = idx_ % CH, c_ = 4 * (idx_ / CH);                                     \
+                float4    x = (float4)(0.0f);                                                      \
+                if (r < L)                                                                         \
+                    x = vload4(0, (src) + (ulong)(t0 + r) * (RS) + (c0) + c_);                     \
+                const float4 xt_ = EXPR_T;                                                         \
+                (DST_T)[(c_ + 0) * CH + r] = xt_.x;                                                \
+                (DST_T)[(c_ + 1) * CH + r] = xt_.y;                                                \
+                (DST_T)[(c_ + 2) * CH + r] = xt_.z;                                                \
+                (DST_T)[(c_ + 3) * CH + r] = xt_.w;                                                \
+                if (ROWMAJ)                                                                        \
+                    vstore4(x, 0, (DST_R) + r * (LDR) + c_);                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
+                   __global const float *v, __global const float *beta,
+                   __global const float *G, __global const float *Ai,
+                   __global const float *dw, __global const float *du,
+                   __global float *dkh, __global float *dv, __global float *db,
+                   __global const float *dGp, __global float *dGs, int H, int HV, int T, int NK,
+                   int write_dv, __global float *tscratch)
+{
+    /* float4 arrays: aligned for the float4 reads */
+    __local float4 sAi4[CH * CH / 4];
+    __local float4 sW4[WSZ / 4];
+    __local float  sB[CH], sG[CH], sGam[CH];
+    __local float *sAi = (__local float *)sAi4, *sT = (__local float *)sW4, *sX = sT + CH * CH;
+
+    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int  c = (int)get_group_id(1), hv = (int)get_group_id(2);
+    const int4 e  = chunks[c];
+    const int  t0 = e.y, L = e.z;
+    const int  hk = hv / (HV / H);
+    const ulong RSK = (ulong)H * K_DIM, RSW = (ulong)HV * K_DIM, RSV = (ulong)HV * V_DIM;
+    __global const float *kh = k + (ulong)hk * K_DIM, *dwh = dw + (ulong)hv * K_DIM;
+    __global const float *vh = v + (ulong)hv * V_DIM, *duh = du + (ulong)hv * V_DIM;
+    (void)tscratch;
+
+    for (int r = tid; r < CH; r += WG) {
+        const bool  on = r < L;
+        const float g  = on ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
+        sG[r]          = g;
+        sB[r]          = on ? beta[(ulong)(t0 + r) * HV + hv] : 0.0f;
+        sGam[r]        = on ? exp2(g) : 0.0f;
+    }
+    for (int idx = tid; idx < CH * CH; idx += WG) {
+        const int i = idx / CH, j = idx % CH;
+        sAi[i * CH + j] = (i < L && j <= i) ? Ai[((ulong)(t0 + i) * HV + hv) * CH + j] : 0.0f;
+    }
+
+    float dT[TM][TNC];
+    float dbp[TM], dgp[TM];
+    GDN_TILE_ZERO(dT, TM, TNC);
+    for (int a = 0; a < TM; a++)
+        dbp[a] = dgp[a] = 0.0f;
+
+    /* Phase 1: K tiles of dw and kbg. */
+    {
+        __local float *sDWT = sT, *sKBT = sT + BK * CH, *sDW = sT + 2 * BK * CH;
+        for (int k0 = 0; k0 < K_DIM; k0 += BK) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            WY_STAGE_T(dwh, RSW, k0, BK, x, sDWT, 1, sDW, LDRK);
+            WY_STAGE_T(kh, RSK, k0, BK, x * sB[r] * sGam[r], sKBT, 0, sDW, LDRK);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            GDN_TILE_MMA4(dT, TM, TNC, sDWT, CH, 4 * ty, 4 * TY, sKBT, CH, 4 * tx, 4 * TX, BK);
+            float acc[TM][TNK];
+            GDN_TILE_ZERO(acc, TM, TNK);
+            GDN_TILE_MMA4(acc, TM, TNK, sAi, CH, 4 * ty, 4 * TY, sDW, LDRK, 4 * tx, 4 * TX, CH);
+            for (int a = 0; a < TM; a++) {
+                const int   i = ROW(a);
+                const float b = sB[i], gm = sGam[i];
+                for (int q = 0; q < TNK / 4; q++) {
+                    const int cc = k0 + COL(4 * q);
+                    float4    kv = (float4)(0.0f), d = (float4)(0.0f);
+                    if (i < L) {
+                        kv = vload4(0, kh + (ulong)(t0 + i) * RSK + cc);
+                        d  = vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
+                    }
+                    const float4 kb = kv * b * gm;
+                    for (int t = 0; t < 4; t++) {
+                        const float g = acc[a][4 * q + t];
+                        dbp[a] += g * F4(kv, t) * gm;
+                        dgp[a] += g * F4(kb, t);
+                    }
+                    d += (float4)(acc[a][4 * q] * b * gm, acc[a][4 * q + 1] * b * gm,
+                                  acc[a][4 * q + 2] * b * gm, acc[a][4 * q + 3] * b * gm);
+                    if (i < L)
+                        vstore4(d, 0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
+                }
+            }
+        }
+    }
+
+    /* Phase 2: V tiles of du and vb. */
+    {
+        __local float *sDUT = sT, *sVBT = sT + BV * CH, *sDU = sT + 2 * BV * CH;
+        for (int v0 = 0; v0 < V_DIM; v0 += BV) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            WY_STAGE_T(duh, RSV, v0, BV, x, sDUT, 1, sDU, LDRV);
+            WY_STAGE_T(vh, RSV, v0, BV, x * sB[r], sVBT, 0, sDU, LDRV);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            GDN_TILE_MMA4(dT, TM, TNC, sDUT, CH, 4 * ty, 4 * TY, sVBT, CH, 4 * tx, 4 * TX, BV);
+            float acc[TM][TNV];
+            GDN_TILE_ZERO(acc, TM, TNV);
+            GDN_TILE_MMA4(acc, TM, TNV, sAi, CH, 4 * ty, 4 * TY, sDU, LDRV, 4 * tx, 4 * TX, CH);
+            for (int a = 0; a < TM; a++) {
+                const int   i = ROW(a);
+                const float b = sB[i];
+                for (int q = 0; q < TNV / 4; q++) {
+                    const int cc = v0 + COL(4 * q);
+                    float4    vv = (float4)(0.0f);
+                    if (i < L)
+                        vv = vload4(0, vh + (ulong)(t0 + i) * RSV + cc);
+                    for (int t = 0; t < 4; t++)
+                        dbp[a] += acc[a][4 * q + t] * F4(vv, t);
+                    if (write_dv && i < L)
+                        vstore4((float4)(acc[a][4 * q] * b, acc[a][4 * q + 1] * b,
+                                         acc[a][4 * q + 2] * b, acc[a][4 * q + 3] * b),
+                                0, dv + ((ulong)(t0 + i) * HV + hv) * V_DIM + cc);
+                }
+            }
+        }
+    }
+
+    /* Phase 3: dA = -(Tm^T strict_lower(dT) Tm^T) o Gamma. */
+    barrier(CLK_LOCAL_MEM_FENCE); /* phase 2's tiles in sW are dead */
+    for (int a = 0; a < TM; a++) {
+        const int i = ROW(a);
+        for (int q = 0; q < TNC / 4; q++) {
+            const int j = COL(4 * q);
+            vstore4((float4)(j < i && i < L ? dT[a][4 * q] : 0.0f,
+                             j + 1 < i && i < L ? dT[a][4 * q + 1] : 0.0f,
+                             j + 2 < i && i < L ? dT[a][4 * q + 2] : 0.0f,
+                             j + 3 < i && i < L ? dT[a][4 * q + 3] : 0.0f),
+                    0, sT + i * CH + j);
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    {
+        float  x[TM][TNC];
+        float4 tb[NB4][4];
+        GDN_TILE_ZERO(x, TM, TNC);
+        GDN_TILE_MMA4(x, TM, TNC, sAi, CH, 4 * ty, 4 * TY, sT, CH, 4 * tx, 4 * TX, CH);
+        for (int p = 0; p < NB4; p++) { /* Ai, 4 x 4 block (br, bc) */
+            const int bi = tid + p * WG, br = 4 * (bi / (CH / 4)), bc = 4 * (bi % (CH / 4));
+            for (int t = 0; t < 4; t++)
+                tb[p][t] = vload4(0, sAi + (br + t) * CH + bc);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int p = 0; p < NB4; p++) { /* Ai^T: sAi[m 64 + n] = Ai(n, m) */
+            const int bi = tid + p * WG, br = 4 * (bi / (CH / 4)), bc = 4 * (bi % (CH / 4));
+            vstore4((float4)(tb[p][0].x, tb[p][1].x, tb[p][2].x, tb[p][3].x), 0,
+                    sAi + (bc + 0) * CH + br);
+            vstore4((float4)(tb[p][0].y, tb[p][1].y, tb[p][2].y, tb[p][3].y), 0,
+                    sAi + (bc + 1) * CH + br);
+            vstore4((float4)(tb[p][0].z, tb[p][1].z, tb[p][2].z, tb[p][3].z), 0,
+                    sAi + (bc + 2) * CH + br);
+            vstore4((float4)(tb[p][0].w, tb[p][1].w, tb[p][2].w, tb[p][3].w), 0,
+                    sAi + (bc + 3) * CH + br);
+        }
+        for (int g = 0; g < TM / 4; g++) /* Z^T: sT[j 64 + i] = Z(i, j) */
+            for (int b = 0; b < TNC; b++)
+                vstore4((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
+                        0, sT + COL(b) * CH + ROW(4 * g));
+        barrier(CLK_LOCAL_MEM_FENCE);
+        GDN_TILE_ZERO(x, TM, TNC);
+        GDN_TILE_MMA4(x, TM, TNC, sT, CH, 4 * ty, 4 * TY, sAi, CH, 4 * tx, 4 * TX, CH);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int a = 0; a < TM; a++) {
+            const int   i = ROW(a);
+            const float b = sB[i];
+            for (int q = 0; q < TNC / 4; q++) {
+                float d[4];
+                for (int t = 0; t < 4; t++) {
+                    const int  j  = COL(4 * q + t);
+                    const bool on = j < i && i < L;
+                    d[t] = on ? -x[a][4 * q + t] * exp2(on ? sG[i] - sG[j] : 0.0f) : 0.0f;
+                    x[a][4 * q + t] = d[t];
+                }
+                vstore4((float4)(d[0] * b, d[1] * b, d[2] * b, d[3] * b), 0,
+                        sT + i * CH + COL(4 * q));
+            }
+        }
+        for (int g = 0; g < TM / 4; g++) /* dA^T: sAi[j 64 + i] = dA(i, j) */
+            for (int b = 0; b < TNC; b++)
+                vstore4((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
+                        0, sAi + COL(b) * CH + ROW(4 * g));
+    }
+
+    /* k k^T over K tiles of k^T in sX. */
+    float kk[TM][TNC];
+    GDN_TILE_ZERO(kk, TM, TNC);
+    for (int k0 = 0; k0 < K_DIM; k0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        WY_STAGE_T(kh, RSK, k0, BK, x, sX, 0, sX, LDRK);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        GDN_TILE_MMA4(kk, TM, TNC, sX, CH, 4 * ty, 4 * TY, sX, CH, 4 * tx, 4 * TX, BK);
+    }
+
+    /* Phase 4: K tiles again: dk += dA k beta + dA^T (beta k). */
+    for (int k0 = 0; k0 < K_DIM; k0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int idx = tid; idx < CH * BK / 4; idx += WG) {
+            const int r = idx / (BK / 4), cc = 4 * (idx % (BK / 4));
+            float4    kv = (float4)(0.0f);
+            if (r < L)
+                kv = vload4(0, kh + (ulong)(t0 + r) * RSK + k0 + cc);
+            vstore4(kv, 0, sX + r * LDRK + cc);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float dkb[TM][TNK], dkt[TM][TNK];
+        GDN_TILE_ZERO(dkb, TM, TNK);
+        GDN_TILE_ZERO(dkt, TM, TNK);
+        GDN_TILE_MMA4(dkb, TM, TNK, sAi, CH, 4 * ty, 4 * TY, sX, LDRK, 4 * tx, 4 * TX, CH);
+        GDN_TILE_MMA4(dkt, TM, TNK, sT, CH, 4 * ty, 4 * TY, sX, LDRK, 4 * tx, 4 * TX, CH);
+        for (int a = 0; a < TM; a++) {
+            const int   i = ROW(a);
+            const float b = sB[i];
+            for (int q = 0; q < TNK / 4; q++) {
+                const int    cc = COL(4 * q);
+                const float4 kv = vload4(0, sX + i * LDRK + cc);
+                for (int t = 0; t < 4; t++)
+                    dbp[a] += dkb[a][4 * q + t] * F4(kv, t);
+                if (i < L) {
+                    __global float *o = dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 + cc;
+                    float4          d = vload4(0, o);
+                    d += (float4)(fma(dkb[a][4 * q], b, dkt[a][4 * q]),
+                                  fma(dkb[a][4 * q + 1], b, dkt[a][4 * q + 1]),
+                                  fma(dkb[a][4 * q + 2], b, dkt[a][4 * q + 2]),
+                                  fma(dkb[a][4 * q + 3], b, dkt[a][4 * q + 3]));
+                    vstore4(d, 0, o);
+                }
+            }
+        }
+    }
+
+    /* Phase 5: P = (beta o dA) o (k k^T); row and column sums; reductions. */
+    float colp[TNC];
+    for (int b = 0; b < TNC; b++)
+        colp[b] = 0.0f;
+    for (int a = 0; a < TM; a++) {
+        const int i = ROW(a);
+        for (int q = 0; q < TNC / 4; q++) {
+            const float4 da = vload4(0, sT + i * CH + COL(4 * q));
+            for (int t = 0; t < 4; t++) {
+                const float p = F4(da, t) * kk[a][4 * q + t];
+                dgp[a] += p;
+                colp[4 * q + t] += p;
+            }
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* tiles are dead */
+    {
+        __local float *rdb = sT, *rdg = sT + CH * TX, *rcol = sT + 2 * CH * TX;
+        for (int a = 0; a < TM; a++) {
+            rdb[ROW(a) * TX + tx] = dbp[a];
+            rdg[ROW(a) * TX + tx] = dgp[a];
+        }
+        for (int b = 0; b < TNC; b++)
+            rcol[COL(b) * TY + ty] = colp[b];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int r = tid; r < L; r += WG) {
+            const ulong o = (ulong)(t0 + r) * HV + hv;
+            float       sb = 0.0f, sg = 0.0f;
+            for (int x = 0; x < TX; x++) {
+                sb += rdb[r * TX + x];
+                sg += rdg[r * TX + x];
+            }
+            for (int y = 0; y < TY; y++)
+                sg -= rcol[r * TY + y];
+            for (int x = 0; x < NK; x++)
+                sg += dGp[(ulong)x * T * HV + o];
+            db[o]  = sb;
+            dGs[o] = sg;
+        }
+    }
+}
+#endif /* VEC */

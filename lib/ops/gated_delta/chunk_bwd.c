@@ -383,20 +383,53 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
 struct wyb_plan {
     int                bk, bv, ty, tx;
     int                t_in_global; /* T_IN_GLOBAL: dT tile in global scratch */
+    int                vec;         /* VEC: float4 operand reads (GDN_TILE_MMA4) */
     struct launch_geom g;
 };
 
 static size_t wyb_lmem(const struct wyb_plan *p)
 {
-    size_t tiles = max_sz(max_sz((size_t)3 * CH * (p->bk + 1), (size_t)3 * CH * (p->bv + 1)),
-                          (size_t)CH * (2 * p->tx + p->ty));
+    size_t tiles;
+    if (p->vec) { /* Ai 64 x 64, the dT/dA tile and the staged tiles (sW), gates */
+        tiles = max_sz(max_sz((size_t)CH * (3 * p->bk + 4), (size_t)CH * (3 * p->bv + 4)),
+                       (size_t)CH * CH + (size_t)CH * (p->bk + 4));
+        return ((size_t)CH * CH + tiles + 3 * CH) * 4;
+    }
+    tiles = max_sz(max_sz((size_t)3 * CH * (p->bk + 1), (size_t)3 * CH * (p->bv + 1)),
+                   (size_t)CH * (2 * p->tx + p->ty));
     return ((size_t)(p->t_in_global ? 1 : 2) * CH * (CH + 1) + tiles + 3 * CH) * 4;
+}
+
+/* The kernel's static constraints (wy_bwd.cl #errors on the others). */
+static bool wyb_plan_ok(const struct wyb_plan *p, const struct gdn_gd_shape *s)
+{
+    if (s->K % p->bk || s->V % p->bv || p->bk % p->tx || p->bv % p->tx || CH % p->ty ||
+        CH % p->tx)
+        return false;
+    /* VEC: micro-tiles of whole float4 groups; 64 x 64 / 16 blocks spread evenly */
+    return !p->vec || (!p->t_in_global && (CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 &&
+                       (p->bk / p->tx) % 4 == 0 && (p->bv / p->tx) % 4 == 0 &&
+                       (CH * CH / 16) % (p->ty * p->tx) == 0);
 }
 
 static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct wyb_plan *p)
 {
-    (void)s;
+    /* GPUs: the float4 variant, 16 x 8 work-items, 4 x 8 micro-tiles on the
+     * 64 x 64 products and 4 x 4 on the 64 x 32 ones (42 KiB of local
+     * memory at BK = BV = 32). */
+    if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
+        p->vec = 1, p->t_in_global = 0;
+        p->bk = p->bv = 32;
+        p->ty = 16, p->tx = 8;
+        if (wyb_plan_ok(p, s) && wg_fits(dev, p->ty, p->tx) && lmem_fits(dev, wyb_lmem(p)))
+            return;
+        p->bk = p->bv = 16; /* K or V not a multiple of 32 */
+        p->tx = 4;
+        if (wyb_plan_ok(p, s) && wg_fits(dev, p->ty, p->tx) && lmem_fits(dev, wyb_lmem(p)))
+            return;
+    }
+    p->vec = 0;
     p->bk = p->bv = 16;
     p->ty = p->tx = 16;
     p->t_in_global = 0;
@@ -404,22 +437,26 @@ static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
         p->t_in_global = 1;
 }
 
-/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL. */
+/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL, VEC. */
+static void wyb_plan_from(const int32_t *v, struct wyb_plan *p)
+{
+    p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->t_in_global = v[4], p->vec = v[5];
+}
+
 static bool wyb_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s = problem;
     struct wyb_plan            p;
-    p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3], p.t_in_global = v[4];
-    return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bk % p.tx == 0 && p.bv % p.tx == 0 &&
-           CH % p.ty == 0 && CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) &&
-           lmem_fits(dev, wyb_lmem(&p)) && gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
+    wyb_plan_from(v, &p);
+    return wyb_plan_ok(&p, s) && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, wyb_lmem(&p)) &&
+           gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
 }
 
 static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     struct wyb_plan p;
     wyb_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.t_in_global;
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.t_in_global, v[5] = p.vec;
 }
 
 static const struct gdn_tune_param wyb_params[] = {
@@ -428,6 +465,7 @@ static const struct gdn_tune_param wyb_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"T_IN_GLOBAL", 0, 2, {0, 1}},
+    {"VEC", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_wyb_space = {
     "gated_delta/wy_bwd", (int32_t)GDN_ARRAY_SIZE(wyb_params), wyb_params, wyb_space_valid,
@@ -438,8 +476,10 @@ static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
                                    {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
-                                   {"T_IN_GLOBAL", p->t_in_global}};
+                                   {"T_IN_GLOBAL", p->t_in_global},  {"VEC", p->vec}};
     struct launch_geom     *g   = &p->g;
+    if (!wyb_plan_ok(p, s))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: illegal tile sizes");
     g->lmem                     = wyb_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
@@ -612,7 +652,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
         pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3], pdq.vec = v[4];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
-        pwy.bk = v[0], pwy.bv = v[1], pwy.ty = v[2], pwy.tx = v[3], pwy.t_in_global = v[4];
+        wyb_plan_from(v, &pwy);
     }
     prepb_plan_default(ctx, &ppr);
     if ((st = dvl_plan_finish(ctx, s, &pdvl)) || (st = sbwd_plan_finish(ctx, s, &psb)) ||
