@@ -355,7 +355,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * BV / TX to be multiples of 4, and T_IN_GLOBAL = 0. Barriers sit in loops
  * with compile-time trip counts only.
  */
-#if T_IN_GLOBAL || (CH / TY) % 4 != 0 || (CH / TX) % 4 != 0 || (BK / TX) % 4 != 0 ||         \
+#if T_IN_GLOBAL || (CH / TY) % 4 != 0 || (CH / TX) % 4 != 0 || (BK / TX) % 4 != 0 ||               \
     (BV / TX) % 4 != 0 || K_DIM % BK != 0 || V_DIM % BV != 0 || (CH * CH / 16) % WG != 0
 #    error "wy_bwd.cl: VEC needs 64 / TY, 64 / TX, BK / TX, BV / TX multiples of 4, T_IN_GLOBAL 0"
 #endif
@@ -374,7 +374,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * transposed as DST_T[c 64 + r] = EXPR_T (an expression of x and r), and if
  * ROWMAJ also row-major as DST_R[r LDR + c] = x. r runs fastest over the
  * work-items, so the transposed scalar stores are contiguous. */
-#define WY_STAGE_T(src, RS, c0, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                        \
+#define WY_STAGE_T(src, RS, c0, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                             \
     do {                                                                                           \
         for (int p_ = 0; p_ < (CH * (BW) / 4 + WG - 1) / WG; p_++) {                               \
             const int idx_ = tid + p_ * WG;                                                        \
