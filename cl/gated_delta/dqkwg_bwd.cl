@@ -265,7 +265,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 
 #if VEC
 /*
- * VEC=1: gated_delta_dqkwg_v, the same function with every local-memory
+ * VEC=1 (and 2, below): gated_delta_dqkwg_v, the same function with every local-memory
  * operand read as float4 (GDN_TILE_MMA4), for GPUs where the scalar
  * kernel's small strided micro-tiles are bound by local-memory reads. Each
  * operand is staged in the layout of the outer product, A k-major and B
@@ -304,6 +304,60 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
         (dst)[(c_ + 3) * (ldl) + r_] = v_.w;                                                       \
     }
 
+#if VEC == 2
+/* VEC=2: STAGE_T split in two, so the next V tile's loads are in flight
+ * while the current one computes: PF_LOAD reads float4s of do, v_new, dv2
+ * (NPA per work-item each) and h, dh (NPH each) into registers, PF_STORE
+ * writes them transposed into local memory and adds <h, dh>. Needs 64 BVT / 4
+ * and BK BVT / 4 to be multiples of the work-group size. */
+#    define NPA (CH * (BVT / 4) / WG)
+#    define NPH (BK * (BVT / 4) / WG)
+#    if (CH * (BVT / 4)) % WG != 0 || (BK * (BVT / 4)) % WG != 0
+#        error "dqkwg_bwd.cl: VEC=2 needs 16 BVT and BK BVT / 4 multiples of TY TX"
+#    endif
+#    define PF_LOAD(v0_)                                                                           \
+        do {                                                                                       \
+            for (int p_ = 0; p_ < NPA; p_++) {                                                     \
+                const int idx_ = tid + p_ * WG, r_ = idx_ % CH, c_ = 4 * (idx_ / CH);              \
+                pa[0][p_] = pa[1][p_] = pa[2][p_] = (float4)(0.0f);                                \
+                if (r_ < L) {                                                                      \
+                    const ulong o_ = v_base + (v0_) + (ulong)r_ * HV * V_DIM + c_;                 \
+                    pa[0][p_]      = vload4(0, do_ + o_);                                          \
+                    pa[1][p_]      = vload4(0, vnew + o_);                                         \
+                    pa[2][p_]      = vload4(0, dv2 + o_);                                          \
+                }                                                                                  \
+            }                                                                                      \
+            for (int p_ = 0; p_ < NPH; p_++) {                                                     \
+                const int   idx_ = tid + p_ * WG, r_ = idx_ % BK, c_ = 4 * (idx_ / BK);            \
+                const ulong o_   = st_base + (v0_) + (ulong)r_ * V_DIM + c_;                       \
+                ph[0][p_]        = vload4(0, h + o_);                                              \
+                ph[1][p_]        = vload4(0, dh + o_);                                             \
+            }                                                                                      \
+        } while (0)
+#    define PF_T4(dst, ldl, r_, c_, v_)                                                            \
+        do {                                                                                       \
+            (dst)[((c_) + 0) * (ldl) + (r_)] = (v_).x;                                             \
+            (dst)[((c_) + 1) * (ldl) + (r_)] = (v_).y;                                             \
+            (dst)[((c_) + 2) * (ldl) + (r_)] = (v_).z;                                             \
+            (dst)[((c_) + 3) * (ldl) + (r_)] = (v_).w;                                             \
+        } while (0)
+#    define PF_STORE()                                                                             \
+        do {                                                                                       \
+            for (int p_ = 0; p_ < NPA; p_++) {                                                     \
+                const int idx_ = tid + p_ * WG, r_ = idx_ % CH, c_ = 4 * (idx_ / CH);              \
+                PF_T4(sDO, LDA, r_, c_, pa[0][p_]);                                                \
+                PF_T4(sVN, LDA, r_, c_, pa[1][p_]);                                                \
+                PF_T4(sDV, LDA, r_, c_, pa[2][p_]);                                                \
+            }                                                                                      \
+            for (int p_ = 0; p_ < NPH; p_++) {                                                     \
+                const int idx_ = tid + p_ * WG, r_ = idx_ % BK, c_ = 4 * (idx_ / BK);              \
+                PF_T4(sHt, LDB, r_, c_, ph[0][p_]);                                                \
+                PF_T4(sDH, LDB, r_, c_, ph[1][p_]);                                                \
+                dgl += dot(ph[0][p_], ph[1][p_]);                                                  \
+            }                                                                                      \
+        } while (0)
+#endif
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __global const float *k,
                     __global const float *G, __global const float *do_,
@@ -341,22 +395,34 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
         __local float *sDO = sX, *sVN = sX + BVT * LDA, *sDV = sX + 2 * BVT * LDA;
         __local float *sHt = sX + 3 * BVT * LDA, *sDH = sHt + BVT * LDB;
         GDN_TILE_ZERO(dwa, TM, TNK);
+#if VEC == 2
+        /* The next V tile is loaded into registers while this one computes. */
+        float4 pa[3][NPA], ph[2][NPH];
+        PF_LOAD(0);
+#endif
         for (int v0 = 0; v0 < V_DIM; v0 += BVT) {
             barrier(CLK_LOCAL_MEM_FENCE);
+#if VEC == 2
+            PF_STORE();
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (v0 + BVT < V_DIM)
+                PF_LOAD(v0 + BVT);
+#else
             STAGE_T(sDO, LDA, do_, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
             STAGE_T(sVN, LDA, vnew, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
             STAGE_T(sDV, LDA, dv2, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
             STAGE_T(sHt, LDB, h, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
             STAGE_T(sDH, LDB, dh, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
             barrier(CLK_LOCAL_MEM_FENCE);
-            GDN_TILE_MMA4(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
             for (int idx = tid; idx < BK * BVT; idx += WG) {
                 const int o = (idx / BK) * LDB + idx % BK;
                 dgl         = fma(sHt[o], sDH[o], dgl);
             }
+#endif
+            GDN_TILE_MMA4(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX, BVT);
+            GDN_TILE_MMA4(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
         }
         /* dw is final */
         for (int a = 0; a < TM; a++)

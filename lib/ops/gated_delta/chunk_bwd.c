@@ -285,7 +285,7 @@ static const char *sbwd_entry(const struct sbwd_plan *p)
 /* B5: dqkwg_bwd.cl */
 struct dqkwg_plan {
     int                bk, bvt, ty, tx;
-    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads */
+    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched) */
     struct launch_geom g;
 };
 
@@ -303,11 +303,14 @@ static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
     return (max_sz(max_sz(a, b), c) + CH) * 4;
 }
 
-/* The float4 variant's static constraints (dqkwg_bwd.cl, VEC). */
-static bool dqkwg_vec_ok(int bk, int bvt, int ty, int tx)
+/* The float4 variant's static constraints (dqkwg_bwd.cl, VEC = 1 or 2;
+ * VEC = 2 also prefetches whole tiles per work-item). */
+static bool dqkwg_vec_ok(int bk, int bvt, int ty, int tx, int vec)
 {
+    const int wg = ty * tx;
     return (CH / ty) % 4 == 0 && (CH / tx) % 4 == 0 && bk % tx == 0 && (bk / tx) % 4 == 0 &&
-           bvt % 4 == 0;
+           bvt % 4 == 0 &&
+           (vec != 2 || ((CH * (bvt / 4)) % wg == 0 && (bk * (bvt / 4)) % wg == 0));
 }
 
 static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
@@ -320,7 +323,7 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
         p->bvt = pick_div(s->V, 32);
         if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
             p->bvt = 16;
-        if (dqkwg_vec_ok(p->bk, p->bvt, p->ty, p->tx) &&
+        if (dqkwg_vec_ok(p->bk, p->bvt, p->ty, p->tx, p->vec) &&
             lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
             return;
     }
@@ -340,7 +343,7 @@ static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struc
     const struct gdn_gd_shape *s  = problem;
     const int bk = v[0], bvt = v[1], ty = v[2], tx = v[3], vec = v[4];
     return s->K % bk == 0 && s->V % bvt == 0 && bk % tx == 0 && CH % ty == 0 && CH % tx == 0 &&
-           (!vec || dqkwg_vec_ok(bk, bvt, ty, tx)) && wg_fits(dev, ty, tx) &&
+           (!vec || dqkwg_vec_ok(bk, bvt, ty, tx, vec)) && wg_fits(dev, ty, tx) &&
            lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx, vec)) &&
            gdn__gd_loop_limit_ok(dev, s, ty * tx, -1);
 }
@@ -357,7 +360,7 @@ static const struct gdn_tune_param dqkwg_params[] = {
     {"BVT", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
-    {"VEC", 0, 2, {0, 1}},
+    {"VEC", 0, 3, {0, 1, 2}},
 };
 const struct gdn_tune_space gdn__gd_dqkwg_space = {
     "gated_delta/dqkwg", (int32_t)GDN_ARRAY_SIZE(dqkwg_params), dqkwg_params,
