@@ -26,6 +26,8 @@
  *   BV            V tile: a multiple of TX dividing V_DIM (default 32)
  *   TY, TX        work-item grid (TY divides 64, TX divides 64 and BV;
  *                 default 16 x 16)
+ *   VEC           0: gated_delta_dv_local (above); 1: gated_delta_dv_local_v,
+ *                 float4 operand reads (below; needs BV a multiple of 4 TX)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -59,9 +61,15 @@
 #define LDV (BV + 1)
 #define XSZ (2 * CH * LDK > CH * LDV ? 2 * CH * LDK : CH * LDV)
 
+#ifndef VEC
+#    define VEC 0
+#endif
+
 #if K_DIM % BK != 0 || V_DIM % BV != 0 || BV % TX != 0 || CH % TY != 0 || CH % TX != 0
 #    error "dv_local_bwd.cl: illegal tile sizes"
 #endif
+
+#if !VEC
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
@@ -127,3 +135,115 @@ gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
         }
     }
 }
+#endif /* !VEC */
+
+#if VEC
+/*
+ * VEC=1: gated_delta_dv_local_v, the same function with every local-memory
+ * operand read as float4 (GDN_TILE_MMA4), for GPUs where the scalar
+ * kernel's small strided micro-tiles are bound by local-memory reads.
+ * Operands are staged in the layout of the outer product (A k-major, B
+ * row-major): k q^T reads k and q transposed (K-major, staged from global
+ * with vload4), Akq do reads Akq transposed (column-major, written from
+ * registers as float4 along rows) and do row-major. A work-item owns
+ * TM = 64/TY rows in groups of 4 contiguous rows (4 TY apart) and TNC =
+ * 64/TX (k q^T) or TNV = BV/TX (output) columns in groups of 4 (4 TX
+ * apart), so TM, TNC and TNV must be multiples of 4. Akq is zero for j < i,
+ * so the second product starts at row 4 ty of do (this work-item's first
+ * row) and stops at L (rows >= L of do are zeros): fma of an exact zero
+ * leaves the sum unchanged, so the result equals the scalar kernel's.
+ * Akq overwrites the k, q tiles (one extra barrier), so local memory is
+ * max(2 BK (64 + 4), 64 (64 + 4) + 64 (BV + 4)) + 64 floats: 34.25 KiB for
+ * any BK, BV <= 64.
+ */
+#define LDA (CH + 4)
+#define LDB (BV + 4)
+#define RV(a) (4 * ty + ((a) / 4) * 4 * TY + (a) % 4) /* chunk row of accumulator row a */
+#define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
+#define VSZ   (2 * BK * LDA > CH * (LDA + LDB) ? 2 * BK * LDA : CH * (LDA + LDB))
+
+#if TM % 4 != 0 || TNC % 4 != 0 || TNV % 4 != 0
+#    error "dv_local_bwd.cl: VEC needs 64/TY, 64/TX and BV/TX multiples of 4"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_dv_local_v(__global const int4 *chunks, __global const float *q,
+                       __global const float *k, __global const float *G,
+                       __global const float *do_, __global float *dvl, int H, int HV,
+                       float scale)
+{
+    __local float4 sX4[(VSZ + 3) / 4]; /* float4: aligned for the float4 reads */
+    __local float  sG[CH];
+    __local float *sX = (__local float *)sX4;
+
+    const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int   c = (int)get_group_id(1), hv = (int)get_group_id(2);
+    const int4  e  = chunks[c];
+    const int   t0 = e.y, L = e.z;
+    const int   hk = hv / (HV / H);
+    const ulong qk_base = ((ulong)t0 * H + hk) * K_DIM;  /* row stride H K_DIM */
+    const ulong v_base  = ((ulong)t0 * HV + hv) * V_DIM; /* row stride HV V_DIM */
+
+    for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
+        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
+
+    /* acc[i][j] = k_i . q_j, K tiles staged transposed: sKt[c][i], sQt[c][j]. */
+    float          acc[TM][TNC];
+    __local float *sKt = sX, *sQt = sX + BK * LDA;
+    GDN_TILE_ZERO(acc, TM, TNC);
+    for (int k0 = 0; k0 < K_DIM; k0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int idx = tid; idx < CH * (BK / 4); idx += WG) {
+            const int r = idx % CH, c4 = 4 * (idx / CH);
+            float4    kv = (float4)(0.0f), qv = (float4)(0.0f);
+            if (r < L) {
+                const ulong off = qk_base + (ulong)r * H * K_DIM + k0 + c4;
+                kv              = vload4(0, k + off);
+                qv              = vload4(0, q + off);
+            }
+            sKt[(c4 + 0) * LDA + r] = kv.x, sQt[(c4 + 0) * LDA + r] = qv.x;
+            sKt[(c4 + 1) * LDA + r] = kv.y, sQt[(c4 + 1) * LDA + r] = qv.y;
+            sKt[(c4 + 2) * LDA + r] = kv.z, sQt[(c4 + 2) * LDA + r] = qv.z;
+            sKt[(c4 + 3) * LDA + r] = kv.w, sQt[(c4 + 3) * LDA + r] = qv.w;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        GDN_TILE_MMA4(acc, TM, TNC, sKt, LDA, 4 * ty, 4 * TY, sQt, LDA, 4 * tx, 4 * TX, BK);
+    }
+
+    /* Masked Akq, transposed (sSt[j][i]), over the dead k, q tiles. */
+    __local float *sSt = sX, *sDO = sX + CH * LDA;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int a = 0; a < TM; a += 4)
+        for (int b = 0; b < TNC; b++) {
+            const int j = CC(b);
+            float     o[4];
+            for (int u = 0; u < 4; u++) {
+                const int  i  = RV(a + u);
+                const bool on = i <= j && j < L;
+                o[u] = on ? scale * acc[a + u][b] * exp2(on ? sG[j] - sG[i] : 0.0f) : 0.0f;
+            }
+            *(__local float4 *)(sSt + j * LDA + RV(a)) = (float4)(o[0], o[1], o[2], o[3]);
+        }
+
+    /* dv_local = Akq do over rows j in [4 ty, L) of do. */
+    const int j0 = 4 * ty;
+    for (int v0 = 0; v0 < V_DIM; v0 += BV) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int idx = tid; idx < CH * (BV / 4); idx += WG) {
+            const int r = idx / (BV / 4), c4 = 4 * (idx % (BV / 4));
+            *(__local float4 *)(sDO + r * LDB + c4) =
+                r < L ? vload4(0, do_ + v_base + (ulong)r * HV * V_DIM + v0 + c4) : (float4)(0.0f);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float out[TM][TNV];
+        GDN_TILE_ZERO(out, TM, TNV);
+        GDN_TILE_MMA4(out, TM, TNV, sSt + j0 * LDA, LDA, 4 * ty, 4 * TY, sDO + j0 * LDB, LDB,
+                      4 * tx, 4 * TX, L - j0);
+        for (int a = 0; a < TM; a++)
+            if (RV(a) < L)
+                for (int b = 0; b < TNV; b += 4)
+                    vstore4((float4)(out[a][b], out[a][b + 1], out[a][b + 2], out[a][b + 3]), 0,
+                            dvl + v_base + (ulong)RV(a) * HV * V_DIM + v0 + CC(b));
+    }
+}
+#endif /* VEC */

@@ -98,33 +98,62 @@ static size_t max_sz(size_t a, size_t b)
 /* B3: dv_local_bwd.cl */
 struct dvl_plan {
     int                bk, bv, ty, tx;
+    int                vec; /* VEC: gated_delta_dv_local_v, float4 operand reads */
     struct launch_geom g;
 };
 
 static size_t dvl_lmem(const struct dvl_plan *p)
 {
+    if (p->vec) { /* k, q tiles, then Akq and the do tile over them; a float4 array */
+        const size_t lda = CH + 4, ldb = (size_t)p->bv + 4;
+        return ((max_sz((size_t)2 * p->bk * lda, CH * (lda + ldb)) + 3) / 4 * 4 + CH) * 4;
+    }
     return (size_t)(CH * (CH + 1) + 64) * 4 +
            max_sz((size_t)2 * CH * (p->bk + 1), (size_t)CH * (p->bv + 1)) * 4;
+}
+
+/* The kernels' static checks (#error in dv_local_bwd.cl). */
+static bool dvl_plan_ok(const struct gdn_gd_shape *s, const struct dvl_plan *p)
+{
+    if (p->bk < 1 || p->bv < 1 || p->ty < 1 || p->tx < 1 || s->K % p->bk || s->V % p->bv ||
+        p->bv % p->tx || CH % p->ty || CH % p->tx)
+        return false;
+    if (p->vec == 1) /* 64/TY, 64/TX, BV/TX multiples of 4 */
+        return (CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 && (p->bv / p->tx) % 4 == 0;
+    return p->vec == 0;
 }
 
 static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct dvl_plan *p)
 {
-    p->bk = pick_div(s->K, 32);
-    p->bv = pick_div(s->V, 32);
+    /* GPUs: the float4 variant, 8 x 8 work-items with V tiles of 64 (8 x 8
+     * micro-tiles of both products). */
+    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && s->V % 64 == 0) {
+        p->vec = 1, p->ty = p->tx = 8, p->bv = 64;
+        p->bk  = pick_div(s->K, 32);
+        if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
+            return;
+    }
+    p->vec = 0;
+    p->bk  = pick_div(s->K, 32);
+    p->bv  = pick_div(s->V, 32);
     p->ty = p->tx = 16;
     if (!lmem_fits(dev, dvl_lmem(p))) /* 32 KiB devices */
         p->bk = p->bv = 16;
 }
 
-/* Tuning space: BK, BV, TY, TX (the plan's fields in this order). */
+static void dvl_plan_from(const int32_t *v, struct dvl_plan *p)
+{
+    p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4];
+}
+
+/* Tuning space: BK, BV, TY, TX, VEC (the plan's fields in this order). */
 static bool dvl_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s = problem;
     struct dvl_plan            p;
-    p.bk = v[0], p.bv = v[1], p.ty = v[2], p.tx = v[3];
-    return s->K % p.bk == 0 && s->V % p.bv == 0 && p.bv % p.tx == 0 && CH % p.ty == 0 &&
-           CH % p.tx == 0 && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, dvl_lmem(&p)) &&
+    dvl_plan_from(v, &p);
+    return dvl_plan_ok(s, &p) && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, dvl_lmem(&p)) &&
            gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
 }
 
@@ -132,7 +161,7 @@ static void dvl_space_defaults(int32_t *v, const void *problem, const struct gdn
 {
     struct dvl_plan p;
     dvl_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx;
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec;
 }
 
 static const struct gdn_tune_param dvl_params[] = {
@@ -140,6 +169,7 @@ static const struct gdn_tune_param dvl_params[] = {
     {"BV", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
+    {"VEC", 0, 2, {0, 1}},
 };
 const struct gdn_tune_space gdn__gd_dvl_space = {
     "gated_delta/dv_local", (int32_t)GDN_ARRAY_SIZE(dvl_params), dvl_params, dvl_space_valid,
@@ -149,8 +179,11 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
                                   struct dvl_plan *p)
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx}};
+                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
+                                   {"VEC", p->vec}};
     struct launch_geom     *g   = &p->g;
+    if (!dvl_plan_ok(s, p))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
@@ -649,7 +682,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     {
         int32_t v[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_dvl_space, s, v);
-        pdvl.bk = v[0], pdvl.bv = v[1], pdvl.ty = v[2], pdvl.tx = v[3];
+        dvl_plan_from(v, &pdvl);
         gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
         sbwd_plan_from(v, &psb);
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
@@ -693,8 +726,9 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         goto done;
 
     /* B3: dv_local into u (dead after B2). */
-    RUN("dv_local_bwd.cl", "gated_delta_dv_local", &pdvl.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
-        KM(tp->G), KM(do_->mem), KM(u), KI(s->H), KI(s->HV), KF(s->scale));
+    RUN("dv_local_bwd.cl", pdvl.vec ? "gated_delta_dv_local_v" : "gated_delta_dv_local", &pdvl.g,
+        3, KM(tp->idx.chunks), KM(qm), KM(km), KM(tp->G), KM(do_->mem), KM(u), KI(s->H),
+        KI(s->HV), KF(s->scale));
 
     /* B4: reverse state scan: dh per chunk, dv2, dh0; in windows of CHUNKS
      * chunks from each sequence's end when the plan says so (llvmpipe). */
