@@ -42,6 +42,7 @@
  *   REGSTATE      also build gated_delta_state_bwd_rs (end of this file):
  *                 the same function with dH in registers (tuning parameter
  *                 RS = 1; BKS is then its k slice width)
+ *   RSVEC         with REGSTATE: its float4 form (RS = 2)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -220,6 +221,17 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
  * per work-item: K_DIM BV / WG dH + 3 * 64 BV / WG (k dH accumulator,
  * prefetched do and dv_local) + 64 BKS / WG prefetched slice + 64 / WG
  * gates (57 at K = 128, BV = 32, BKS = 64, 16 x 16 work-items).
+ *
+ * RSVEC=1 (tuning parameter RS = 2) is the float4 form of this kernel, as
+ * state_fwd_rs's: work-item (tx, ty) owns the contiguous dH rows
+ * ty K_DIM / TY + a, the contiguous dv2 rows ty 64 / TY + a and TN / 4 groups
+ * of 4 contiguous columns 4 TX apart (SROW, VROW, SCOL), and both products
+ * read their operands from local memory as float4 (GDN_TILE_MMA4): the k
+ * slice is stored transposed ([BKS][64 + 4]), q and w slices are rows of
+ * K_DIM + 4 floats. A quarter of the local-memory reads per fma; it needs
+ * 64 / TY, K_DIM / TY and BV / TX to be multiples of 4. Local memory:
+ * 4 * (max(BKS (64 + 4), BI (K_DIM + 4)) + max(K_DIM, 128) * BV + 128) bytes
+ * (41.0 KiB at K = 128, BV = 64, BKS = 32).
  */
 #define RTR   (K_DIM / TY)           /* dH rows per work-item */
 #define NSL   (K_DIM / BKS)          /* slices of k (and of q, of w) per chunk */
@@ -228,6 +240,28 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
 #define NGS   ((CH + WG - 1) / WG)   /* gates per work-item */
 #define LDS   (BKS + 1)
 #define XROWS (K_DIM > 2 * CH ? K_DIM : 2 * CH)
+#ifndef RSVEC
+#    define RSVEC 0
+#endif
+#if RSVEC
+#    define SROW(a) (ty * RTR + (a)) /* dH rows of a work-item: RTR contiguous */
+#    define VROW(a) (ty * TM + (a))  /* dv2 rows: TM contiguous */
+/* columns: TN / 4 groups of 4 contiguous ones, 4 TX apart (the float4 reads
+ * of neighbouring work-items are contiguous) */
+#    define SCOL(j) (4 * tx + ((j) / 4) * (4 * TX) + (j) % 4)
+#    define LDA     (CH + 4)    /* k slice stored transposed: [BKS][LDA] */
+#    define LDQ     (K_DIM + 4) /* q or w slice: [BI][LDQ] */
+#    define SLN     (BKS * LDA > BI * LDQ ? BKS * LDA : BI * LDQ)
+#    if TM % 4 != 0 || RTR % 4 != 0 || TN % 4 != 0
+#        error "state_bwd.cl (REGSTATE, RSVEC): 64 / TY, K_DIM / TY and BV / TX must be multiples of 4"
+#    endif
+#else
+#    define SROW(a) (ty + TY * (a))
+#    define VROW(a) (ty + TY * (a))
+#    define SCOL(j) (tx + TX * (j))
+#    define LDA     LDS         /* k slice: [64][LDA] */
+#    define LDQ     (K_DIM + 1) /* q or w slice: [BI][LDQ] */
+#endif
 
 #if K_DIM % TY != 0 || K_DIM % BKS != 0 || CH % NSL != 0 || (CH * BKS) % WG != 0
 #    error "state_bwd.cl (REGSTATE): illegal tile sizes"
@@ -242,8 +276,14 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
                          __global float *dh0, int H, int HV, float scale, int has_dht,
                          int write_dh0, int rb, int re)
 {
+#if RSVEC /* float4 arrays: aligned for the float4 reads */
+    __local float4 SL4[SLN / 4];       /* a k slice (transposed) or a q or w slice */
+    __local float4 XL4[XROWS * BV / 4]; /* dH [K][BV], then [do ; dv2] [128][BV] */
+    __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
+#else
     __local float SL[CH * LDS];    /* a 64 x BKS slice of k or a BI x K_DIM slice of q or w */
     __local float XL[XROWS * BV];  /* dH [K][BV], then [do ; dv2] [128][BV] */
+#endif
     __local float Gs[CH], Es[CH];  /* G and exp2(G) of the chunk's rows (0 and 1 past L) */
 
     const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
@@ -262,7 +302,7 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
         const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
         for (int a = 0; a < RTR; a++)
             for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)(ty + TY * a) * V_DIM + tx + TX * j;
+                const ulong o = (ulong)SROW(a) * V_DIM + SCOL(j);
                 S[a][j]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
             }
     }
@@ -293,9 +333,9 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
         const int4 e_ = chunks[cc];                                                                \
         const int  t_ = e_.y, l_ = e_.z;                                                           \
         for (int a_ = 0; a_ < TM; a_++) {                                                          \
-            const int i_ = ty + TY * a_;                                                           \
+            const int i_ = VROW(a_);                                                               \
             for (int j_ = 0; j_ < TN; j_++) {                                                      \
-                const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + tx + TX * j_;         \
+                const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);             \
                 dor[a_][j_]    = i_ < l_ ? do_[o_] : 0.0f;                                         \
                 dvr[a_][j_]    = i_ < l_ ? dvl[o_] : 0.0f;                                         \
             }                                                                                      \
@@ -305,8 +345,9 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
             gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
         }                                                                                          \
     } while (0)
-/* pr into SL as rows of BKS (k) or K_DIM (q, w) values, stride + 1; q rows
- * times scale exp2(G), w negated. */
+/* pr into SL: a k slice (element (r, d) at SL[r LDA + d], or SL[d LDA + r]
+ * with RSVEC) or a q or w slice (at SL[r LDQ + d]); q rows times
+ * scale exp2(G), w negated. */
 #define RS_STORE_SLICE(qi)                                                                         \
     do {                                                                                           \
         const int kd_ = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2;                                   \
@@ -319,7 +360,8 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
                 x_ = x_ * scale * Es[r0_ + r_];                                                    \
             else if (kd_ == 2)                                                                     \
                 x_ = -x_;                                                                          \
-            SL[r_ * (wd_ + 1) + e2_ - r_ * wd_] = x_;                                              \
+            const int d_ = e2_ - r_ * wd_;                                                         \
+            SL[kd_ != 0 ? r_ * LDQ + d_ : RSVEC ? d_ * LDA + r_ : r_ * LDA + d_] = x_;             \
         }                                                                                          \
     } while (0)
 
@@ -336,7 +378,7 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
         /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
         for (int a = 0; a < RTR; a++)
             for (int j = 0; j < TN; j++) {
-                const int r = ty + TY * a, col = tx + TX * j;
+                const int r = SROW(a), col = SCOL(j);
                 XL[r * BV + col]                          = S[a][j];
                 dh[dh_base + (ulong)r * V_DIM + col] = S[a][j];
             }
@@ -359,18 +401,23 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* k slice s + 1, or q slice 0 */
+#if RSVEC
+            GDN_TILE_MMA4(acc, TM, TN, SL, LDA, VROW(0), 4, (XL + s * BKS * BV), BV, SCOL(0), 4 * TX,
+                          BKS);
+#else
             GDN_TILE_MMA(acc, TM, TN, SL, LDS, 0, (XL + s * BKS * BV), BV, 0, ty, TY, tx, TX, BKS);
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL and of k is done */
         {
             /* dv2 = diag(exp2(gl - G)) (k dH) + dv_local; [do ; dv2] into XL */
             const float gl = Gs[L - 1];
             for (int a = 0; a < TM; a++) {
-                const int   i   = ty + TY * a;
+                const int   i   = VROW(a);
                 const bool  ok  = i < L;
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
                 for (int j = 0; j < TN; j++) {
-                    const int   col = tx + TX * j;
+                    const int   col = SCOL(j);
                     const float val = ok ? dec * acc[a][j] + dvr[a][j] : 0.0f;
                     if (ok)
                         dv2[((ulong)(t0 + i) * HV + hv) * V_DIM + v0 + col] = val;
@@ -400,8 +447,13 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
                 RS_LOAD_SLICE(c, NSL + s + 1);
             else if (c - 1 >= c_lo)
                 RS_LOAD_SLICE(c - 1, 0);
+#if RSVEC
+            GDN_TILE_MMA4(S, RTR, TN, SL, LDQ, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0), 4 * TX,
+                          BI);
+#else
             GDN_TILE_MMA(S, RTR, TN, SL, K_DIM + 1, 1, (XL + s * BI * BV), BV, 0, ty, TY, tx, TX,
                          BI);
+#endif
         }
     }
 #undef RS_LOAD_SLICE
@@ -412,11 +464,11 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
         const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
         for (int a = 0; a < RTR; a++)
             for (int j = 0; j < TN; j++)
-                dh[hb + (ulong)(ty + TY * a) * V_DIM + tx + TX * j] = S[a][j];
+                dh[hb + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
     } else if (write_dh0) {
         for (int a = 0; a < RTR; a++)
             for (int j = 0; j < TN; j++)
-                dh0[st_base + (ulong)(ty + TY * a) * V_DIM + tx + TX * j] = S[a][j];
+                dh0[st_base + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
     }
 }
 #endif /* REGSTATE */

@@ -198,12 +198,20 @@ struct sbwd_plan {
     int                chunks; /* CHUNKS (host side): chunks per launch, 0 = all */
     int                rs;     /* RS: 0 = gated_delta_state_bwd (dH in local memory);
                                   1 = gated_delta_state_bwd_rs (dH in registers, BKS
-                                  its k slice width, next slice prefetched) */
+                                  its k slice width, next slice prefetched);
+                                  2 = the same with contiguous micro-tiles read as
+                                  float4 (RSVEC) */
     struct launch_geom g;
 };
 
 static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks, int rs)
 {
+    if (rs == 2) { /* k slice transposed or q / w slice, rows padded to 4 floats */
+        const size_t bi = (size_t)CH * (size_t)bks / (size_t)s->K;
+        return (max_sz((size_t)bks * (CH + 4), bi * (size_t)(s->K + 4)) +
+                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) *
+               4;
+    }
     if (rs) /* k / q / w slice; dH, then [do ; dv2]; G and exp2(G) */
         return ((size_t)CH * (bks + 1) + max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) * 4;
     return ((size_t)s->K * bv + (size_t)2 * CH * bv + (size_t)2 * CH * bks + CH) * 4;
@@ -216,8 +224,12 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
     if (bv < 1 || bks < 1 || ty < 1 || tx < 1 || s->V % bv || s->K % bks || bv % tx ||
         bks % ty || CH % ty)
         return false;
-    if (rs == 1)
-        return s->K % ty == 0 && CH % (s->K / bks) == 0 && (CH * bks) % (ty * tx) == 0;
+    if (rs == 1 || rs == 2) {
+        if (s->K % ty || CH % (s->K / bks) || (CH * bks) % (ty * tx))
+            return false;
+        /* RSVEC: contiguous groups of 4 rows and 4 columns per work-item */
+        return rs == 1 || ((CH / ty) % 4 == 0 && (s->K / ty) % 4 == 0 && (bv / tx) % 4 == 0);
+    }
     return rs == 0;
 }
 
@@ -234,7 +246,9 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
      *   B = 2, T = 8192:  2.74 ms;                        1.95 ms
      *   B = 1, T = 16384: 5.49 ms;                        3.89 ms
      * (BV 16 or 16 x 8 work-items: no better at any of the three). So a V
-     * tile of 64 once it still gives about one group per compute unit. */
+     * tile of 64 once it still gives about one group per compute unit.
+     * The float4 form (RS = 2) where the same plan allows it (BV / TX a
+     * multiple of 4: BV = 64 with 16 x 16 work-items), else RS = 1. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups64 = (int64_t)s->N * s->HV * (s->V / 64);
         p->rs = 1, p->ty = p->tx = 16;
@@ -244,8 +258,12 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
             p->bv = pick_div(s->V, 32), p->bks = s->K % 64 ? 16 : 64;
         for (; p->bks >= 16; p->bks /= 2)
             if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
-                lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1)))
+                lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1))) {
+                if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 2) &&
+                    lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 2)))
+                    p->rs = 2;
                 return;
+            }
     }
     p->rs  = 0;
     p->bks = 16;
@@ -285,7 +303,7 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
-    {"RS", 0, 2, {0, 1}},
+    {"RS", 0, 3, {0, 1, 2}},
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
     "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
@@ -296,7 +314,7 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
                                    {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx},
-                                   {"REGSTATE", 1}};
+                                   {"REGSTATE", 1}, {"RSVEC", 1}};
     struct launch_geom     *g   = &p->g;
     if (!sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, p->rs))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: illegal tile sizes");
@@ -304,8 +322,8 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->V / p->bv);
     g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
-    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d) - (p->rs ? 0 : 1), g->defines,
-                             sizeof(g->defines)))
+    const size_t nd = GDN_ARRAY_SIZE(d) - (p->rs == 2 ? 0 : p->rs ? 1 : 2); /* RSVEC, REGSTATE */
+    if (!gdn__defines_format(d, nd, g->defines, sizeof(g->defines)))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);
 }
