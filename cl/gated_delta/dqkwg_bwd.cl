@@ -86,6 +86,74 @@
 #    error "dqkwg_bwd.cl: illegal tile sizes"
 #endif
 
+/*
+ * The epilogue both kernels share. RV(a) and CC(b) are a kernel's chunk row
+ * of accumulator row a and column of accumulator column b; QV(a, b) and
+ * KV(a, b) its q and k at dq's position (a, b).
+ *
+ * DQKWG_GATES(): the inter-chunk scales of dq and dk, the mask and decay of
+ * ds, and the gate terms that do not cancel, into rowp (per row), colp (per
+ * column of ds) and dgl. Declares gl, rowp, colp.
+ */
+#define DQKWG_GATES()                                                                              \
+    const float gl = sG[L - 1];                                                                    \
+    float       rowp[TM], colp[TNC];                                                               \
+    dgl *= exp2(gl);                                                                               \
+    for (int b = 0; b < TNC; b++)                                                                  \
+        colp[b] = 0.0f;                                                                            \
+    for (int a = 0; a < TM; a++) {                                                                 \
+        const int   i  = RV(a);                                                                    \
+        const bool  on = i < L;                                                                    \
+        const float fq = on ? scale * exp2(sG[i]) : 0.0f;                                          \
+        const float fk = on ? exp2(gl - sG[i]) : 0.0f;                                             \
+        rowp[a]        = 0.0f;                                                                     \
+        for (int b = 0; b < TNK; b++) {                                                            \
+            dq[a][b] *= fq;                                                                        \
+            dk[a][b] *= fk;                                                                        \
+            rowp[a] = fma(dq[a][b], QV(a, b), rowp[a]);                                            \
+            if (i < L - 1) {                                                                       \
+                rowp[a] -= dk[a][b] * KV(a, b);                                                    \
+                dgl = fma(dk[a][b], KV(a, b), dgl);                                                \
+            }                                                                                      \
+        }                                                                                          \
+        for (int b = 0; b < TNC; b++) {                                                            \
+            const int  j  = CC(b);                                                                 \
+            const bool in = j <= i && on;                                                          \
+            ds[a][b]      = in ? scale * ds[a][b] * exp2(in ? sG[i] - sG[j] : 0.0f) : 0.0f;        \
+            if (j < i) {                                                                           \
+                const float p = ds[a][b] * qk[a][b];                                               \
+                rowp[a] += p;                                                                      \
+                colp[b] += p;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* DQKWG_STORE_DG(): row sums over TX work-items, column sums over TY, dgl
+ * over all, in a fixed order (deterministic), into this K tile's dGp row.
+ * Starts with a barrier: sX must be dead. */
+#define DQKWG_STORE_DG()                                                                           \
+    do {                                                                                           \
+        __local float *rrow = sX, *rcol = sX + CH * TX, *sdgl = sX + CH * (TX + TY);               \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (int a = 0; a < TM; a++)                                                               \
+            rrow[RV(a) * TX + tx] = rowp[a];                                                       \
+        for (int b = 0; b < TNC; b++)                                                              \
+            rcol[CC(b) * TY + ty] = colp[b];                                                       \
+        sdgl[tid] = dgl;                                                                           \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (int r = tid; r < L; r += WG) {                                                        \
+            float s = 0.0f;                                                                        \
+            for (int x = 0; x < TX; x++)                                                           \
+                s += rrow[r * TX + x];                                                             \
+            for (int y = 0; y < TY; y++)                                                           \
+                s -= rcol[r * TY + y];                                                             \
+            if (r == L - 1)                                                                        \
+                for (int x = 0; x < WG; x++)                                                       \
+                    s += sdgl[x];                                                                  \
+            dGp[((ulong)ik * T + t0 + r) * HV + hv] = s;                                           \
+        }                                                                                          \
+    } while (0)
+
 #if !VEC
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
@@ -178,37 +246,11 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
     }
 
     /* Inter-chunk parts and the gate terms that do not cancel. */
-    const float gl = sG[L - 1];
-    float       rowp[TM], colp[TNC];
-    dgl *= exp2(gl);
-    for (int b = 0; b < TNC; b++)
-        colp[b] = 0.0f;
-    for (int a = 0; a < TM; a++) {
-        const int   i  = ty + a * TY;
-        const bool  on = i < L;
-        const float fq = on ? scale * exp2(sG[i]) : 0.0f;
-        const float fk = on ? exp2(gl - sG[i]) : 0.0f;
-        rowp[a]        = 0.0f;
-        for (int b = 0; b < TNK; b++) {
-            dq[a][b] *= fq;
-            dk[a][b] *= fk;
-            rowp[a] = fma(dq[a][b], qreg[a][b], rowp[a]);
-            if (i < L - 1) {
-                rowp[a] -= dk[a][b] * kreg[a][b];
-                dgl = fma(dk[a][b], kreg[a][b], dgl);
-            }
-        }
-        for (int b = 0; b < TNC; b++) {
-            const int  j  = tx + b * TX;
-            const bool in = j <= i && on;
-            ds[a][b]      = in ? scale * ds[a][b] * exp2(in ? sG[i] - sG[j] : 0.0f) : 0.0f;
-            if (j < i) {
-                const float p = ds[a][b] * qk[a][b];
-                rowp[a] += p;
-                colp[b] += p;
-            }
-        }
-    }
+#define RV(a)    (ty + (a) * TY)
+#define CC(b)    (tx + (b) * TX)
+#define QV(a, b) qreg[a][b]
+#define KV(a, b) kreg[a][b]
+    DQKWG_GATES();
 
     /* Intra-chunk products: dq += ds k, dk += ds^T q. */
     __local float *sDS = sX, *sQK = sX + CH * LDC;
@@ -230,26 +272,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
     barrier(CLK_LOCAL_MEM_FENCE);
     GDN_TILE_MMA(dk, TM, TNK, sDS, LDC, 1, sQK, LDK, 0, ty, TY, tx, TX, CH);
 
-    /* Row sums over TX work-items, column sums over TY, dgl over all. */
-    barrier(CLK_LOCAL_MEM_FENCE); /* sDS and sQK are dead */
-    __local float *rrow = sX, *rcol = sX + CH * TX, *sdgl = sX + CH * (TX + TY);
-    for (int a = 0; a < TM; a++)
-        rrow[(ty + a * TY) * TX + tx] = rowp[a];
-    for (int b = 0; b < TNC; b++)
-        rcol[(tx + b * TX) * TY + ty] = colp[b];
-    sdgl[tid] = dgl;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int r = tid; r < L; r += WG) {
-        float s = 0.0f;
-        for (int x = 0; x < TX; x++)
-            s += rrow[r * TX + x];
-        for (int y = 0; y < TY; y++)
-            s -= rcol[r * TY + y];
-        if (r == L - 1)
-            for (int x = 0; x < WG; x++)
-                s += sdgl[x];
-        dGp[((ulong)ik * T + t0 + r) * HV + hv] = s;
-    }
+    DQKWG_STORE_DG(); /* sDS and sQK are dead */
     for (int a = 0; a < TM; a++) {
         const int i = ty + a * TY;
         if (i < L)
@@ -261,6 +284,10 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
             }
     }
 }
+#undef RV
+#undef CC
+#undef QV
+#undef KV
 #endif /* !VEC */
 
 #if VEC
@@ -283,6 +310,8 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #define LDB (BK + 4)
 #define RV(a) (4 * ty + ((a) / 4) * 4 * TY + (a) % 4) /* chunk row of accumulator row a */
 #define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
+#define QV(a, b) sQt[CC(b) * LDA + RV(a)]              /* q, k at dq's (a, b): staged K-major */
+#define KV(a, b) sKt[CC(b) * LDA + RV(a)]
 #define VSZ                                                                                        \
     MAX2(MAX2(3 * BVT * LDA + 2 * BVT * LDB, 2 * BK * LDA), MAX2(CH * LDA + CH * LDB, CH * (TX + TY) + WG))
 
@@ -443,38 +472,7 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
     GDN_TILE_MMA4(qk, TM, TNC, sQt, LDA, 4 * ty, 4 * TY, sKt, LDA, 4 * tx, 4 * TX, BK);
 
     /* Inter-chunk parts and the gate terms that do not cancel. */
-    const float gl = sG[L - 1];
-    float       rowp[TM], colp[TNC];
-    dgl *= exp2(gl);
-    for (int b = 0; b < TNC; b++)
-        colp[b] = 0.0f;
-    for (int a = 0; a < TM; a++) {
-        const int   i  = RV(a);
-        const bool  on = i < L;
-        const float fq = on ? scale * exp2(sG[i]) : 0.0f;
-        const float fk = on ? exp2(gl - sG[i]) : 0.0f;
-        rowp[a]        = 0.0f;
-        for (int b = 0; b < TNK; b++) {
-            const float qv = sQt[CC(b) * LDA + i], kv = sKt[CC(b) * LDA + i];
-            dq[a][b] *= fq;
-            dk[a][b] *= fk;
-            rowp[a] = fma(dq[a][b], qv, rowp[a]);
-            if (i < L - 1) {
-                rowp[a] -= dk[a][b] * kv;
-                dgl = fma(dk[a][b], kv, dgl);
-            }
-        }
-        for (int b = 0; b < TNC; b++) {
-            const int  j  = CC(b);
-            const bool in = j <= i && on;
-            ds[a][b]      = in ? scale * ds[a][b] * exp2(in ? sG[i] - sG[j] : 0.0f) : 0.0f;
-            if (j < i) {
-                const float p = ds[a][b] * qk[a][b];
-                rowp[a] += p;
-                colp[b] += p;
-            }
-        }
-    }
+    DQKWG_GATES();
 
     /* Intra-chunk products: dq += ds k (ds transposed, k row-major), then
      * dk += ds^T q (ds and q row-major). */
@@ -501,26 +499,7 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
             GDN_TILE_MMA4(dq, TM, TNK, sA, LDA, 4 * ty, 4 * TY, sB, LDB, 4 * tx, 4 * TX, CH);
     }
 
-    /* Row sums over TX work-items, column sums over TY, dgl over all. */
-    barrier(CLK_LOCAL_MEM_FENCE); /* sA and sB are dead */
-    __local float *rrow = sX, *rcol = sX + CH * TX, *sdgl = sX + CH * (TX + TY);
-    for (int a = 0; a < TM; a++)
-        rrow[RV(a) * TX + tx] = rowp[a];
-    for (int b = 0; b < TNC; b++)
-        rcol[CC(b) * TY + ty] = colp[b];
-    sdgl[tid] = dgl;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int r = tid; r < L; r += WG) {
-        float s = 0.0f;
-        for (int x = 0; x < TX; x++)
-            s += rrow[r * TX + x];
-        for (int y = 0; y < TY; y++)
-            s -= rcol[r * TY + y];
-        if (r == L - 1)
-            for (int x = 0; x < WG; x++)
-                s += sdgl[x];
-        dGp[((ulong)ik * T + t0 + r) * HV + hv] = s;
-    }
+    DQKWG_STORE_DG(); /* sA and sB are dead */
     for (int a = 0; a < TM; a++)
         if (RV(a) < L)
             for (int b = 0; b < TNK; b += 4) {

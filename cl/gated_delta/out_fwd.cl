@@ -95,6 +95,21 @@
 /* Row ty + LY a of S lies in 16 x 16 block row BLK(a) (LY divides 16). */
 #define BLK(a) (((LY) * (a)) / 16)
 
+/* Both kernels' indices: work-item (tx, ty), chunk c (rows first ...
+ * first + L - 1), value head hv reading q/k head kh, V tile at v0, and the
+ * offset of the chunk's state tile. */
+#define OUT_INDICES()                                                                              \
+    const int   lid = (int)get_local_id(0);                                                        \
+    const int   tx = lid % LX, ty = lid / LX;                                                      \
+    const int   c  = (int)get_group_id(0) / (V / BV);                                              \
+    const int   iv = (int)get_group_id(0) - c * (V / BV);                                          \
+    const int   hv = (int)get_group_id(1);                                                         \
+    const int   kh = hv / (HV / H);                                                                \
+    const int   v0 = iv * BV;                                                                      \
+    const int4  ch = chunks[c];                                                                    \
+    const int   first = ch.y, L = ch.z;                                                            \
+    const ulong hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0
+
 #ifndef VEC
 #define VEC 0
 #endif
@@ -139,16 +154,7 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     __local float *LM = (__local float *)LM4;
     __local float *QT = LM, *KT = LM + BK * CH, *HL = LM + 2 * BK * CH;
     __local float *ST = LM, *VL = LM + CH * LDV;
-    const int      lid = (int)get_local_id(0);
-    const int      tx = lid % LX, ty = lid / LX;
-    const int      c = (int)get_group_id(0) / (V / BV);
-    const int      iv = (int)get_group_id(0) - c * (V / BV);
-    const int      hv = (int)get_group_id(1);
-    const int      kh = hv / (HV / H);
-    const int      v0 = iv * BV;
-    const int4     ch = chunks[c];
-    const int      first = ch.y, L = ch.z;
-    const ulong    hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    OUT_INDICES();
     const int      ra = TMS * ty;   /* this work-item's first row */
     const int      rend = ra + TMS; /* one past its last row */
     float          accs[NGS][TMS][4], acco[TMS][TNO], gr[TMS], gc[TNS];
@@ -254,16 +260,7 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     /* (BK x 65 of KT fits in the 64 x (BK + 1) of the slot for BK <= 64.) */
     __local float *QL = LM, *KT = LM + CH * LDQ, *HL = LM + 2 * CH * LDQ;
     __local float *SL = LM, *VL = LM + CH * LDS;
-    const int      lid = (int)get_local_id(0);
-    const int      tx = lid % LX, ty = lid / LX;
-    const int      c = (int)get_group_id(0) / (V / BV);
-    const int      iv = (int)get_group_id(0) - c * (V / BV);
-    const int      hv = (int)get_group_id(1);
-    const int      kh = hv / (HV / H);
-    const int      v0 = iv * BV;
-    const int4     ch = chunks[c];
-    const int      first = ch.y, L = ch.z;
-    const ulong    hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+    OUT_INDICES();
 #if LX == 1
     float16        accs[TMS][4], acco[TMS][NVO];
 #else

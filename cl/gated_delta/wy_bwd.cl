@@ -87,6 +87,28 @@
 #else
 #    define WY_FENCE CLK_LOCAL_MEM_FENCE
 #endif
+/* Both kernels' start: the chunk's gates, beta and exp2(G) into sG, sB,
+ * sGam, its inverse Ai (lower triangle, rows < L) into sAi with row stride
+ * ld_, and the dT, dbeta and dG accumulators zeroed. */
+#define WY_BWD_START(ld_)                                                                          \
+    for (int r = tid; r < CH; r += WG) { /* WG may be below 64 */                                  \
+        const bool  on = r < L;                                                                    \
+        const float g  = on ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;                                 \
+        sG[r]          = g;                                                                        \
+        sB[r]          = on ? beta[(ulong)(t0 + r) * HV + hv] : 0.0f;                              \
+        sGam[r]        = on ? exp2(g) : 0.0f;                                                      \
+    }                                                                                              \
+    for (int idx = tid; idx < CH * CH; idx += WG) {                                                \
+        const int i = idx / CH, j = idx % CH;                                                      \
+        sAi[i * (ld_) + j] =                                                                       \
+            (i < L && j <= i) ? Ai[((ulong)(t0 + i) * HV + hv) * CH + j] : 0.0f;                   \
+    }                                                                                              \
+    float dT[TM][TNC];                                                                             \
+    float dbp[TM], dgp[TM];                                                                        \
+    GDN_TILE_ZERO(dT, TM, TNC);                                                                    \
+    for (int a = 0; a < TM; a++)                                                                   \
+        dbp[a] = dgp[a] = 0.0f;
+
 #if !VEC
 #define XSZ MAX2(MAX2(3 * CH * LDK, 3 * CH * LDV), CH * (2 * TX + TY))
 
@@ -120,23 +142,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     const int  t0 = e.y, L = e.z;
     const int  hk = hv / (HV / H);
 
-    for (int r = tid; r < CH; r += WG) { /* WG may be below 64 */
-        const bool  on = r < L;
-        const float g  = on ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
-        sG[r]          = g;
-        sB[r]          = on ? beta[(ulong)(t0 + r) * HV + hv] : 0.0f;
-        sGam[r]        = on ? exp2(g) : 0.0f;
-    }
-    for (int idx = tid; idx < CH * CH; idx += WG) {
-        const int i = idx / CH, j = idx % CH;
-        sAi[i * LDC + j] = (i < L && j <= i) ? Ai[((ulong)(t0 + i) * HV + hv) * CH + j] : 0.0f;
-    }
-
-    float dT[TM][TNC];
-    float dbp[TM], dgp[TM];
-    GDN_TILE_ZERO(dT, TM, TNC);
-    for (int a = 0; a < TM; a++)
-        dbp[a] = dgp[a] = 0.0f;
+    WY_BWD_START(LDC);
 
     /* Phase 1: K tiles of dw and kbg. */
     {
@@ -419,23 +425,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     __global const float *vh = v + (ulong)hv * V_DIM, *duh = du + (ulong)hv * V_DIM;
     (void)tscratch;
 
-    for (int r = tid; r < CH; r += WG) {
-        const bool  on = r < L;
-        const float g  = on ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
-        sG[r]          = g;
-        sB[r]          = on ? beta[(ulong)(t0 + r) * HV + hv] : 0.0f;
-        sGam[r]        = on ? exp2(g) : 0.0f;
-    }
-    for (int idx = tid; idx < CH * CH; idx += WG) {
-        const int i = idx / CH, j = idx % CH;
-        sAi[i * CH + j] = (i < L && j <= i) ? Ai[((ulong)(t0 + i) * HV + hv) * CH + j] : 0.0f;
-    }
-
-    float dT[TM][TNC];
-    float dbp[TM], dgp[TM];
-    GDN_TILE_ZERO(dT, TM, TNC);
-    for (int a = 0; a < TM; a++)
-        dbp[a] = dgp[a] = 0.0f;
+    WY_BWD_START(CH);
 
     /* Phase 1: K tiles of dw and kbg. */
     {
