@@ -109,6 +109,37 @@
     for (int a = 0; a < TM; a++)                                                                   \
         dbp[a] = dgp[a] = 0.0f;
 
+/* Both kernels' end: dbeta and dG of each row (sums over TX work-items,
+ * the column sums of dG over TY, the K tiles' dG partials of stage B5) in a
+ * fixed order, through local memory at buf_. R(a), C(b): the kernel's row
+ * of accumulator row a and column of accumulator column b. */
+#define WY_BWD_SUMS(buf_, R, C)                                                                    \
+    barrier(WY_FENCE); /* tiles are dead */                                                        \
+    {                                                                                              \
+        __local float *rdb = (buf_), *rdg = (buf_) + CH * TX, *rcol = (buf_) + 2 * CH * TX;        \
+        for (int a = 0; a < TM; a++) {                                                             \
+            rdb[R(a) * TX + tx] = dbp[a];                                                          \
+            rdg[R(a) * TX + tx] = dgp[a];                                                          \
+        }                                                                                          \
+        for (int b = 0; b < TNC; b++)                                                              \
+            rcol[C(b) * TY + ty] = colp[b];                                                        \
+        barrier(WY_FENCE);                                                                         \
+        for (int r = tid; r < L; r += WG) {                                                        \
+            const ulong o = (ulong)(t0 + r) * HV + hv;                                             \
+            float       sb = 0.0f, sg = 0.0f;                                                      \
+            for (int x = 0; x < TX; x++) {                                                         \
+                sb += rdb[r * TX + x];                                                             \
+                sg += rdg[r * TX + x];                                                             \
+            }                                                                                      \
+            for (int y = 0; y < TY; y++)                                                           \
+                sg -= rcol[r * TY + y];                                                            \
+            for (int x = 0; x < NK; x++)                                                           \
+                sg += dGp[(ulong)x * T * HV + o];                                                  \
+            db[o]  = sb;                                                                           \
+            dGs[o] = sg;                                                                           \
+        }                                                                                          \
+    }
+
 #if !VEC
 #define XSZ MAX2(MAX2(3 * CH * LDK, 3 * CH * LDV), CH * (2 * TX + TY))
 
@@ -291,31 +322,11 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
             colp[b] += p;
         }
     }
-    barrier(WY_FENCE); /* tiles are dead */
-    {
-        __local float *rdb = sX, *rdg = sX + CH * TX, *rcol = sX + 2 * CH * TX;
-        for (int a = 0; a < TM; a++) {
-            rdb[(ty + a * TY) * TX + tx] = dbp[a];
-            rdg[(ty + a * TY) * TX + tx] = dgp[a];
-        }
-        for (int b = 0; b < TNC; b++)
-            rcol[(tx + b * TX) * TY + ty] = colp[b];
-        barrier(WY_FENCE);
-        for (int r = tid; r < L; r += WG) {
-            const ulong o = (ulong)(t0 + r) * HV + hv;
-            float       sb = 0.0f, sg = 0.0f;
-            for (int x = 0; x < TX; x++) {
-                sb += rdb[r * TX + x];
-                sg += rdg[r * TX + x];
-            }
-            for (int y = 0; y < TY; y++)
-                sg -= rcol[r * TY + y];
-            for (int x = 0; x < NK; x++)
-                sg += dGp[(ulong)x * T * HV + o];
-            db[o]  = sb;
-            dGs[o] = sg;
-        }
-    }
+#define SROW(a) (ty + (a) * TY)
+#define SCOL(b) (tx + (b) * TX)
+    WY_BWD_SUMS(sX, SROW, SCOL);
+#undef SROW
+#undef SCOL
 }
 
 #else /* VEC */
@@ -622,30 +633,6 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
             }
         }
     }
-    barrier(CLK_LOCAL_MEM_FENCE); /* tiles are dead */
-    {
-        __local float *rdb = sT, *rdg = sT + CH * TX, *rcol = sT + 2 * CH * TX;
-        for (int a = 0; a < TM; a++) {
-            rdb[ROW(a) * TX + tx] = dbp[a];
-            rdg[ROW(a) * TX + tx] = dgp[a];
-        }
-        for (int b = 0; b < TNC; b++)
-            rcol[COL(b) * TY + ty] = colp[b];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int r = tid; r < L; r += WG) {
-            const ulong o = (ulong)(t0 + r) * HV + hv;
-            float       sb = 0.0f, sg = 0.0f;
-            for (int x = 0; x < TX; x++) {
-                sb += rdb[r * TX + x];
-                sg += rdg[r * TX + x];
-            }
-            for (int y = 0; y < TY; y++)
-                sg -= rcol[r * TY + y];
-            for (int x = 0; x < NK; x++)
-                sg += dGp[(ulong)x * T * HV + o];
-            db[o]  = sb;
-            dGs[o] = sg;
-        }
-    }
+    WY_BWD_SUMS(sT, ROW, COL);
 }
 #endif /* VEC */
