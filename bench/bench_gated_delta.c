@@ -7,7 +7,10 @@
  * wall clock with finish, and the summed device time of the kernels), with
  * tokens/s, achieved GFLOP/s from the FLOP model of docs/ALGORITHM.md §7 and
  * the fraction of the measured fp32 FMA peak, per stage as well. For decode:
- * step time and state GB/s against the measured copy bandwidth.
+ * step time and state GB/s against the measured copy bandwidth, and the
+ * wall time per step when 32 steps are enqueued back to back with one
+ * finish, as a decode loop enqueues one layer after the other (the single
+ * step's wall time includes the driver's launch + finish round trip).
  *
  * usage: bench_gated_delta [--quick] [--out DIR] [--device SEL] [--reps N]
  *                          [--shape B,T,H,HV,K,V] [--only fwd|fwd+bwd|recurrent_fwd|decode]
@@ -194,7 +197,7 @@ static const char *HDR_TRAIN =
 static const char *HDR_STAGE = "what,B,T,H,HV,K,V,stage,ms,gflops,fma_peak_frac";
 static const char *HDR_DEC =
     "what,N,H,HV,K,V,wall_us_median,wall_us_p10,wall_us_p90,device_us_median,state_gbs,"
-    "copy_frac";
+    "copy_frac,batched_us_median";
 
 int main(int argc, char **argv)
 {
@@ -350,7 +353,7 @@ int main(int argc, char **argv)
          i++) {
         struct shape       s = {dec_n[i], 1, 16, 16, 128, 128};
         struct gd_case     c;
-        struct bench_stats w, d;
+        struct bench_stats w, d, b;
         double             bytes;
         if (quick && dec_n[i] > 16)
             break;
@@ -358,6 +361,8 @@ int main(int argc, char **argv)
         st    = case_init(ctx, &s, false, true, &c);
         if (!st)
             st = bench_time(ctx, fn_step, &c, 3, quick ? 3 : 50, &w, &d, NULL, NULL);
+        if (!st) /* steps enqueued back to back, as consecutive layers are */
+            st = bench_time_batched(ctx, fn_step, &c, 32, quick ? 3 : 20, &b);
         if (st == GDN_STATUS_UNSUPPORTED) {
             fprintf(stderr, "  decode: %s\n", gdn_context_last_error(ctx));
             st = GDN_STATUS_OK;
@@ -366,17 +371,17 @@ int main(int argc, char **argv)
         }
         if (!st) {
             printf("%sdecode N=%-4d wall %8.1f us (p10 %.1f, p90 %.1f)  device %8.1f us  state "
-                   "%7.1f GB/s  %5.1f%% of copy\n",
+                   "%7.1f GB/s  %5.1f%% of copy  back-to-back %6.1f us/step\n",
                    i == 0 ? "\n" : "", s.B, 1e3 * w.median, 1e3 * w.p10, 1e3 * w.p90,
                    1e3 * d.median, bytes / (d.median * 1e6),
-                   100 * bytes / (d.median * 1e6) / ceil.copy_gbs);
+                   100 * bytes / (d.median * 1e6) / ceil.copy_gbs, 1e3 * b.median);
             bench_out_row(&out, HDR_DEC,
                           "what=\"decode\";N=%d;H=%d;HV=%d;K=%d;V=%d;wall_us_median=%.2f;"
                           "wall_us_p10=%.2f;wall_us_p90=%.2f;device_us_median=%.2f;"
-                          "state_gbs=%.1f;copy_frac=%.4f",
+                          "state_gbs=%.1f;copy_frac=%.4f;batched_us_median=%.2f",
                           s.B, s.H, s.HV, s.K, s.V, 1e3 * w.median, 1e3 * w.p10, 1e3 * w.p90,
                           1e3 * d.median, bytes / (d.median * 1e6),
-                          bytes / (d.median * 1e6) / ceil.copy_gbs);
+                          bytes / (d.median * 1e6) / ceil.copy_gbs, 1e3 * b.median);
         }
         case_free(&c);
     }

@@ -94,6 +94,30 @@ gdn_status bench_time(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int 
     return st;
 }
 
+gdn_status bench_time_batched(gdn_context *ctx, bench_fn fn, void *arg, int calls, int reps,
+                              struct bench_stats *per_call)
+{
+    double    *w = calloc((size_t)reps, sizeof(double));
+    gdn_status st = GDN_STATUS_OK;
+    int        i, j;
+
+    if (!w)
+        return GDN_STATUS_OUT_OF_HOST_MEMORY;
+    for (i = -1; i < reps && !st; i++) { /* round -1: warm-up */
+        double t0 = gdn__now();
+        for (j = 0; j < calls && !st; j++)
+            st = fn(arg);
+        if (!st)
+            st = gdn_context_finish(ctx);
+        if (i >= 0)
+            w[i] = 1e3 * (gdn__now() - t0) / calls;
+    }
+    if (!st)
+        bench_stats_of(w, reps, per_call);
+    free(w);
+    return st;
+}
+
 static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size_t local,
                               int reps, double *median_ms)
 {

@@ -113,6 +113,13 @@ gdn_status bench_time(gdn_context *ctx, bench_fn fn, void *arg, int warmup, int 
                       struct bench_stats *wall, struct bench_stats *device,
                       struct gdn_prof_sum **prof_out, size_t *nprof_out);
 
+/* Back-to-back calls, as a decode loop enqueues one layer's op after the
+ * other's without waiting: `calls` calls of fn(arg) and one
+ * gdn_context_finish, `reps` times (after one such warm-up round); the
+ * statistics are of wall ms per call. */
+gdn_status bench_time_batched(gdn_context *ctx, bench_fn fn, void *arg, int calls, int reps,
+                              struct bench_stats *per_call);
+
 void bench_out_row(struct bench_out *out, const char *csv_header, const char *fmt, ...)
     GDN_PRINTF(3, 4);
 void bench_out_close(struct bench_out *out);
