@@ -37,18 +37,24 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * work-items with large register tiles are 3-4x faster than the generic
      * 16 x 16 groups at K=V=64 and 128; bench_gated_delta fwd+bwd at B=1,
      * T=4096, H=2, K=V=128: 431 -> 161 ms. */
+    /* The float4 forms (dv_local VEC=1, state_bwd RS=2, dqkwg VEC=2, wy_bwd
+     * VEC=1) with the same 4 x 4 work-items, bench_gated_delta fwd+bwd with
+     * GDN_TUNE, one run of 3 per plan on this 2-core host (B=1, T=4096):
+     * K=V=128 (H=2): dv_local 8.4 -> 5.5 ms, state_bwd 30.1 -> 19.2,
+     * dqkwg 40.4 -> 28.6, wy_bwd 26.1 -> 21.6; K=V=64 (H=4): 9.3 -> 6.7,
+     * 18.4 -> 11.5, 27.7 -> 20.0, 31.9 -> 25.6. */
     {"pocl",   "gated_delta/dv_local",  "*",         "TY=4 TX=4"},
-    {"pocl",   "gated_delta/dv_local",  "K64.V64",   "BK=32 BV=64 TY=4 TX=4"},
-    {"pocl",   "gated_delta/dv_local",  "K128.V128", "BK=16 BV=64 TY=4 TX=4"},
+    {"pocl",   "gated_delta/dv_local",  "K64.V64",   "VEC=1 BK=32 BV=64 TY=4 TX=4"},
+    {"pocl",   "gated_delta/dv_local",  "K128.V128", "VEC=1 BK=32 BV=64 TY=4 TX=4"},
     {"pocl",   "gated_delta/state_bwd", "*",         "TY=4 TX=4"},
-    {"pocl",   "gated_delta/state_bwd", "K64.V64",   "BV=64 BKS=64 TY=4 TX=4"},
-    {"pocl",   "gated_delta/state_bwd", "K128.V128", "BV=64 BKS=64 TY=4 TX=4"},
+    {"pocl",   "gated_delta/state_bwd", "K64.V64",   "RS=2 BV=64 BKS=32 TY=4 TX=4"},
+    {"pocl",   "gated_delta/state_bwd", "K128.V128", "RS=2 BV=64 BKS=64 TY=4 TX=4"},
     {"pocl",   "gated_delta/dqkwg",     "*",         "TY=4 TX=4"},
-    {"pocl",   "gated_delta/dqkwg",     "K64.V64",   "BK=64 BVT=16 TY=4 TX=4"},
-    {"pocl",   "gated_delta/dqkwg",     "K128.V128", "BK=64 BVT=16 TY=4 TX=4"},
+    {"pocl",   "gated_delta/dqkwg",     "K64.V64",   "VEC=2 BK=64 BVT=16 TY=4 TX=4"},
+    {"pocl",   "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=32 TY=4 TX=4"},
     {"pocl",   "gated_delta/wy_bwd",    "*",         "TY=4 TX=4"},
-    {"pocl",   "gated_delta/wy_bwd",    "K64.V64",   "BK=64 BV=64 TY=4 TX=4"},
-    {"pocl",   "gated_delta/wy_bwd",    "K128.V128", "BK=64 BV=32 TY=4 TX=4"},
+    {"pocl",   "gated_delta/wy_bwd",    "K64.V64",   "VEC=1 BK=64 BV=64 TY=4 TX=4 T_IN_GLOBAL=0"},
+    {"pocl",   "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=4 TX=4 T_IN_GLOBAL=0"},
     /* NVIDIA compute capability 9.0 (H200, driver 580.159.04): gdn tune
      * --budget 110 (results/nvidia-h200/), B=2, T=4096, H=16. Only rows that
      * beat the generic default: kkt_solve 0.182 -> 0.143 ms, wy_bwd 1.507 ->
