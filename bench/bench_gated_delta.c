@@ -67,10 +67,6 @@ static double flop_stage(const char *name, double K, double V)
         return 2 * C_ * K + 2 * C_ * V;
     if (strstr(name, "state_bwd"))
         return 6 * K * V;
-    if (strstr(name, "dqkwg_ds")) /* dqkwg split in two (VEC=3): ds and q k^T */
-        return 2 * C_ * V + 2 * C_ * K;
-    if (strstr(name, "dqkwg_split")) /* the rest of the stage's model */
-        return 6 * K * V + 2 * C_ * K;
     if (strstr(name, "dqkwg"))
         return 6 * K * V + 4 * C_ * K + 2 * C_ * V;
     if (strstr(name, "wy_bwd"))

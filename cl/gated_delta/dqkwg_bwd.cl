@@ -44,11 +44,6 @@
  *                 default 64 or K_DIM)
  *   BVT           V tile of the inner loop: divides V_DIM (default 16)
  *   TY, TX        work-item grid (both divide 64; default 16 x 16)
- *   VEC           0: the kernel below; 1: gated_delta_dqkwg_v, the same with
- *                 float4 operand reads; 2: that with the next V tile
- *                 prefetched into registers; 3: the stage split in two
- *                 kernels (gated_delta_dqkwg_ds, gated_delta_dqkwg_split).
- *                 See the VEC section further down.
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -338,7 +333,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
         (dst)[(c_ + 3) * (ldl) + r_] = v_.w;                                                       \
     }
 
-#if VEC >= 2
+#if VEC == 2
 /* VEC=2: STAGE_T split in two, so the next V tile's loads are in flight
  * while the current one computes: PF_LOAD reads float4s of do, v_new, dv2
  * (NPA per work-item each) and h, dh (NPH each) into registers, PF_STORE
@@ -392,7 +387,6 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
         } while (0)
 #endif
 
-#if VEC <= 2
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __global const float *k,
                     __global const float *G, __global const float *do_,
@@ -514,229 +508,4 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
                 vstore4((float4)(dk[a][b], dk[a][b + 1], dk[a][b + 2], dk[a][b + 3]), 0, dkh + off);
             }
 }
-#endif /* VEC <= 2 */
-
-#if VEC == 3
-/*
- * VEC=3: the stage split in two kernels, each with fewer accumulators.
- *
- * gated_delta_dqkwg_ds, one work-group per (chunk, value head): ds = do
- * v_new^T over all of V and q k^T over all of K, once per chunk instead of
- * once per K tile; the masked, decayed, scaled ds goes to dsm [NT, HV, 64,
- * 64] (row-major), and rowsum(P) - colsum(P), P = ds o (q k^T) below the
- * diagonal, to dGp row `nkt` (the last of K/BK + 1 rows).
- *
- * gated_delta_dqkwg_split, one work-group per (K tile, chunk, value head):
- * the V loop of VEC=2 without ds (dq, dk, dw and <h, dh>, next V tile
- * prefetched), the inter-chunk scales and their gate terms, then dq += ds k
- * and dk += ds^T q with ds read back from dsm; dGp row ik gets rows(dq o q)
- * - rows(dk o k) (inter-chunk parts) and dgl.
- */
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dqkwg_ds(__global const int4 *chunks, __global const float *q,
-                     __global const float *k, __global const float *G,
-                     __global const float *do_, __global const float *vnew, __global float *dsm,
-                     __global float *dGp, int H, int HV, int T, float scale, int nkt)
-{
-    __local float4 sX4[(VSZ + 3) / 4];
-    __local float  sG[CH];
-    __local float *sX = (__local float *)sX4;
-
-    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
-    const int  c = (int)get_group_id(0), hv = (int)get_group_id(1);
-    const int4 e = chunks[c];
-    const int  t0 = e.y, L = e.z;
-    const int  hk = hv / (HV / H);
-    const ulong qk_base = ((ulong)t0 * H + hk) * K_DIM; /* row stride H K_DIM */
-    const ulong v_base  = ((ulong)t0 * HV + hv) * V_DIM; /* row stride HV V_DIM */
-
-    for (int r = tid; r < CH; r += WG)
-        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
-
-    float ds[TM][TNC], qk[TM][TNC];
-    GDN_TILE_ZERO(ds, TM, TNC);
-    GDN_TILE_ZERO(qk, TM, TNC);
-    {
-        __local float *sA = sX, *sB = sX + BVT * LDA;
-        for (int v0 = 0; v0 < V_DIM; v0 += BVT) {
-            barrier(CLK_LOCAL_MEM_FENCE);
-            STAGE_T(sA, LDA, do_, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
-            STAGE_T(sB, LDA, vnew, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            GDN_TILE_MMA4(ds, TM, TNC, sA, LDA, 4 * ty, 4 * TY, sB, LDA, 4 * tx, 4 * TX, BVT);
-        }
-        for (int d0 = 0; d0 < K_DIM; d0 += BVT) {
-            barrier(CLK_LOCAL_MEM_FENCE);
-            STAGE_T(sA, LDA, q, qk_base + d0, (ulong)H * K_DIM, CH, BVT, L);
-            STAGE_T(sB, LDA, k, qk_base + d0, (ulong)H * K_DIM, CH, BVT, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            GDN_TILE_MMA4(qk, TM, TNC, sA, LDA, 4 * ty, 4 * TY, sB, LDA, 4 * tx, 4 * TX, BVT);
-        }
-    }
-
-    /* Mask, decay and scale ds; the P terms of the gate gradient. */
-    float rowp[TM], colp[TNC];
-    for (int b = 0; b < TNC; b++)
-        colp[b] = 0.0f;
-    for (int a = 0; a < TM; a++) {
-        const int  i  = RV(a);
-        const bool on = i < L;
-        rowp[a]       = 0.0f;
-        for (int b = 0; b < TNC; b++) {
-            const int  j  = CC(b);
-            const bool in = j <= i && on;
-            ds[a][b]      = in ? scale * ds[a][b] * exp2(in ? sG[i] - sG[j] : 0.0f) : 0.0f;
-            if (j < i) {
-                const float p = ds[a][b] * qk[a][b];
-                rowp[a] += p;
-                colp[b] += p;
-            }
-        }
-        for (int b = 0; b < TNC; b += 4)
-            vstore4((float4)(ds[a][b], ds[a][b + 1], ds[a][b + 2], ds[a][b + 3]), 0,
-                    dsm + (((ulong)c * HV + hv) * CH + (ulong)i) * CH + CC(b));
-    }
-    {
-        const int   ik  = nkt;
-        const float dgl = 0.0f;
-        DQKWG_STORE_DG();
-    }
-}
-
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dqkwg_split(__global const int4 *chunks, __global const float *q,
-                        __global const float *k, __global const float *G,
-                        __global const float *do_, __global const float *vnew,
-                        __global const float *h, __global const float *dh,
-                        __global const float *dv2, __global const float *dsm,
-                        __global float *dqh, __global float *dkh, __global float *dw,
-                        __global float *dGp, int H, int HV, int T, float scale)
-{
-    __local float4 sX4[(VSZ + 3) / 4];
-    __local float  sG[CH];
-    __local float *sX = (__local float *)sX4;
-
-    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
-    const int  ik = (int)get_group_id(0), c = (int)get_group_id(1), hv = (int)get_group_id(2);
-    const int  k0 = ik * BK;
-    const int4 e  = chunks[c];
-    const int  t0 = e.y, L = e.z;
-    const int  hk = hv / (HV / H);
-    const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM;
-    const ulong qk_base = ((ulong)t0 * H + hk) * K_DIM + k0;  /* row stride H K_DIM */
-    const ulong v_base  = ((ulong)t0 * HV + hv) * V_DIM;      /* row stride HV V_DIM */
-    const ulong o_base  = ((ulong)t0 * HV + hv) * K_DIM + k0; /* row stride HV K_DIM */
-    const ulong ds_base = ((ulong)c * HV + hv) * CH * CH;
-
-    for (int r = tid; r < CH; r += WG)
-        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
-
-    /* The V loop: dq, dk, dw and <h, dh>, the next V tile in registers. */
-    float dq[TM][TNK], dk[TM][TNK];
-    float dgl = 0.0f;
-    GDN_TILE_ZERO(dq, TM, TNK);
-    GDN_TILE_ZERO(dk, TM, TNK);
-    {
-        float          dwa[TM][TNK];
-        __local float *sDO = sX, *sVN = sX + BVT * LDA, *sDV = sX + 2 * BVT * LDA;
-        __local float *sHt = sX + 3 * BVT * LDA, *sDH = sHt + BVT * LDB;
-        float4         pa[3][NPA], ph[2][NPH];
-        GDN_TILE_ZERO(dwa, TM, TNK);
-        PF_LOAD(0);
-        for (int v0 = 0; v0 < V_DIM; v0 += BVT) {
-            barrier(CLK_LOCAL_MEM_FENCE);
-            PF_STORE();
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (v0 + BVT < V_DIM)
-                PF_LOAD(v0 + BVT);
-            GDN_TILE_MMA4(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
-        }
-        for (int a = 0; a < TM; a++)
-            if (RV(a) < L)
-                for (int b = 0; b < TNK; b += 4)
-                    vstore4(-(float4)(dwa[a][b], dwa[a][b + 1], dwa[a][b + 2], dwa[a][b + 3]), 0,
-                            dw + o_base + (ulong)RV(a) * HV * K_DIM + CC(b));
-    }
-
-    /* Inter-chunk scales and their gate terms (q, k at dq's positions read
-     * from global memory: each work-item its own). */
-    const float gl = sG[L - 1];
-    float       rowp[TM];
-    dgl *= exp2(gl);
-    for (int a = 0; a < TM; a++) {
-        const int   i  = RV(a);
-        const bool  on = i < L;
-        const float fq = on ? scale * exp2(sG[i]) : 0.0f;
-        const float fk = on ? exp2(gl - sG[i]) : 0.0f;
-        rowp[a]        = 0.0f;
-        for (int b = 0; b < TNK; b += 4) {
-            float4 qv = (float4)(0.0f), kv = (float4)(0.0f);
-            if (on) {
-                const ulong off = qk_base + (ulong)i * H * K_DIM + CC(b);
-                qv              = vload4(0, q + off);
-                kv              = vload4(0, k + off);
-            }
-            for (int t = 0; t < 4; t++) {
-                const float qe = t == 0 ? qv.x : t == 1 ? qv.y : t == 2 ? qv.z : qv.w;
-                const float ke = t == 0 ? kv.x : t == 1 ? kv.y : t == 2 ? kv.z : kv.w;
-                dq[a][b + t] *= fq;
-                dk[a][b + t] *= fk;
-                rowp[a] = fma(dq[a][b + t], qe, rowp[a]);
-                if (i < L - 1) {
-                    rowp[a] -= dk[a][b + t] * ke;
-                    dgl = fma(dk[a][b + t], ke, dgl);
-                }
-            }
-        }
-    }
-
-    /* dq += ds k (ds transposed, k row-major), then dk += ds^T q (ds and q
-     * row-major); ds from dsm (rows >= L are zeros there). */
-    {
-        __local float *sA = sX, *sB = sX + CH * LDA;
-        for (int pass = 0; pass < 2; pass++) {
-            __global const float *src = pass ? q : k;
-            barrier(CLK_LOCAL_MEM_FENCE); /* the previous tiles are dead */
-            for (int idx = tid; idx < CH * (CH / 4); idx += WG) {
-                const int    i = idx % CH, j = 4 * (idx / CH);
-                const float4 v = vload4(0, dsm + ds_base + (ulong)i * CH + j);
-                if (pass) {
-                    *(__local float4 *)(sA + i * LDA + j) = v;
-                } else {
-                    sA[(j + 0) * LDA + i] = v.x;
-                    sA[(j + 1) * LDA + i] = v.y;
-                    sA[(j + 2) * LDA + i] = v.z;
-                    sA[(j + 3) * LDA + i] = v.w;
-                }
-            }
-            for (int idx = tid; idx < CH * (BK / 4); idx += WG) {
-                const int r = idx / (BK / 4), c4 = 4 * (idx % (BK / 4));
-                *(__local float4 *)(sB + r * LDB + c4) =
-                    r < L ? vload4(0, src + qk_base + (ulong)r * H * K_DIM + c4) : (float4)(0.0f);
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (pass)
-                GDN_TILE_MMA4(dk, TM, TNK, sA, LDA, 4 * ty, 4 * TY, sB, LDB, 4 * tx, 4 * TX, CH);
-            else
-                GDN_TILE_MMA4(dq, TM, TNK, sA, LDA, 4 * ty, 4 * TY, sB, LDB, 4 * tx, 4 * TX, CH);
-        }
-    }
-
-    {
-        float colp[TNC];
-        for (int b = 0; b < TNC; b++)
-            colp[b] = 0.0f;
-        DQKWG_STORE_DG(); /* sA and sB are dead */
-    }
-    for (int a = 0; a < TM; a++)
-        if (RV(a) < L)
-            for (int b = 0; b < TNK; b += 4) {
-                const ulong off = o_base + (ulong)RV(a) * HV * K_DIM + CC(b);
-                vstore4((float4)(dq[a][b], dq[a][b + 1], dq[a][b + 2], dq[a][b + 3]), 0, dqh + off);
-                vstore4((float4)(dk[a][b], dk[a][b + 1], dk[a][b + 2], dk[a][b + 3]), 0, dkh + off);
-            }
-}
-#endif /* VEC == 3 */
 #endif /* VEC */

@@ -334,10 +334,8 @@ static const char *sbwd_entry(const struct sbwd_plan *p)
 /* B5: dqkwg_bwd.cl */
 struct dqkwg_plan {
     int                bk, bvt, ty, tx;
-    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched);
-                               3: split in gated_delta_dqkwg_ds (geometry g_ds) and
-                               gated_delta_dqkwg_split */
-    struct launch_geom g, g_ds;
+    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched) */
+    struct launch_geom g;
 };
 
 static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
@@ -354,14 +352,14 @@ static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
     return (max_sz(max_sz(a, b), c) + CH) * 4;
 }
 
-/* The float4 variants' static constraints (dqkwg_bwd.cl, VEC = 1, 2 or 3;
- * VEC = 2 and 3 also prefetch whole tiles per work-item). */
+/* The float4 variant's static constraints (dqkwg_bwd.cl, VEC = 1 or 2;
+ * VEC = 2 also prefetches whole tiles per work-item). */
 static bool dqkwg_vec_ok(int bk, int bvt, int ty, int tx, int vec)
 {
     const int wg = ty * tx;
     return (CH / ty) % 4 == 0 && (CH / tx) % 4 == 0 && bk % tx == 0 && (bk / tx) % 4 == 0 &&
            bvt % 4 == 0 &&
-           (vec < 2 || ((CH * (bvt / 4)) % wg == 0 && (bk * (bvt / 4)) % wg == 0));
+           (vec != 2 || ((CH * (bvt / 4)) % wg == 0 && (bk * (bvt / 4)) % wg == 0));
 }
 
 static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
@@ -414,7 +412,7 @@ static const struct gdn_tune_param dqkwg_params[] = {
     {"BVT", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
-    {"VEC", 0, 4, {0, 1, 2, 3}},
+    {"VEC", 0, 3, {0, 1, 2}},
 };
 const struct gdn_tune_space gdn__gd_dqkwg_space = {
     "gated_delta/dqkwg", (int32_t)GDN_ARRAY_SIZE(dqkwg_params), dqkwg_params,
@@ -433,10 +431,6 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
     g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
     if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: defines too long");
-    /* VEC = 3: the ds kernel, one work-group per (chunk, value head) */
-    p->g_ds           = *g;
-    p->g_ds.global[0] = g->local[0] * (size_t)s->NT;
-    p->g_ds.global[1] = (size_t)s->HV, p->g_ds.global[2] = 1;
     return geom_check(ctx, "dqkwg", g);
 }
 
@@ -697,7 +691,6 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     const cl_mem qm = gdn__gd_qmem(tp), km = gdn__gd_kmem(tp);
     cl_mem w = NULL, u = NULL, h = NULL, vn = NULL, dh = NULL, dv2 = NULL;
     cl_mem dqs = NULL, dks = NULL, dGp = NULL, db = NULL, dGs = NULL, part = NULL, tsc = NULL;
-    cl_mem dsm = NULL;
     cl_mem dqh, dkh;
     int    nk;
     gdn_status st;
@@ -721,7 +714,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         (st = dqkwg_plan_finish(ctx, s, &pdq)) || (st = wyb_plan_finish(ctx, s, &pwy)) ||
         (st = prepb_plan_finish(ctx, s, &ppr)))
         return st;
-    nk = s->K / pdq.bk + (pdq.vec == 3); /* VEC = 3: one more row, the ds kernel's */
+    nk = s->K / pdq.bk;
 
     ALLOC(w, T * HV * K);
     ALLOC(u, T * HV * V);
@@ -772,22 +765,10 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         } while (rb < nmax);
     }
 
-    /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials;
-     * with VEC = 3 ds first, into dsm. */
-    if (pdq.vec == 3) {
-        ALLOC(dsm, NT * HV * (size_t)CH * CH);
-        RUN("dqkwg_bwd.cl", "gated_delta_dqkwg_ds", &pdq.g_ds, 2, KM(tp->idx.chunks), KM(qm),
-            KM(km), KM(tp->G), KM(do_->mem), KM(vn), KM(dsm), KM(dGp), KI(s->H), KI(s->HV),
-            KI((int32_t)s->T), KF(s->scale), KI(nk - 1));
-        RUN("dqkwg_bwd.cl", "gated_delta_dqkwg_split", &pdq.g, 3, KM(tp->idx.chunks), KM(qm),
-            KM(km), KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh), KM(dv2), KM(dsm), KM(dqh),
-            KM(dkh), KM(w), KM(dGp), KI(s->H), KI(s->HV), KI((int32_t)s->T), KF(s->scale));
-    } else {
-        RUN("dqkwg_bwd.cl", pdq.vec ? "gated_delta_dqkwg_v" : "gated_delta_dqkwg", &pdq.g, 3,
-            KM(tp->idx.chunks), KM(qm), KM(km), KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh),
-            KM(dv2), KM(dqh), KM(dkh), KM(w), KM(dGp), KI(s->H), KI(s->HV), KI((int32_t)s->T),
-            KF(s->scale));
-    }
+    /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
+    RUN("dqkwg_bwd.cl", pdq.vec ? "gated_delta_dqkwg_v" : "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
+        KM(tp->G), KM(do_->mem), KM(vn), KM(h), KM(dh), KM(dv2), KM(dqh), KM(dkh), KM(w), KM(dGp),
+        KI(s->H), KI(s->HV), KI((int32_t)s->T), KF(s->scale));
 
     /* B6: WY backward: dk += dk2, dv, dbeta (as used), dG sum. On 32 KiB
      * devices its dT tile lives in global scratch (one slice per group). */
@@ -835,6 +816,5 @@ done:
     gdn__scratch_release(ctx, dqs);
     gdn__scratch_release(ctx, dks);
     gdn__scratch_release(ctx, tsc);
-    gdn__scratch_release(ctx, dsm);
     return st;
 }
