@@ -448,10 +448,18 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
                 dgl         = fma(sHt[o], sDH[o], dgl);
             }
 #endif
-            GDN_TILE_MMA4(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX, BVT);
-            GDN_TILE_MMA4(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX, BVT);
+            /* the four products in one loop over v: do, v_new and h are
+             * read once per v for the two products each takes part in */
+            for (int kv = 0; kv < BVT; kv++) {
+                GDN_TILE_MMA4_STEP(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX,
+                                   kv);
+                GDN_TILE_MMA4_STEP(dq, TM, TNK, sDO, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx, 4 * TX,
+                                   kv);
+                GDN_TILE_MMA4_STEP(dk, TM, TNK, sVN, LDA, 4 * ty, 4 * TY, sDH, LDB, 4 * tx, 4 * TX,
+                                   kv);
+                GDN_TILE_MMA4_STEP(dwa, TM, TNK, sDV, LDA, 4 * ty, 4 * TY, sHt, LDB, 4 * tx,
+                                   4 * TX, kv);
+            }
         }
         /* dw is final */
         for (int a = 0; a < TM; a++)
