@@ -73,7 +73,9 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).
      * dqkwg's float4 form, 8 x 16 work-items over K tiles of 64: 4.06 ->
      * 3.18 ms (9 plans); prefetching the next V tile (VEC=2) with V tiles
-     * of 16: 3.01 ms (7 plans). dv_local's float4 form was slower (5 plans). */
+     * of 16: 3.01 ms (7 plans); the V loop's four products in one loop over
+     * v: 2.80 ms (A/B of the kernel sources on one build, twice each).
+     * dv_local's float4 form was slower (5 plans). */
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16"},
     {"sm_90",  "gated_delta/dv_local",  "K128.V128", "VEC=0 BK=32 BV=64 TY=8 TX=16"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */

@@ -368,7 +368,7 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
     /* GPUs: the float4 variant, 16 x 16 work-items over K tiles of 64
      * (4 x 4 micro-tiles of every product; H200, K = V = 128, B = 4, T =
      * 4096, H = 16: 3.40 ms against 4.06 for the scalar kernel's best plan).
-     * Its sm_90 row (8 x 16 work-items, prefetched V tiles, 3.01 ms) needs
+     * Its sm_90 row (8 x 16 work-items, prefetched V tiles, 2.80 ms) needs
      * about 250 registers per work-item, too many to be a generic choice. */
     if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && s->K % 64 == 0) {
         p->vec = 1, p->ty = p->tx = 16, p->bk = 64;
