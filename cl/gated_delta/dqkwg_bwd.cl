@@ -319,22 +319,8 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #    error "dqkwg_bwd.cl: VEC needs 64/TY, 64/TX, BK/TX and BVT multiples of 4"
 #endif
 
-/* Rows r of a [rows, ld_g] global tile (columns c0 + 4 i) into local memory
- * transposed, dst[c * ldl + r]; rows >= L are zeros. */
-#define STAGE_T(dst, ldl, src, base, rstride, rows, cols, L_)                                      \
-    for (int idx_ = tid; idx_ < (rows) * ((cols) / 4); idx_ += WG) {                               \
-        const int r_ = idx_ % (rows), c_ = 4 * (idx_ / (rows));                                    \
-        float4    v_ = (float4)(0.0f);                                                             \
-        if (r_ < (L_))                                                                             \
-            v_ = vload4(0, (src) + (base) + (ulong)r_ * (rstride) + c_);                           \
-        (dst)[(c_ + 0) * (ldl) + r_] = v_.x;                                                       \
-        (dst)[(c_ + 1) * (ldl) + r_] = v_.y;                                                       \
-        (dst)[(c_ + 2) * (ldl) + r_] = v_.z;                                                       \
-        (dst)[(c_ + 3) * (ldl) + r_] = v_.w;                                                       \
-    }
-
 #if VEC == 2
-/* VEC=2: STAGE_T split in two, so the next V tile's loads are in flight
+/* VEC=2: GDN_TILE_STAGE_T split in two, so the next V tile's loads are in flight
  * while the current one computes: PF_LOAD reads float4s of do, v_new, dv2
  * (NPA per work-item each) and h, dh (NPH each) into registers, PF_STORE
  * writes them transposed into local memory and adds <h, dh>. Needs 64 BVT / 4
@@ -437,11 +423,11 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
             if (v0 + BVT < V_DIM)
                 PF_LOAD(v0 + BVT);
 #else
-            STAGE_T(sDO, LDA, do_, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
-            STAGE_T(sVN, LDA, vnew, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
-            STAGE_T(sDV, LDA, dv2, v_base + v0, (ulong)HV * V_DIM, CH, BVT, L);
-            STAGE_T(sHt, LDB, h, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
-            STAGE_T(sDH, LDB, dh, st_base + v0, (ulong)V_DIM, BK, BVT, BK);
+            GDN_TILE_STAGE_T(sDO, LDA, do_ + v_base + v0, (ulong)HV * V_DIM, CH, BVT, L, tid, WG);
+            GDN_TILE_STAGE_T(sVN, LDA, vnew + v_base + v0, (ulong)HV * V_DIM, CH, BVT, L, tid, WG);
+            GDN_TILE_STAGE_T(sDV, LDA, dv2 + v_base + v0, (ulong)HV * V_DIM, CH, BVT, L, tid, WG);
+            GDN_TILE_STAGE_T(sHt, LDB, h + st_base + v0, (ulong)V_DIM, BK, BVT, BK, tid, WG);
+            GDN_TILE_STAGE_T(sDH, LDB, dh + st_base + v0, (ulong)V_DIM, BK, BVT, BK, tid, WG);
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int idx = tid; idx < BK * BVT; idx += WG) {
                 const int o = (idx / BK) * LDB + idx % BK;
@@ -474,8 +460,8 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
     GDN_TILE_ZERO(qk, TM, TNC);
     __local float *sQt = sX, *sKt = sX + BK * LDA;
     barrier(CLK_LOCAL_MEM_FENCE); /* the V loop's tiles are dead */
-    STAGE_T(sQt, LDA, q, qk_base, (ulong)H * K_DIM, CH, BK, L);
-    STAGE_T(sKt, LDA, k, qk_base, (ulong)H * K_DIM, CH, BK, L);
+    GDN_TILE_STAGE_T(sQt, LDA, q + qk_base, (ulong)H * K_DIM, CH, BK, L, tid, WG);
+    GDN_TILE_STAGE_T(sKt, LDA, k + qk_base, (ulong)H * K_DIM, CH, BK, L, tid, WG);
     barrier(CLK_LOCAL_MEM_FENCE);
     GDN_TILE_MMA4(qk, TM, TNC, sQt, LDA, 4 * ty, 4 * TY, sKt, LDA, 4 * tx, 4 * TX, BK);
 

@@ -143,9 +143,9 @@ gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
  * operand read as float4 (GDN_TILE_MMA4), for GPUs where the scalar
  * kernel's small strided micro-tiles are bound by local-memory reads.
  * Operands are staged in the layout of the outer product (A k-major, B
- * row-major): k q^T reads k and q transposed (K-major, staged from global
- * with vload4), Akq do reads Akq transposed (column-major, written from
- * registers as float4 along rows) and do row-major. A work-item owns
+ * row-major): k q^T reads k and q transposed (K-major, staged by
+ * GDN_TILE_STAGE_T), Akq do reads Akq transposed (column-major, written
+ * from registers as float4 along rows) and do row-major. A work-item owns
  * TM = 64/TY rows in groups of 4 contiguous rows (4 TY apart) and TNC =
  * 64/TX (k q^T) or TNV = BV/TX (output) columns in groups of 4 (4 TX
  * apart), so TM, TNC and TNV must be multiples of 4. Akq is zero for j < i,
@@ -193,19 +193,8 @@ gated_delta_dv_local_v(__global const int4 *chunks, __global const float *q,
     GDN_TILE_ZERO(acc, TM, TNC);
     for (int k0 = 0; k0 < K_DIM; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int idx = tid; idx < CH * (BK / 4); idx += WG) {
-            const int r = idx % CH, c4 = 4 * (idx / CH);
-            float4    kv = (float4)(0.0f), qv = (float4)(0.0f);
-            if (r < L) {
-                const ulong off = qk_base + (ulong)r * H * K_DIM + k0 + c4;
-                kv              = vload4(0, k + off);
-                qv              = vload4(0, q + off);
-            }
-            sKt[(c4 + 0) * LDA + r] = kv.x, sQt[(c4 + 0) * LDA + r] = qv.x;
-            sKt[(c4 + 1) * LDA + r] = kv.y, sQt[(c4 + 1) * LDA + r] = qv.y;
-            sKt[(c4 + 2) * LDA + r] = kv.z, sQt[(c4 + 2) * LDA + r] = qv.z;
-            sKt[(c4 + 3) * LDA + r] = kv.w, sQt[(c4 + 3) * LDA + r] = qv.w;
-        }
+        GDN_TILE_STAGE_T(sKt, LDA, k + qk_base + k0, (ulong)H * K_DIM, CH, BK, L, tid, WG);
+        GDN_TILE_STAGE_T(sQt, LDA, q + qk_base + k0, (ulong)H * K_DIM, CH, BK, L, tid, WG);
         barrier(CLK_LOCAL_MEM_FENCE);
         GDN_TILE_MMA4(acc, TM, TNC, sKt, LDA, 4 * ty, 4 * TY, sQt, LDA, 4 * tx, 4 * TX, BK);
     }

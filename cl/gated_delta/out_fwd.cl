@@ -155,6 +155,7 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     __local float *QT = LM, *KT = LM + BK * CH, *HL = LM + 2 * BK * CH;
     __local float *ST = LM, *VL = LM + CH * LDV;
     OUT_INDICES();
+    const ulong    qkbase = ((ulong)first * (ulong)H + (ulong)kh) * (ulong)K; /* row stride H K */
     const int      ra = TMS * ty;   /* this work-item's first row */
     const int      rend = ra + TMS; /* one past its last row */
     float          accs[NGS][TMS][4], acco[TMS][TNO], gr[TMS], gc[TNS];
@@ -173,22 +174,9 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        /* q and k transposed: consecutive work-items take consecutive rows
-         * (conflict-free local stores), each a float4 along K. */
-        for (int e = lid; e < CH * (BK / 4); e += WG) {
-            const int r = e % CH, d = 4 * (e / CH);
-            float4    xq = (float4)0.0f, xk = (float4)0.0f;
-            if (r < L) {
-                const ulong at =
-                    ((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)(k0 + d);
-                xq = vload4(0, q + at);
-                xk = vload4(0, k + at);
-            }
-            QT[d * CH + r] = xq.x, QT[(d + 1) * CH + r] = xq.y;
-            QT[(d + 2) * CH + r] = xq.z, QT[(d + 3) * CH + r] = xq.w;
-            KT[d * CH + r] = xk.x, KT[(d + 1) * CH + r] = xk.y;
-            KT[(d + 2) * CH + r] = xk.z, KT[(d + 3) * CH + r] = xk.w;
-        }
+        /* q and k transposed */
+        GDN_TILE_STAGE_T(QT, CH, q + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
+        GDN_TILE_STAGE_T(KT, CH, k + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
         for (int e = lid; e < BK * (BV / 4); e += WG) {
             const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
             vstore4(vload4(0, h + hbase + (ulong)(k0 + r) * V + (ulong)j), 0, HL + r * BV + j);

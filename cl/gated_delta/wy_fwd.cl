@@ -248,16 +248,9 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     }
 #endif
 #if VEC
-    /* Ai transposed: consecutive work-items take consecutive rows i
-     * (conflict-free local stores), each a float4 along j. */
-    for (int e = lid; e < CH * (CH / 4); e += WG) {
-        const int i = e % CH, j = 4 * (e / CH);
-        float4    x = (float4)0.0f;
-        if (i < L)
-            x = vload4(0, Ai + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * CH + (ulong)j);
-        AL[j * CH + i] = x.x, AL[(j + 1) * CH + i] = x.y;
-        AL[(j + 2) * CH + i] = x.z, AL[(j + 3) * CH + i] = x.w;
-    }
+    /* Ai transposed */
+    GDN_TILE_STAGE_T(AL, CH, Ai + ((ulong)first * (ulong)HV + (ulong)hv) * CH, (ulong)HV * CH, CH,
+                     CH, L, lid, WG);
     WY_TILE4(BNK, k, kh, H, K, WY_SCL_W, w);
     WY_TILE4(BNV, v, hv, HV, V, WY_SCL_U, u);
 #elif LX == 1
