@@ -352,14 +352,18 @@ static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
     return (max_sz(max_sz(a, b), c) + CH) * 4;
 }
 
-/* The float4 variant's static constraints (dqkwg_bwd.cl, VEC = 1 or 2;
- * VEC = 2 also prefetches whole tiles per work-item). */
-static bool dqkwg_vec_ok(int bk, int bvt, int ty, int tx, int vec)
+/* The kernels' static constraints (dqkwg_bwd.cl #errors on the others):
+ * VEC = 1 and 2 want micro-tiles of whole float4 groups, and VEC = 2
+ * prefetches whole tiles per work-item. */
+static bool dqkwg_plan_ok(const struct dqkwg_plan *p, const struct gdn_gd_shape *s)
 {
-    const int wg = ty * tx;
-    return (CH / ty) % 4 == 0 && (CH / tx) % 4 == 0 && bk % tx == 0 && (bk / tx) % 4 == 0 &&
-           bvt % 4 == 0 &&
-           (vec != 2 || ((CH * (bvt / 4)) % wg == 0 && (bk * (bvt / 4)) % wg == 0));
+    const int wg = p->ty * p->tx;
+    if (s->K % p->bk || s->V % p->bvt || p->bk % p->tx || CH % p->ty || CH % p->tx)
+        return false;
+    return !p->vec ||
+           ((CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 && (p->bk / p->tx) % 4 == 0 &&
+            p->bvt % 4 == 0 &&
+            (p->vec != 2 || ((CH * (p->bvt / 4)) % wg == 0 && (p->bk * (p->bvt / 4)) % wg == 0)));
 }
 
 static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
@@ -375,8 +379,7 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
         p->bvt = pick_div(s->V, 32);
         if (p->bvt > 16 && !lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
             p->bvt = 16;
-        if (dqkwg_vec_ok(p->bk, p->bvt, p->ty, p->tx, p->vec) &&
-            lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
+        if (dqkwg_plan_ok(p, s) && lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 1)))
             return;
     }
     p->vec = 0;
@@ -389,15 +392,20 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
         p->bk = pick_div(s->K, 32);
 }
 
-/* Tuning space: BK, BVT, TY, TX, VEC. */
+/* Tuning space: BK, BVT, TY, TX, VEC (the plan's fields in this order). */
+static void dqkwg_plan_from(const int32_t *v, struct dqkwg_plan *p)
+{
+    p->bk = v[0], p->bvt = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4];
+}
+
 static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gdn_gd_shape *s  = problem;
-    const int bk = v[0], bvt = v[1], ty = v[2], tx = v[3], vec = v[4];
-    return s->K % bk == 0 && s->V % bvt == 0 && bk % tx == 0 && CH % ty == 0 && CH % tx == 0 &&
-           (!vec || dqkwg_vec_ok(bk, bvt, ty, tx, vec)) && wg_fits(dev, ty, tx) &&
-           lmem_fits(dev, dqkwg_lmem(bk, bvt, ty, tx, vec)) &&
-           gdn__gd_loop_limit_ok(dev, s, ty * tx, -1);
+    const struct gdn_gd_shape *s = problem;
+    struct dqkwg_plan          p;
+    dqkwg_plan_from(v, &p);
+    return dqkwg_plan_ok(&p, s) && wg_fits(dev, p.ty, p.tx) &&
+           lmem_fits(dev, dqkwg_lmem(p.bk, p.bvt, p.ty, p.tx, p.vec)) &&
+           gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
 }
 
 static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -425,7 +433,9 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
                                    {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx},
                                    {"VEC", p->vec}};
     struct launch_geom     *g   = &p->g;
-    g->lmem                     = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
+    if (!dqkwg_plan_ok(p, s))
+        return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: illegal tile sizes");
+    g->lmem = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->K / p->bk);
     g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
@@ -705,7 +715,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         gdn__gd_stage_lookup(ctx, &gdn__gd_sbwd_space, s, v);
         sbwd_plan_from(v, &psb);
         gdn__gd_stage_lookup(ctx, &gdn__gd_dqkwg_space, s, v);
-        pdq.bk = v[0], pdq.bvt = v[1], pdq.ty = v[2], pdq.tx = v[3], pdq.vec = v[4];
+        dqkwg_plan_from(v, &pdq);
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
         wyb_plan_from(v, &pwy);
     }
