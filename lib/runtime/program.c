@@ -423,6 +423,23 @@ char *gdn__map_log_locations(const char *log, const char *src)
     return out.data;
 }
 
+/* The program's build log as a NUL-terminated string (caller frees), ""
+ * when it could not be read back, NULL when there is none or no memory. */
+static char *build_log(gdn_context *ctx, cl_program prog)
+{
+    size_t log_size = 0;
+    char  *log;
+    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) !=
+            CL_SUCCESS ||
+        log_size == 0 || (log = gdn__malloc(log_size + 1)) == NULL)
+        return NULL;
+    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log, NULL) !=
+        CL_SUCCESS)
+        log[0] = '\0';
+    log[log_size] = '\0';
+    return log;
+}
+
 static gdn_status build_from_source(gdn_context *ctx, const char *path, const char *text,
                                     size_t size, const char *options, cl_program *out)
 {
@@ -435,17 +452,8 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
         return gdn__fail_cl(ctx, err, "clCreateProgramWithSource");
     err = clBuildProgram(prog, 1, &ctx->dev.id, options, NULL, NULL);
     if (err != CL_SUCCESS) {
-        size_t     log_size = 0;
-        char      *log      = NULL;
+        char      *log = build_log(ctx, prog);
         gdn_status st;
-        if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
-                CL_SUCCESS &&
-            log_size > 0 && (log = gdn__malloc(log_size + 1)) != NULL) {
-            if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log,
-                                      NULL) != CL_SUCCESS)
-                log[0] = '\0';
-            log[log_size] = '\0';
-        }
         ctx->last_cl_error = err;
         if (log) {
             char *mapped = gdn__map_log_locations(log, text);
@@ -468,18 +476,10 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
     gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: built from source in %.1f ms (%s)", path,
              1e3 * (gdn__now() - t0), options);
     if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* warnings, register reports */
-        size_t log_size = 0;
-        char  *log;
-        if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
-                CL_SUCCESS &&
-            log_size > 1 && (log = gdn__malloc(log_size + 1)) != NULL) {
-            if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log,
-                                      NULL) == CL_SUCCESS) {
-                log[log_size] = '\0';
-                gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
-            }
-            gdn__free(log);
-        }
+        char *log = build_log(ctx, prog);
+        if (log && log[0])
+            gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
+        gdn__free(log);
     }
     *out = prog;
     return GDN_STATUS_OK;
