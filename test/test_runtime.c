@@ -1286,6 +1286,42 @@ START_TEST(build_failure)
 }
 END_TEST
 
+/* GDN_BUILD_OPTIONS reaches every build when params.build_options is NULL:
+ * options that break the kernel source fail its build with a status and a
+ * message naming them (no crash); params.build_options wins over it. (An
+ * unknown option would not do: PoCL accepts those silently.) */
+START_TEST(build_options_env)
+{
+    gdn_context_params p;
+    gdn_context       *ctx = NULL;
+    gdn_tensor        *t   = NULL;
+    const int64_t      shape[1] = {16};
+    struct logcap      cap = {0};
+
+    env_put("GDN_CL_DIR", NULL);
+    env_put("GDN_BUILD_OPTIONS", "-Dfloat=gdn_test_no_such_type");
+    gdn_context_params_init(&p);
+    p.log_fn   = log_capture;
+    p.log_user = &cap;
+    ck_assert_int_eq(gdn_context_create(&p, &ctx), GDN_STATUS_OK);
+    CTX_OK(ctx, gdn_tensor_create(ctx, GDN_DTYPE_F32, 1, shape, &t));
+    EXPECT_STATUS(ctx, gdn_tensor_fill(t, 1.0f), GDN_STATUS_BUILD_FAILED,
+                  "-Dfloat=gdn_test_no_such_type");
+    gdn_tensor_destroy(t);
+    gdn_context_destroy(ctx);
+
+    t                = NULL;
+    p.build_options  = "-DGDN_TEST_UNUSED=1";
+    ck_assert_int_eq(gdn_context_create(&p, &ctx), GDN_STATUS_OK);
+    CTX_OK(ctx, gdn_tensor_create(ctx, GDN_DTYPE_F32, 1, shape, &t));
+    CTX_OK(ctx, gdn_tensor_fill(t, 1.0f));
+    gdn_tensor_destroy(t);
+    gdn_context_destroy(ctx);
+    logcap_free(&cap);
+    env_restore();
+}
+END_TEST
+
 START_TEST(kernel_folder_missing_files)
 {
     char               dir[512];
@@ -1448,6 +1484,7 @@ static Suite *runtime_suite(void)
     tc = tcase_create("kernels");
     tcase_set_timeout(tc, TIMEOUT_S);
     tcase_add_test(tc, build_failure);
+    tcase_add_test(tc, build_options_env);
     tcase_add_test(tc, kernel_folder_missing_files);
     tcase_add_test(tc, kernel_dir_and_cl_dir_env);
     suite_add_tcase(s, tc);
