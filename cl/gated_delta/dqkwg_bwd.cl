@@ -333,7 +333,8 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #    define PF_LOAD(v0_)                                                                           \
         do {                                                                                       \
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = idx_ % CH, c_ = 4 * (idx_ / CH);              \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 pa[0][p_] = pa[1][p_] = pa[2][p_] = (float4)(0.0f);                                \
                 if (r_ < L) {                                                                      \
                     const ulong o_ = v_base + (v0_) + (ulong)r_ * HV * V_DIM + c_;                 \
@@ -343,7 +344,8 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
                 }                                                                                  \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
-                const int   idx_ = tid + p_ * WG, r_ = idx_ % BK, c_ = 4 * (idx_ / BK);            \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 const ulong o_   = st_base + (v0_) + (ulong)r_ * V_DIM + c_;                       \
                 ph[0][p_]        = vload4(0, h + o_);                                              \
                 ph[1][p_]        = vload4(0, dh + o_);                                             \
@@ -359,13 +361,15 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #    define PF_STORE()                                                                             \
         do {                                                                                       \
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = idx_ % CH, c_ = 4 * (idx_ / CH);              \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 PF_T4(sDO, LDA, r_, c_, pa[0][p_]);                                                \
                 PF_T4(sVN, LDA, r_, c_, pa[1][p_]);                                                \
                 PF_T4(sDV, LDA, r_, c_, pa[2][p_]);                                                \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = idx_ % BK, c_ = 4 * (idx_ / BK);              \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 PF_T4(sHt, LDB, r_, c_, ph[0][p_]);                                                \
                 PF_T4(sDH, LDB, r_, c_, ph[1][p_]);                                                \
                 dgl += dot(ph[0][p_], ph[1][p_]);                                                  \

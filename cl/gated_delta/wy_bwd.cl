@@ -390,13 +390,13 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * src + (t0 + r) RS, zero past L), read as float4 x at (r, c ... c + 3):
  * transposed as DST_T[c 64 + r] = EXPR_T (an expression of x and r), and if
  * ROWMAJ also row-major as DST_R[r LDR + c] = x. r runs fastest over the
- * work-items, so the transposed scalar stores are contiguous. */
+ * work-items' reads are coalesced (GDN_TILE_T_ROW). */
 #define WY_STAGE_T(src, RS, c0, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                             \
     do {                                                                                           \
         for (int p_ = 0; p_ < (CH * (BW) / 4 + WG - 1) / WG; p_++) {                               \
             const int idx_ = tid + p_ * WG;                                                        \
             if (idx_ < CH * (BW) / 4) {                                                            \
-                const int r = idx_ % CH, c_ = 4 * (idx_ / CH);                                     \
+                const int r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);             \
                 float4    x = (float4)(0.0f);                                                      \
                 if (r < L)                                                                         \
                     x = vload4(0, (src) + (ulong)(t0 + r) * (RS) + (c0) + c_);                     \
