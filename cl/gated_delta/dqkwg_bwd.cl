@@ -312,12 +312,23 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
 #define QV(a, b) sQt[CC(b) * LDA + RV(a)]              /* q, k at dq's (a, b): staged K-major */
 #define KV(a, b) sKt[CC(b) * LDA + RV(a)]
+#define NQK ((CH * BK / 4 + WG - 1) / WG) /* float4s of a 64 x BK tile per work-item */
 #define VSZ                                                                                        \
     MAX2(MAX2(3 * BVT * LDA + 2 * BVT * LDB, 2 * BK * LDA), MAX2(CH * LDA + CH * LDB, CH * (TX + TY) + WG))
 
 #if TM % 4 != 0 || TNC % 4 != 0 || TNK % 4 != 0 || BVT % 4 != 0
 #    error "dqkwg_bwd.cl: VEC needs 64/TY, 64/TX, BK/TX and BVT multiples of 4"
 #endif
+
+/* STORE_T4(dst, ldl, r_, c_, v_): float4 v_ of row r_, columns c_ ... c_ + 3
+ * of a tile into local memory transposed, dst[c ldl + r]. */
+#define STORE_T4(dst, ldl, r_, c_, v_)                                                             \
+    do {                                                                                           \
+        (dst)[((c_) + 0) * (ldl) + (r_)] = (v_).x;                                                 \
+        (dst)[((c_) + 1) * (ldl) + (r_)] = (v_).y;                                                 \
+        (dst)[((c_) + 2) * (ldl) + (r_)] = (v_).z;                                                 \
+        (dst)[((c_) + 3) * (ldl) + (r_)] = (v_).w;                                                 \
+    } while (0)
 
 #if VEC == 2
 /* VEC=2: GDN_TILE_STAGE_T split in two, so the next V tile's loads are in flight
@@ -351,27 +362,20 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
                 ph[1][p_]        = vload4(0, dh + o_);                                             \
             }                                                                                      \
         } while (0)
-#    define PF_T4(dst, ldl, r_, c_, v_)                                                            \
-        do {                                                                                       \
-            (dst)[((c_) + 0) * (ldl) + (r_)] = (v_).x;                                             \
-            (dst)[((c_) + 1) * (ldl) + (r_)] = (v_).y;                                             \
-            (dst)[((c_) + 2) * (ldl) + (r_)] = (v_).z;                                             \
-            (dst)[((c_) + 3) * (ldl) + (r_)] = (v_).w;                                             \
-        } while (0)
 #    define PF_STORE()                                                                             \
         do {                                                                                       \
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
                 const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                PF_T4(sDO, LDA, r_, c_, pa[0][p_]);                                                \
-                PF_T4(sVN, LDA, r_, c_, pa[1][p_]);                                                \
-                PF_T4(sDV, LDA, r_, c_, pa[2][p_]);                                                \
+                STORE_T4(sDO, LDA, r_, c_, pa[0][p_]);                                                \
+                STORE_T4(sVN, LDA, r_, c_, pa[1][p_]);                                                \
+                STORE_T4(sDV, LDA, r_, c_, pa[2][p_]);                                                \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
                 const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                PF_T4(sHt, LDB, r_, c_, ph[0][p_]);                                                \
-                PF_T4(sDH, LDB, r_, c_, ph[1][p_]);                                                \
+                STORE_T4(sHt, LDB, r_, c_, ph[0][p_]);                                                \
+                STORE_T4(sDH, LDB, r_, c_, ph[1][p_]);                                                \
                 dgl += dot(ph[0][p_], ph[1][p_]);                                                  \
             }                                                                                      \
         } while (0)
@@ -459,13 +463,30 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
                             dw + o_base + (ulong)RV(a) * HV * K_DIM + CC(b));
     }
 
-    /* q k^T of this K tile. */
+    /* q and k of this K tile into registers, once (one exposed global
+     * latency): the three products below stage them from there. */
+    float4 qr[NQK], kr[NQK];
+    for (int p = 0; p < NQK; p++) {
+        const int e = tid + p * WG, r = GDN_TILE_T_ROW(e, BK), c4 = GDN_TILE_T_COL(e, BK);
+        qr[p] = kr[p] = (float4)(0.0f);
+        if (e < CH * BK / 4 && r < L) {
+            qr[p] = vload4(0, q + qk_base + (ulong)r * H * K_DIM + c4);
+            kr[p] = vload4(0, k + qk_base + (ulong)r * H * K_DIM + c4);
+        }
+    }
+
+    /* q k^T of this K tile (q and k staged K-major). */
     float qk[TM][TNC];
     GDN_TILE_ZERO(qk, TM, TNC);
     __local float *sQt = sX, *sKt = sX + BK * LDA;
     barrier(CLK_LOCAL_MEM_FENCE); /* the V loop's tiles are dead */
-    GDN_TILE_STAGE_T(sQt, LDA, q + qk_base, (ulong)H * K_DIM, CH, BK, L, tid, WG);
-    GDN_TILE_STAGE_T(sKt, LDA, k + qk_base, (ulong)H * K_DIM, CH, BK, L, tid, WG);
+    for (int p = 0; p < NQK; p++) {
+        const int e = tid + p * WG, r = GDN_TILE_T_ROW(e, BK), c4 = GDN_TILE_T_COL(e, BK);
+        if (e < CH * BK / 4) {
+            STORE_T4(sQt, LDA, r, c4, qr[p]);
+            STORE_T4(sKt, LDA, r, c4, kr[p]);
+        }
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
     GDN_TILE_MMA4(qk, TM, TNC, sQt, LDA, 4 * ty, 4 * TY, sKt, LDA, 4 * tx, 4 * TX, BK);
 
@@ -476,7 +497,6 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
      * dk += ds^T q (ds and q row-major). */
     __local float *sA = sX, *sB = sX + CH * LDA;
     for (int pass = 0; pass < 2; pass++) {
-        __global const float *src = pass ? q : k;
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tiles are dead */
         for (int a = 0; a < TM; a++)
             for (int b = 0; b < TNC; b++) {
@@ -485,10 +505,10 @@ gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __glob
                 else
                     sA[CC(b) * LDA + RV(a)] = ds[a][b];
             }
-        for (int idx = tid; idx < CH * (BK / 4); idx += WG) {
-            const int r = idx / (BK / 4), c4 = 4 * (idx % (BK / 4));
-            *(__local float4 *)(sB + r * LDB + c4) =
-                r < L ? vload4(0, src + qk_base + (ulong)r * H * K_DIM + c4) : (float4)(0.0f);
+        for (int p = 0; p < NQK; p++) {
+            const int e = tid + p * WG, r = GDN_TILE_T_ROW(e, BK), c4 = GDN_TILE_T_COL(e, BK);
+            if (e < CH * BK / 4)
+                *(__local float4 *)(sB + r * LDB + c4) = pass ? qr[p] : kr[p];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (pass)
