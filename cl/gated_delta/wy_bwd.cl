@@ -386,21 +386,33 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
 #define NB4    (CH * CH / 16 / WG) /* 4 x 4 blocks of Ai per work-item in the transpose */
 #define F4(v, t) ((t) == 0 ? (v).x : (t) == 1 ? (v).y : (t) == 2 ? (v).z : (v).w)
 
-/* Stage columns c0 ... c0 + BW - 1 of the 64 chunk rows of src (row r at
- * src + (t0 + r) RS, zero past L), read as float4 x at (r, c ... c + 3):
- * transposed as DST_T[c 64 + r] = EXPR_T (an expression of x and r), and if
- * ROWMAJ also row-major as DST_R[r LDR + c] = x. r runs fastest over the
- * work-items' reads are coalesced (GDN_TILE_T_ROW). */
-#define WY_STAGE_T(src, RS, c0, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                             \
+/* The staged tiles stream through registers: every 64 x BW column tile of
+ * the chunk rows is loaded one step ahead of its use, so its global latency
+ * hides behind the previous step's products. A work-item holds NPT float4s
+ * of a tile (GDN_TILE_T_ROW / GDN_TILE_T_COL order: coalesced reads).
+ * WY_LOAD(R, src, RS, c0, BW): columns c0 ... c0 + BW - 1 of the 64 chunk
+ * rows of src (row r at src + (t0 + r) RS) into R, zero past L.
+ * WY_PUT_T(R, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR): each float4 x of R
+ * (row r, columns c ...) transposed as DST_T[c 64 + r] = EXPR_T (an
+ * expression of x and r) and, if ROWMAJ, row-major as DST_R[r LDR + c] = x. */
+#define NPT ((CH * MAX2(BK, BV) / 4 + WG - 1) / WG)
+#define WY_LOAD(R, src, RS, c0, BW)                                                                \
     do {                                                                                           \
-        for (int p_ = 0; p_ < (CH * (BW) / 4 + WG - 1) / WG; p_++) {                               \
+        for (int p_ = 0; p_ < NPT; p_++) {                                                         \
+            const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BW);                         \
+            (R)[p_]        = (float4)(0.0f);                                                       \
+            if (idx_ < CH * (BW) / 4 && r_ < L)                                                    \
+                (R)[p_] = vload4(0, (src) + (ulong)(t0 + r_) * (RS) + (c0) +                       \
+                                        GDN_TILE_T_COL(idx_, BW));                                 \
+        }                                                                                          \
+    } while (0)
+#define WY_PUT_T(R, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                                         \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NPT; p_++) {                                                         \
             const int idx_ = tid + p_ * WG;                                                        \
             if (idx_ < CH * (BW) / 4) {                                                            \
-                const int r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);             \
-                float4    x = (float4)(0.0f);                                                      \
-                if (r < L)                                                                         \
-                    x = vload4(0, (src) + (ulong)(t0 + r) * (RS) + (c0) + c_);                     \
-                const float4 xt_ = EXPR_T;                                                         \
+                const int    r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);         \
+                const float4 x = (R)[p_], xt_ = EXPR_T;                                            \
                 (DST_T)[(c_ + 0) * CH + r] = xt_.x;                                                \
                 (DST_T)[(c_ + 1) * CH + r] = xt_.y;                                                \
                 (DST_T)[(c_ + 2) * CH + r] = xt_.z;                                                \
@@ -408,6 +420,25 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                 if (ROWMAJ)                                                                        \
                     vstore4(x, 0, (DST_R) + r * (LDR) + c_);                                       \
             }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* The tiles in order of use, step s: K tiles of dw and k (phase 1), V tiles
+ * of du and v (phase 2), K tiles of k (k k^T), K tiles of k (phase 4);
+ * WY_LOAD_STEP(s) loads step s's tiles into pa (and pb). */
+#define NKT (K_DIM / BK)
+#define NVT (V_DIM / BV)
+#define WY_LOAD_STEP(s)                                                                            \
+    do {                                                                                           \
+        if ((s) < NKT) {                                                                           \
+            WY_LOAD(pa, dwh, RSW, (s) * BK, BK);                                                   \
+            WY_LOAD(pb, kh, RSK, (s) * BK, BK);                                                    \
+        } else if ((s) < NKT + NVT) {                                                              \
+            WY_LOAD(pa, duh, RSV, ((s) - NKT) * BV, BV);                                           \
+            WY_LOAD(pb, vh, RSV, ((s) - NKT) * BV, BV);                                            \
+        } else if ((s) < 2 * NKT + NVT) {                                                          \
+            WY_LOAD(pa, kh, RSK, ((s) - NKT - NVT) * BK, BK);                                      \
+        } else if ((s) < 3 * NKT + NVT) {                                                          \
+            WY_LOAD(pa, kh, RSK, ((s) - 2 * NKT - NVT) * BK, BK);                                  \
         }                                                                                          \
     } while (0)
 
@@ -437,15 +468,18 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     (void)tscratch;
 
     WY_BWD_START(CH);
+    float4 pa[NPT], pb[NPT]; /* the next staged tiles (WY_LOAD_STEP) */
+    WY_LOAD_STEP(0);
 
     /* Phase 1: K tiles of dw and kbg. */
     {
         __local float *sDWT = sT, *sKBT = sT + BK * CH, *sDW = sT + 2 * BK * CH;
         for (int k0 = 0; k0 < K_DIM; k0 += BK) {
             barrier(CLK_LOCAL_MEM_FENCE);
-            WY_STAGE_T(dwh, RSW, k0, BK, x, sDWT, 1, sDW, LDRK);
-            WY_STAGE_T(kh, RSK, k0, BK, x * sB[r] * sGam[r], sKBT, 0, sDW, LDRK);
+            WY_PUT_T(pa, BK, x, sDWT, 1, sDW, LDRK);
+            WY_PUT_T(pb, BK, x * sB[r] * sGam[r], sKBT, 0, sDW, LDRK);
             barrier(CLK_LOCAL_MEM_FENCE);
+            WY_LOAD_STEP(k0 / BK + 1);
             GDN_TILE_MMA4(dT, TM, TNC, sDWT, CH, 4 * ty, 4 * TY, sKBT, CH, 4 * tx, 4 * TX, BK);
             float acc[TM][TNK];
             GDN_TILE_ZERO(acc, TM, TNK);
@@ -480,9 +514,10 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         __local float *sDUT = sT, *sVBT = sT + BV * CH, *sDU = sT + 2 * BV * CH;
         for (int v0 = 0; v0 < V_DIM; v0 += BV) {
             barrier(CLK_LOCAL_MEM_FENCE);
-            WY_STAGE_T(duh, RSV, v0, BV, x, sDUT, 1, sDU, LDRV);
-            WY_STAGE_T(vh, RSV, v0, BV, x * sB[r], sVBT, 0, sDU, LDRV);
+            WY_PUT_T(pa, BV, x, sDUT, 1, sDU, LDRV);
+            WY_PUT_T(pb, BV, x * sB[r], sVBT, 0, sDU, LDRV);
             barrier(CLK_LOCAL_MEM_FENCE);
+            WY_LOAD_STEP(NKT + v0 / BV + 1);
             GDN_TILE_MMA4(dT, TM, TNC, sDUT, CH, 4 * ty, 4 * TY, sVBT, CH, 4 * tx, 4 * TX, BV);
             float acc[TM][TNV];
             GDN_TILE_ZERO(acc, TM, TNV);
@@ -576,22 +611,22 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     GDN_TILE_ZERO(kk, TM, TNC);
     for (int k0 = 0; k0 < K_DIM; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        WY_STAGE_T(kh, RSK, k0, BK, x, sX, 0, sX, LDRK);
+        WY_PUT_T(pa, BK, x, sX, 0, sX, LDRK);
         barrier(CLK_LOCAL_MEM_FENCE);
+        WY_LOAD_STEP(NKT + NVT + k0 / BK + 1);
         GDN_TILE_MMA4(kk, TM, TNC, sX, CH, 4 * ty, 4 * TY, sX, CH, 4 * tx, 4 * TX, BK);
     }
 
     /* Phase 4: K tiles again: dk += dA k beta + dA^T (beta k). */
     for (int k0 = 0; k0 < K_DIM; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int idx = tid; idx < CH * BK / 4; idx += WG) {
-            const int r = idx / (BK / 4), cc = 4 * (idx % (BK / 4));
-            float4    kv = (float4)(0.0f);
-            if (r < L)
-                kv = vload4(0, kh + (ulong)(t0 + r) * RSK + k0 + cc);
-            vstore4(kv, 0, sX + r * LDRK + cc);
+        for (int p = 0; p < NPT; p++) {
+            const int idx = tid + p * WG;
+            if (idx < CH * BK / 4)
+                vstore4(pa[p], 0, sX + GDN_TILE_T_ROW(idx, BK) * LDRK + GDN_TILE_T_COL(idx, BK));
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        WY_LOAD_STEP(2 * NKT + NVT + k0 / BK + 1);
         float dkb[TM][TNK], dkt[TM][TNK];
         GDN_TILE_ZERO(dkb, TM, TNK);
         GDN_TILE_ZERO(dkt, TM, TNK);
