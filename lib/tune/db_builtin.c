@@ -62,12 +62,16 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * T=4096, H=16 (bench_gated_delta): fwd 4.74 -> 4.66 ms, fwd+bwd
      * 19.63 -> 19.11 ms. */
     {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=32 LX=16 LY=8"},
-    /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans) */
-    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=16 TX=8 T_IN_GLOBAL=0"},
+    /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans);
+     * with coalesced, prefetched staging 16 x 4 work-items over tiles of 16:
+     * 1.735 -> 1.689 ms (5 plans, twice for the two best). */
+    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=16 BV=16 TY=16 TX=4 T_IN_GLOBAL=0"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16); its
-     * float4 form (VEC=1) with V tiles of 128: 1.10 -> 0.84 ms (8 plans). */
-    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=8"},
+     * float4 form (VEC=1) with V tiles of 128: 1.10 -> 0.84 ms (8 plans);
+     * with coalesced staging, 16 x 16 work-items: 0.716 -> 0.683 ms (4 plans,
+     * twice). */
+    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=16"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
      * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).
@@ -75,9 +79,11 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * 3.18 ms (9 plans); prefetching the next V tile (VEC=2) with V tiles
      * of 16: 3.01 ms (7 plans); the V loop's four products in one loop over
      * v: 2.80 ms (A/B of the kernel sources on one build, twice each).
-     * dv_local's float4 form was slower (5 plans). */
+     * dv_local's float4 form was slower (5 plans) until the transposed
+     * stagings read whole sectors: now 0.461 -> 0.324 ms with 16 x 8
+     * work-items (6 plans), its GPU default; no row. dqkwg with those
+     * stagings and q, k read once: 1.71 ms, this row still the best of 7. */
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16"},
-    {"sm_90",  "gated_delta/dv_local",  "K128.V128", "VEC=0 BK=32 BV=64 TY=8 TX=16"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on
