@@ -120,7 +120,8 @@
  * (tx, ty) owns the TMS contiguous rows ra = TMS ty ... of S and o, and
  * column groups of 4 at 4 tx + 4 LX g (g < TNS / 4 of S, < TNO / 4 of o):
  * neighbouring work-items read neighbouring float4s (no bank conflicts).
- * Phase 1 stages q and k transposed (QT, KT: [BK][64]) and h ([BK][BV]):
+ * Phase 1 stages q and k transposed (QT, KT: [BK][68], rows padded so the
+ * transposed stores hit at most 2 lanes per bank) and h ([BK][BV]):
  * S += QT^T KT, o += QT^T h. Phase 2 stores the masked S transposed (ST:
  * [64][LDV], ST[j LDV + i] = S_ij) and v_new ([64][BV]): o += ST^T v_new.
  * The causal structure is skipped where a whole column group of S (or the
@@ -128,14 +129,15 @@
  * saves the time of a SIMD group only when all its work-items skip, which
  * contiguous rows per work-item make common. The gates come from global
  * memory into registers. Needs 64 / LX, 64 / LY and BV / LX multiples of 4
- * (LX, LY in {4, 8, 16}, BV >= 4 LX). Local memory: 4 * max(2 * 64 BK + BK
+ * (LX, LY in {4, 8, 16}, BV >= 4 LX). Local memory: 4 * max(2 * 68 BK + BK
  * BV, 64 LDV + 64 BV) bytes, LDV = 68 (64 at BV = 128): 33 KiB at BK = 32,
  * BV = 64; 48 KiB at BV = 128.
  */
 #define LDV  (BV >= 128 ? CH : CH + 4)
 #define NGS  (TNS / 4) /* column groups of S per work-item */
 #define NGO  (TNO / 4) /* column groups of o per work-item */
-#define VP1  (2 * BK * CH + BK * BV)
+#define LDQT (CH + 4) /* rows of QT and KT */
+#define VP1  (2 * BK * LDQT + BK * BV)
 #define VP2  (CH * LDV + CH * BV)
 #define VSCR (VP1 > VP2 ? VP1 : VP2)
 #if (TMS % 4) != 0 || (TNS % 4) != 0 || (TNO % 4) != 0
@@ -152,7 +154,7 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 {
     __local float4 LM4[VSCR / 4]; /* float4: aligned for the MMA4 reads */
     __local float *LM = (__local float *)LM4;
-    __local float *QT = LM, *KT = LM + BK * CH, *HL = LM + 2 * BK * CH;
+    __local float *QT = LM, *KT = LM + BK * LDQT, *HL = LM + 2 * BK * LDQT;
     __local float *ST = LM, *VL = LM + CH * LDV;
     OUT_INDICES();
     const ulong    qkbase = ((ulong)first * (ulong)H + (ulong)kh) * (ulong)K; /* row stride H K */
@@ -175,8 +177,8 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         /* q and k transposed */
-        GDN_TILE_STAGE_T(QT, CH, q + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
-        GDN_TILE_STAGE_T(KT, CH, k + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
+        GDN_TILE_STAGE_T(QT, LDQT, q + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
+        GDN_TILE_STAGE_T(KT, LDQT, k + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
         for (int e = lid; e < BK * (BV / 4); e += WG) {
             const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
             vstore4(vload4(0, h + hbase + (ulong)(k0 + r) * V + (ulong)j), 0, HL + r * BV + j);
@@ -186,8 +188,8 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 #pragma unroll
         for (int g = 0; g < NGS; g++)
             if (VCOL(g, 0) < rend)
-                GDN_TILE_MMA4(accs[g], TMS, 4, QT, CH, ra, 4, KT, CH, VCOL(g, 0), 4, BK);
-        GDN_TILE_MMA4(acco, TMS, TNO, QT, CH, ra, 4, HL, BV, 4 * tx, 4 * LX, BK);
+                GDN_TILE_MMA4(accs[g], TMS, 4, QT, LDQT, ra, 4, KT, LDQT, VCOL(g, 0), 4, BK);
+        GDN_TILE_MMA4(acco, TMS, TNO, QT, LDQT, ra, 4, HL, BV, 4 * tx, 4 * LX, BK);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 

@@ -348,7 +348,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * BK + 4 / BV + 4.
  *
  * Layouts (float offsets; sT and the staged tiles share one buffer sW):
- *   phases 1/2, per K (V) tile: dw^T [BK][64], kbg^T [BK][64] and dw
+ *   phases 1/2, per K (V) tile: dw^T [BK][LDT], kbg^T [BK][LDT] and dw
  *       [64][BK + 4] in sW (du^T, vb^T, du for V), Ai row-major [64][64]
  *       in sAi: dT += dw kbg^T reads dw^T and kbg^T; Tm^T dw reads Ai and
  *       dw. The elementwise tails read k and v as float4 from global memory
@@ -358,7 +358,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  *       Y = Z Ai^T (Z^T, Ai^T) = Tm^T S Tm^T. Then dA = -Y o exp2(G_i - G_j)
  *       goes to sAi transposed (sAi[j 64 + i] = dA(i, j)) and, scaled by
  *       its row's beta, to sT row-major (sT[i 64 + j] = beta_i dA(i, j)).
- *   k k^T: a loop over K tiles of k^T [BK][64] (after phase 3: only sX,
+ *   k k^T: a loop over K tiles of k^T [BK][LDT] (after phase 3: only sX,
  *       the part of sW past sT, is free there).
  *   phase 4, per K tile of k [64][BK + 4] in sX: dkb = dA k reads dA^T;
  *       dA^T (beta k) = (beta o dA)^T k reads beta o dA, so k is staged
@@ -366,9 +366,12 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * Same arithmetic as above except the order of the two products of dA
  * (Tm^T S first) and beta applied to dA rather than to k in dA^T (beta k);
  * dT, k k^T and each product's k order are as above.
- * Local memory: 4 * (64 * 64 + WSZ + 3 * 64) bytes, WSZ = 64 * 64 +
- * max(64 (3 BK + 4) - 64 * 64, 64 (3 BV + 4) - 64 * 64, 64 (BK + 4)):
- * 42752 B at BK = BV = 32, 38656 B at 16. Needs 64 / TY, 64 / TX, BK / TX and
+ * The transposed staged tiles have rows of LDT = 68 floats: the stores of
+ * GDN_TILE_T_ROW's 8 rows x 4 column groups per warp then hit at most 2
+ * lanes per bank (4 with rows of 64).
+ * Local memory: 4 * (64 * 64 + WSZ + 3 * 64) bytes, WSZ = max(2 BK LDT +
+ * 64 (BK + 4), 2 BV LDT + 64 (BV + 4), 64 * 64 + 64 (BK + 4)):
+ * 43776 B at BK = BV = 32, 38656 B at 16. Needs 64 / TY, 64 / TX, BK / TX and
  * BV / TX to be multiples of 4, and T_IN_GLOBAL = 0. Barriers sit in loops
  * with compile-time trip counts only.
  */
@@ -381,7 +384,8 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
 #define COL(b) (4 * tx + ((b) / 4) * (4 * TX) + (b) % 4)
 #define LDRK   (BK + 4)
 #define LDRV   (BV + 4)
-#define XSZ1   MAX2(CH * (3 * BK + 4), CH * (3 * BV + 4))
+#define LDT    (CH + 4) /* the transposed staged tiles: [BK or BV][LDT] */
+#define XSZ1   MAX2(2 * BK * LDT + CH * LDRK, 2 * BV * LDT + CH * LDRV)
 #define WSZ    MAX2(XSZ1, CH * CH + CH * LDRK)
 #define NB4    (CH * CH / 16 / WG) /* 4 x 4 blocks of Ai per work-item in the transpose */
 #define F4(v, t) ((t) == 0 ? (v).x : (t) == 1 ? (v).y : (t) == 2 ? (v).z : (v).w)
@@ -393,7 +397,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
  * WY_LOAD(R, src, RS, c0, BW): columns c0 ... c0 + BW - 1 of the 64 chunk
  * rows of src (row r at src + (t0 + r) RS) into R, zero past L.
  * WY_PUT_T(R, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR): each float4 x of R
- * (row r, columns c ...) transposed as DST_T[c 64 + r] = EXPR_T (an
+ * (row r, columns c ...) transposed as DST_T[c LDT + r] = EXPR_T (an
  * expression of x and r) and, if ROWMAJ, row-major as DST_R[r LDR + c] = x. */
 #define NPT ((CH * MAX2(BK, BV) / 4 + WG - 1) / WG)
 #define WY_LOAD(R, src, RS, c0, BW)                                                                \
@@ -413,10 +417,10 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
             if (idx_ < CH * (BW) / 4) {                                                            \
                 const int    r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);         \
                 const float4 x = (R)[p_], xt_ = EXPR_T;                                            \
-                (DST_T)[(c_ + 0) * CH + r] = xt_.x;                                                \
-                (DST_T)[(c_ + 1) * CH + r] = xt_.y;                                                \
-                (DST_T)[(c_ + 2) * CH + r] = xt_.z;                                                \
-                (DST_T)[(c_ + 3) * CH + r] = xt_.w;                                                \
+                (DST_T)[(c_ + 0) * LDT + r] = xt_.x;                                               \
+                (DST_T)[(c_ + 1) * LDT + r] = xt_.y;                                               \
+                (DST_T)[(c_ + 2) * LDT + r] = xt_.z;                                               \
+                (DST_T)[(c_ + 3) * LDT + r] = xt_.w;                                               \
                 if (ROWMAJ)                                                                        \
                     vstore4(x, 0, (DST_R) + r * (LDR) + c_);                                       \
             }                                                                                      \
@@ -467,20 +471,31 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     __global const float *vh = v + (ulong)hv * V_DIM, *duh = du + (ulong)hv * V_DIM;
     (void)tscratch;
 
-    WY_BWD_START(CH);
     float4 pa[NPT], pb[NPT]; /* the next staged tiles (WY_LOAD_STEP) */
-    WY_LOAD_STEP(0);
+    WY_LOAD_STEP(0);         /* in flight while Ai and the gates load */
+    WY_BWD_START(CH);
 
     /* Phase 1: K tiles of dw and kbg. */
     {
-        __local float *sDWT = sT, *sKBT = sT + BK * CH, *sDW = sT + 2 * BK * CH;
+        __local float *sDWT = sT, *sKBT = sT + BK * LDT, *sDW = sT + 2 * BK * LDT;
         for (int k0 = 0; k0 < K_DIM; k0 += BK) {
             barrier(CLK_LOCAL_MEM_FENCE);
             WY_PUT_T(pa, BK, x, sDWT, 1, sDW, LDRK);
             WY_PUT_T(pb, BK, x * sB[r] * sGam[r], sKBT, 0, sDW, LDRK);
             barrier(CLK_LOCAL_MEM_FENCE);
             WY_LOAD_STEP(k0 / BK + 1);
-            GDN_TILE_MMA4(dT, TM, TNC, sDWT, CH, 4 * ty, 4 * TY, sKBT, CH, 4 * tx, 4 * TX, BK);
+            /* the tail's k and dk, loaded before the products (latency hidden) */
+            float4 tk[TM][TNK / 4], td[TM][TNK / 4];
+            for (int a = 0; a < TM; a++)
+                for (int q = 0; q < TNK / 4; q++) {
+                    const int i = ROW(a), cc = k0 + COL(4 * q);
+                    tk[a][q] = td[a][q] = (float4)(0.0f);
+                    if (i < L) {
+                        tk[a][q] = vload4(0, kh + (ulong)(t0 + i) * RSK + cc);
+                        td[a][q] = vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
+                    }
+                }
+            GDN_TILE_MMA4(dT, TM, TNC, sDWT, LDT, 4 * ty, 4 * TY, sKBT, LDT, 4 * tx, 4 * TX, BK);
             float acc[TM][TNK];
             GDN_TILE_ZERO(acc, TM, TNK);
             GDN_TILE_MMA4(acc, TM, TNK, sAi, CH, 4 * ty, 4 * TY, sDW, LDRK, 4 * tx, 4 * TX, CH);
@@ -488,12 +503,9 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                 const int   i = ROW(a);
                 const float b = sB[i], gm = sGam[i];
                 for (int q = 0; q < TNK / 4; q++) {
-                    const int cc = k0 + COL(4 * q);
-                    float4    kv = (float4)(0.0f), d = (float4)(0.0f);
-                    if (i < L) {
-                        kv = vload4(0, kh + (ulong)(t0 + i) * RSK + cc);
-                        d  = vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
-                    }
+                    const int    cc = k0 + COL(4 * q);
+                    const float4 kv = tk[a][q];
+                    float4       d  = td[a][q];
                     const float4 kb = kv * b * gm;
                     for (int t = 0; t < 4; t++) {
                         const float g = acc[a][4 * q + t];
@@ -511,14 +523,21 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
 
     /* Phase 2: V tiles of du and vb. */
     {
-        __local float *sDUT = sT, *sVBT = sT + BV * CH, *sDU = sT + 2 * BV * CH;
+        __local float *sDUT = sT, *sVBT = sT + BV * LDT, *sDU = sT + 2 * BV * LDT;
         for (int v0 = 0; v0 < V_DIM; v0 += BV) {
             barrier(CLK_LOCAL_MEM_FENCE);
             WY_PUT_T(pa, BV, x, sDUT, 1, sDU, LDRV);
             WY_PUT_T(pb, BV, x * sB[r], sVBT, 0, sDU, LDRV);
             barrier(CLK_LOCAL_MEM_FENCE);
             WY_LOAD_STEP(NKT + v0 / BV + 1);
-            GDN_TILE_MMA4(dT, TM, TNC, sDUT, CH, 4 * ty, 4 * TY, sVBT, CH, 4 * tx, 4 * TX, BV);
+            float4 tv[TM][TNV / 4]; /* the tail's v, loaded before the products */
+            for (int a = 0; a < TM; a++)
+                for (int q = 0; q < TNV / 4; q++) {
+                    const int i = ROW(a);
+                    tv[a][q]    = i < L ? vload4(0, vh + (ulong)(t0 + i) * RSV + v0 + COL(4 * q))
+                                        : (float4)(0.0f);
+                }
+            GDN_TILE_MMA4(dT, TM, TNC, sDUT, LDT, 4 * ty, 4 * TY, sVBT, LDT, 4 * tx, 4 * TX, BV);
             float acc[TM][TNV];
             GDN_TILE_ZERO(acc, TM, TNV);
             GDN_TILE_MMA4(acc, TM, TNV, sAi, CH, 4 * ty, 4 * TY, sDU, LDRV, 4 * tx, 4 * TX, CH);
@@ -526,10 +545,8 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                 const int   i = ROW(a);
                 const float b = sB[i];
                 for (int q = 0; q < TNV / 4; q++) {
-                    const int cc = v0 + COL(4 * q);
-                    float4    vv = (float4)(0.0f);
-                    if (i < L)
-                        vv = vload4(0, vh + (ulong)(t0 + i) * RSV + cc);
+                    const int    cc = v0 + COL(4 * q);
+                    const float4 vv = tv[a][q];
                     for (int t = 0; t < 4; t++)
                         dbp[a] += acc[a][4 * q + t] * F4(vv, t);
                     if (write_dv && i < L)
@@ -614,7 +631,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         WY_PUT_T(pa, BK, x, sX, 0, sX, LDRK);
         barrier(CLK_LOCAL_MEM_FENCE);
         WY_LOAD_STEP(NKT + NVT + k0 / BK + 1);
-        GDN_TILE_MMA4(kk, TM, TNC, sX, CH, 4 * ty, 4 * TY, sX, CH, 4 * tx, 4 * TX, BK);
+        GDN_TILE_MMA4(kk, TM, TNC, sX, LDT, 4 * ty, 4 * TY, sX, LDT, 4 * tx, 4 * TX, BK);
     }
 
     /* Phase 4: K tiles again: dk += dA k beta + dA^T (beta k). */
@@ -627,6 +644,14 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         WY_LOAD_STEP(2 * NKT + NVT + k0 / BK + 1);
+        float4 td[TM][TNK / 4]; /* dk of the tail, loaded before the products */
+        for (int a = 0; a < TM; a++)
+            for (int q = 0; q < TNK / 4; q++) {
+                const int i = ROW(a);
+                td[a][q]    = i < L ? vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 +
+                                                    COL(4 * q))
+                                    : (float4)(0.0f);
+            }
         float dkb[TM][TNK], dkt[TM][TNK];
         GDN_TILE_ZERO(dkb, TM, TNK);
         GDN_TILE_ZERO(dkt, TM, TNK);
@@ -642,7 +667,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
                     dbp[a] += dkb[a][4 * q + t] * F4(kv, t);
                 if (i < L) {
                     __global float *o = dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 + cc;
-                    float4          d = vload4(0, o);
+                    float4          d = td[a][q];
                     d += (float4)(fma(dkb[a][4 * q], b, dkt[a][4 * q]),
                                   fma(dkb[a][4 * q + 1], b, dkt[a][4 * q + 1]),
                                   fma(dkb[a][4 * q + 2], b, dkt[a][4 * q + 2]),

@@ -462,8 +462,10 @@ struct wyb_plan {
 static size_t wyb_lmem(const struct wyb_plan *p)
 {
     size_t tiles;
-    if (p->vec) { /* Ai 64 x 64, the dT/dA tile and the staged tiles (sW), gates */
-        tiles = max_sz(max_sz((size_t)CH * (3 * p->bk + 4), (size_t)CH * (3 * p->bv + 4)),
+    if (p->vec) { /* Ai 64 x 64, the dT/dA tile and the staged tiles (sW; the
+                     transposed ones with rows of 64 + 4), gates */
+        tiles = max_sz(max_sz((size_t)2 * p->bk * (CH + 4) + (size_t)CH * (p->bk + 4),
+                              (size_t)2 * p->bv * (CH + 4) + (size_t)CH * (p->bv + 4)),
                        (size_t)CH * CH + (size_t)CH * (p->bk + 4));
         return ((size_t)CH * CH + tiles + 3 * CH) * 4;
     }

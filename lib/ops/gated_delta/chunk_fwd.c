@@ -763,8 +763,8 @@ struct gd_out_plan {
 static size_t out_plan_local(const struct gd_out_plan *p)
 {
     size_t p1, p2;
-    if (p->vec) { /* q, k transposed + h; then S transposed (ld 68, 64 at BV 128) + v_new */
-        p1 = 2 * (size_t)CH * (size_t)p->bk + (size_t)p->bk * (size_t)p->bv;
+    if (p->vec) { /* q, k transposed (ld 68) + h; then S transposed (ld 68, 64 at BV 128) + v_new */
+        p1 = 2 * (size_t)(CH + 4) * (size_t)p->bk + (size_t)p->bk * (size_t)p->bv;
         p2 = (size_t)CH * (p->bv >= 128 ? CH : CH + 4) + (size_t)CH * (size_t)p->bv;
         return sizeof(float) * (p1 > p2 ? p1 : p2);
     }
