@@ -344,7 +344,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #    define PF_LOAD(v0_)                                                                           \
         do {                                                                                       \
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 pa[0][p_] = pa[1][p_] = pa[2][p_] = (float4)(0.0f);                                \
                 if (r_ < L) {                                                                      \
@@ -355,7 +355,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
                 }                                                                                  \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
                 const ulong o_   = st_base + (v0_) + (ulong)r_ * V_DIM + c_;                       \
                 ph[0][p_]        = vload4(0, h + o_);                                              \
@@ -365,17 +365,17 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #    define PF_STORE()                                                                             \
         do {                                                                                       \
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                STORE_T4(sDO, LDA, r_, c_, pa[0][p_]);                                                \
-                STORE_T4(sVN, LDA, r_, c_, pa[1][p_]);                                                \
-                STORE_T4(sDV, LDA, r_, c_, pa[2][p_]);                                                \
+                STORE_T4(sDO, LDA, r_, c_, pa[0][p_]);                                             \
+                STORE_T4(sVN, LDA, r_, c_, pa[1][p_]);                                             \
+                STORE_T4(sDV, LDA, r_, c_, pa[2][p_]);                                             \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
-                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                   \
+                const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                STORE_T4(sHt, LDB, r_, c_, ph[0][p_]);                                                \
-                STORE_T4(sDH, LDB, r_, c_, ph[1][p_]);                                                \
+                STORE_T4(sHt, LDB, r_, c_, ph[0][p_]);                                             \
+                STORE_T4(sDH, LDB, r_, c_, ph[1][p_]);                                             \
                 dgl += dot(ph[0][p_], ph[1][p_]);                                                  \
             }                                                                                      \
         } while (0)

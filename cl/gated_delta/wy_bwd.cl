@@ -415,7 +415,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
         for (int p_ = 0; p_ < NPT; p_++) {                                                         \
             const int idx_ = tid + p_ * WG;                                                        \
             if (idx_ < CH * (BW) / 4) {                                                            \
-                const int    r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);         \
+                const int    r = GDN_TILE_T_ROW(idx_, BW), c_ = GDN_TILE_T_COL(idx_, BW);          \
                 const float4 x = (R)[p_], xt_ = EXPR_T;                                            \
                 (DST_T)[(c_ + 0) * LDT + r] = xt_.x;                                               \
                 (DST_T)[(c_ + 1) * LDT + r] = xt_.y;                                               \
