@@ -253,14 +253,20 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
      * The float4 form (RS = 2) where the same plan allows it (BV / TX a
      * multiple of 4: BV = 64 with 16 x 16 work-items), else RS = 1 (B = 4:
      * 1.30 against 1.40 ms; at B = 1, T = 16384 no RS = 2 plan of three
-     * beat RS = 1's 3.95 ms by more than 1%). */
+     * beat RS = 1's 3.95 ms by more than 1%). Later (register scan with the
+     * float4 stagings, B = 1, T = 16384): BV 16, slices of 64, 3.27 ms
+     * against 3.94 ms for BV 32 (64 groups on 132 compute units), so BV 16
+     * when BV 32 too gives fewer groups than 0.9 per compute unit. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups64 = (int64_t)s->N * s->HV * (s->V / 64);
+        const int64_t groups32 = (int64_t)s->N * s->HV * (s->V / 32);
+        const int64_t cu9      = (int64_t)dev->info.compute_units * 9;
         p->rs = 1, p->ty = p->tx = 16;
-        if (s->V % 64 == 0 && groups64 * 10 >= (int64_t)dev->info.compute_units * 9)
+        if (s->V % 64 == 0 && groups64 * 10 >= cu9)
             p->bv = 64, p->bks = 32;
         else
-            p->bv = pick_div(s->V, 32), p->bks = s->K % 64 ? 16 : 64;
+            p->bv = pick_div(s->V, groups32 * 10 >= cu9 ? 32 : 16),
+            p->bks = s->K % 64 ? 16 : 64;
         for (; p->bks >= 16; p->bks /= 2)
             if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
                 lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1))) {
