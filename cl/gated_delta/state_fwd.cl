@@ -412,6 +412,18 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
  * multiple of 4 floats), a quarter of the local-memory instructions per
  * fma; it needs 64 / LY, K / LY and BV / LX to be multiples of 4.
  *
+ * SPLITK=1 (PREFETCH=4 in the tuning space, needs RSVEC) doubles the
+ * work-group: two halves of LX x LY work-items share each chunk's products.
+ * Half hf owns state rows hf K/2 ... (K/2 / LY contiguous rows per
+ * work-item), so the update K_c^T VL is split by rows; for Vn = u - w Hs
+ * both halves compute the same Vn entries over their own K/2 rows of Hs
+ * (each staged w slice holds BK/2 columns of either half), exchange their
+ * partial sums through local memory (RL, 2 x 64 x BV floats) and each
+ * finishes half the rows of Vn. Per chunk a work-item does half the fmas of
+ * the plain form with half the state in registers: a shorter sequential path
+ * per chunk for the same V tile, meant for few (sequence, head) pairs per
+ * compute unit. Not yet timed on a GPU; a tuning candidate only.
+ *
  * Extra tuning macro: REGSTATE (defined: build this kernel). BK: the K
  * slice of staged w columns (divides K, a multiple of LY, and K / BK divides
  * 64). LY must divide 64 and K. Local memory: 4 * (max(64 (BK + 1),
@@ -420,7 +432,22 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
  * K BV / WG state + 2 * 64 BV / WG (Vn accumulator, u) + 64 BK / WG
  * prefetched slice.
  */
-#define TRS (K / LY)            /* state rows per work-item */
+#ifndef SPLITK
+#define SPLITK 0
+#endif
+#if SPLITK
+#undef WG
+#define WG (2 * LX * LY) /* two halves */
+#define KH (K / 2)       /* state rows of a half */
+#define HB (BK / 2)      /* columns of a staged w slice per half */
+#if !RSVEC || (K % (2 * LY)) != 0 || (BK % 2) != 0
+#error "state_fwd_rs: SPLITK needs RSVEC, K a multiple of 2 LY and BK even"
+#endif
+#else
+#define KH K
+#define HB BK
+#endif
+#define TRS (KH / LY)           /* state rows per work-item */
 #define RVS (CH / LY)           /* Vn rows per work-item */
 #define NSL (K / BK)            /* slices of w (and of k) per chunk */
 #define BI  (CH / NSL)          /* rows of k per slice */
@@ -433,8 +460,8 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #define RSVEC 0
 #endif
 #if RSVEC
-#define SROW(a) (ty * TRS + (a)) /* state rows, Vn rows, columns of a work-item */
-#define VROW(a) (ty * RVS + (a))
+#define SROW(a) (hf * KH + tq * TRS + (a)) /* state rows, Vn rows, columns of a work-item */
+#define VROW(a) (tq * RVS + (a))
 #define SCOL(j) (tx * TN + (j))
 #define LDW (CH + 4) /* w slice stored transposed: [BK][LDW] */
 #define LDK (K + 4)  /* k slice: [BI][LDK] */
@@ -468,7 +495,12 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
     __local float4 XL4[XROWS * BV / 4];  /* the state tile, then the decayed Vn */
     __local float  Gs[CH];
     __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
+#if SPLITK
+    __local float4 RL4[2 * CH * BV / 4]; /* both halves' partial w Hs */
+    __local float *RL = (__local float *)RL4;
+#endif
     SCAN_INDICES();
+    const int     hf = SPLITK ? ty / LY : 0, tq = ty - hf * LY; /* half, row in the half */
     float         S[TRS][TN], pr[NPS], ur[RVS][TN], gr[NGS];
 
     if (cb > 0 && cb >= nc)
@@ -485,17 +517,18 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             }
     }
 
-/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...] (64 x BK), else
+/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...] (64 x BK; with
+ * SPLITK columns q HB ... and K/2 + q HB ... of both halves), else
  * k[(q - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
 #define RS_LOAD_SLICE(cc, q)                                                                       \
     do {                                                                                           \
         const int  f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                   \
         const bool isk_ = (q) >= NSL;                                                              \
         const int  wd_ = isk_ ? K : BK;                                                            \
-        const int  r0_ = isk_ ? ((q) - NSL) * BI : 0, d0_ = isk_ ? 0 : (q) * BK;                   \
+        const int  r0_ = isk_ ? ((q) - NSL) * BI : 0;                                              \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
-            const int e_ = lid + p_ * WG, rl_ = e_ / wd_, r_ = r0_ + rl_;                          \
-            const int d_ = d0_ + e_ - rl_ * wd_;                                                   \
+            const int e_ = lid + p_ * WG, rl_ = e_ / wd_, r_ = r0_ + rl_, dl_ = e_ - rl_ * wd_;    \
+            const int d_ = isk_ ? dl_ : (dl_ / HB) * KH + (q) * HB + dl_ % HB;                     \
             pr[p_]       = r_ >= l_ ? 0.0f                                                         \
                            : isk_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K +      \
                                       (ulong)d_]                                                   \
@@ -510,9 +543,10 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
         for (int a_ = 0; a_ < RVS; a_++) {                                                         \
             const int i_ = VROW(a_);                                                               \
             for (int j_ = 0; j_ < TN; j_++)                                                        \
-                ur[a_][j_] = i_ < l_ ? u[((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +  \
-                                         (ulong)(v0 + SCOL(j_))]                                   \
-                                     : 0.0f;                                                       \
+                ur[a_][j_] = i_ < l_ && (!SPLITK || (a_ < RVS / 2) == (hf == 0))                 \
+                                 ? u[((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +      \
+                                     (ulong)(v0 + SCOL(j_))]                                       \
+                                 : 0.0f;                                                           \
         }                                                                                          \
         for (int p_ = 0; p_ < NGS; p_++) {                                                         \
             const int r_ = lid + p_ * WG;                                                          \
@@ -571,25 +605,49 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* w slice s + 1, or k slice 0 */
 #if RSVEC
-            GDN_TILE_MMA4(acc, RVS, TN, SL, LDW, VROW(0), 4, (XL + s * BK * BV), BV, SCOL(0), 4, BK);
+            /* (half hf: its HB columns of the slice, its rows of the state) */
+            GDN_TILE_MMA4(acc, RVS, TN, (SL + hf * HB * LDW), LDW, VROW(0), 4,
+                          (XL + (hf * KH + s * HB) * BV), BV, SCOL(0), 4, HB);
 #else
             GDN_TILE_MMA(acc, RVS, TN, SL, LDW, 0, (XL + s * BK * BV), BV, 0, ty, LY, tx, LX, BK);
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL and of w is done */
+#if SPLITK
+        /* Each half's partial sums of w Hs to RL, then each adds the other's,
+         * so both hold all of w Hs and each finishes half the rows of Vn. (A
+         * first form, the upper half storing and the lower half adding and
+         * finishing all of Vn under if (hf) / if (!hf), gave wrong results on
+         * PoCL 3.1.) */
+        for (int a = 0; a < RVS; a++)
+            for (int j = 0; j < TN; j += 4)
+                vstore4((float4)(acc[a][j], acc[a][j + 1], acc[a][j + 2], acc[a][j + 3]), 0,
+                        RL + hf * CH * BV + VROW(a) * BV + SCOL(j));
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int a = 0; a < RVS; a++)
+            for (int j = 0; j < TN; j += 4) {
+                const float4 t = vload4(0, RL + (1 - hf) * CH * BV + VROW(a) * BV + SCOL(j));
+                acc[a][j] += t.x;
+                acc[a][j + 1] += t.y;
+                acc[a][j + 2] += t.z;
+                acc[a][j + 3] += t.w;
+            }
+#endif
         {
             const float gl = Gs[L - 1];
             for (int a = 0; a < RVS; a++) {
                 const int   i   = VROW(a);
                 const bool  ok  = i < L;
+                const bool  mine = !SPLITK || (a < RVS / 2) == (hf == 0); /* rows it stores */
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
                 for (int j = 0; j < TN; j++) {
                     const int   col = SCOL(j);
                     const float vn  = ur[a][j] - acc[a][j];
-                    if (ok)
+                    if (ok && mine)
                         v_new[((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
                               (ulong)(v0 + col)] = vn;
-                    XL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
+                    if (mine)
+                        XL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
                 }
             }
             for (int a = 0; a < TRS; a++)

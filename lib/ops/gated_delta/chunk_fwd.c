@@ -492,20 +492,31 @@ struct gd_state_plan {
                    chunk prefetched into registers); 2 =
                    gated_delta_state_fwd_rs (state in registers, slices of
                    w / k staged, next slice prefetched); 3 = the same with
-                   contiguous micro-tiles read as float4 (RSVEC) */
+                   contiguous micro-tiles read as float4 (RSVEC); 4 = that
+                   with two halves of LX x LY work-items splitting the
+                   state's rows (SPLITK) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
 };
 
+/* Work-items per group: LX x LY, twice that for the split form. */
+static size_t state_plan_wg(const struct gd_state_plan *p)
+{
+    return (size_t)(p->lx * p->ly) * (p->pf == 4 ? 2 : 1);
+}
+
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
     size_t staged;
-    if (p->pf >= 2) { /* a w or k slice; the state tile and the decayed Vn share one buffer */
-        const size_t bi = (size_t)CH * (size_t)p->bk / (size_t)s->K;
-        const size_t wsl = p->pf == 3 ? (size_t)p->bk * (CH + 4) : (size_t)CH * (size_t)(p->bk + 1);
-        const size_t ksl = bi * (size_t)(s->K + (p->pf == 3 ? 4 : 1));
+    if (p->pf >= 2) { /* a w or k slice; the state tile and the decayed Vn share one buffer;
+                         the split form's partial w Hs of both halves (RL) */
+        const bool   v4  = p->pf >= 3;
+        const size_t bi  = (size_t)CH * (size_t)p->bk / (size_t)s->K;
+        const size_t wsl = v4 ? (size_t)p->bk * (CH + 4) : (size_t)CH * (size_t)(p->bk + 1);
+        const size_t ksl = bi * (size_t)(s->K + (v4 ? 4 : 1));
         staged = wsl > ksl ? wsl : ksl;
-        return sizeof(float) * (staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH);
+        return sizeof(float) * (staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH +
+                                (p->pf == 4 ? 2 * (size_t)CH * (size_t)p->bv : 0));
     }
     staged = (size_t)CH * (size_t)((p->pf == 1 ? s->K : p->bk) + 1);
     return sizeof(float) *
@@ -575,11 +586,14 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
         return false;
     if (p->pf == 1 && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
         return false;
-    if (p->pf >= 2 && (s->K % p->ly || (CH * p->bk) % (p->lx * p->ly) || CH % (s->K / p->bk)))
+    if (p->pf >= 2 &&
+        (s->K % p->ly || (CH * p->bk) % (int32_t)state_plan_wg(p) || CH % (s->K / p->bk)))
         return false;
-    if (p->pf == 3 && ((CH / p->ly) % 4 || (s->K / p->ly) % 4 || (p->bv / p->lx) % 4))
+    if (p->pf >= 3 && ((CH / p->ly) % 4 || (s->K / p->ly) % 4 || (p->bv / p->lx) % 4))
         return false;
-    return p->pf >= 0 && p->pf <= 3;
+    if (p->pf == 4 && ((s->K / 2) % p->ly || (s->K / 2 / p->ly) % 4 || p->bk % 2))
+        return false;
+    return p->pf >= 0 && p->pf <= 4;
 }
 
 static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan *p,
@@ -587,7 +601,7 @@ static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan 
 {
     if (!state_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "gated_delta state_fwd: bad plan");
-    return check_limits(ctx, "state_fwd", s, (size_t)(p->lx * p->ly), state_plan_local(p, s));
+    return check_limits(ctx, "state_fwd", s, state_plan_wg(p), state_plan_local(p, s));
 }
 
 /* The stage's tuning space (lib/tune): the plan's fields in this order. */
@@ -601,9 +615,9 @@ static bool state_space_valid(const int32_t *v, const void *problem, const struc
     const struct gdn_gd_shape *s = problem;
     struct gd_state_plan       p;
     state_plan_from(v, &p);
-    return state_plan_ok(&p, s) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
+    return state_plan_ok(&p, s) && state_plan_wg(&p) <= dev->info.max_work_group_size &&
            state_plan_local(&p, s) <= dev->info.local_mem_bytes &&
-           gdn__gd_loop_limit_ok(dev, s, p.lx * p.ly, p.chunks);
+           gdn__gd_loop_limit_ok(dev, s, (int32_t)state_plan_wg(&p), p.chunks);
 }
 
 static void state_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -614,7 +628,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
 }
 
 static const struct gdn_tune_param state_params[] = {
-    {"PREFETCH", 0, 4, {0, 1, 2, 3}},
+    {"PREFETCH", 0, 5, {0, 1, 2, 3, 4}},
     {"BV", 16, 3, {16, 32, 64}},
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
@@ -636,8 +650,12 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     d[5].name = "V", d[5].value = s->V;
     if (p->pf) {
         d[6].name = p->pf >= 2 ? "REGSTATE" : "PREFETCH", d[6].value = 1;
-        if (p->pf == 3) {
+        if (p->pf >= 3) {
             d[7].name = "RSVEC", d[7].value = 1;
+            if (p->pf == 4) {
+                d[8].name = "SPLITK", d[8].value = 1;
+                return 9;
+            }
             return 8;
         }
         return 7;
@@ -688,7 +706,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_state_plan       p;
-    struct gdn_define          defs[8];
+    struct gdn_define          defs[9];
     size_t                     nd, global[2], local[2];
     cl_kernel                  k;
     gdn_status                 st;
@@ -705,7 +723,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     if ((st = state_plan_check(ctx, &p, s)))
         return st;
     nd       = state_plan_defines(&p, s, defs);
-    local[0] = (size_t)(p.lx * p.ly);
+    local[0] = state_plan_wg(&p);
     local[1] = 1;
     st = get_kernel(ctx, "gated_delta/state_fwd.cl", defs, nd,
                     p.pf >= 2   ? "gated_delta_state_fwd_rs"
