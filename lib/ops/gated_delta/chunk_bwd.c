@@ -203,16 +203,18 @@ struct sbwd_plan {
                                   1 = gated_delta_state_bwd_rs (dH in registers, BKS
                                   its k slice width, next slice prefetched);
                                   2 = the same with contiguous micro-tiles read as
-                                  float4 (RSVEC) */
+                                  float4 (RSVEC); 3 = that with two halves of TY x TX
+                                  work-items splitting dH's rows (SPLITK) */
     struct launch_geom g;
 };
 
 static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks, int rs)
 {
-    if (rs == 2) { /* k slice transposed or q / w slice, rows padded to 4 floats */
+    if (rs >= 2) { /* k slice transposed or q / w slice, rows padded to 4 floats; the split
+                      form's partial k dH of both halves */
         const size_t bi = (size_t)CH * (size_t)bks / (size_t)s->K;
         return (max_sz((size_t)bks * (CH + 4), bi * (size_t)(s->K + 4)) +
-                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) *
+                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH + (rs == 3 ? 2 * CH * (size_t)bv : 0)) *
                4;
     }
     if (rs) /* k / q / w slice; dH, then [do ; dv2]; G and exp2(G) */
@@ -227,11 +229,14 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
     if (bv < 1 || bks < 1 || ty < 1 || tx < 1 || s->V % bv || s->K % bks || bv % tx ||
         bks % ty || CH % ty)
         return false;
-    if (rs == 1 || rs == 2) {
-        if (s->K % ty || CH % (s->K / bks) || (CH * bks) % (ty * tx))
+    if (rs >= 1 && rs <= 3) {
+        const int halves = rs == 3 ? 2 : 1; /* SPLITK: two halves of ty x tx */
+        if (s->K % (halves * ty) || CH % (s->K / bks) || (CH * bks) % (halves * ty * tx) ||
+            bks % halves)
             return false;
         /* RSVEC: contiguous groups of 4 rows and 4 columns per work-item */
-        return rs == 1 || ((CH / ty) % 4 == 0 && (s->K / ty) % 4 == 0 && (bv / tx) % 4 == 0);
+        return rs == 1 ||
+               ((CH / ty) % 4 == 0 && (s->K / halves / ty) % 4 == 0 && (bv / tx) % 4 == 0);
     }
     return rs == 0;
 }
@@ -291,9 +296,10 @@ static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct
 {
     const struct gdn_gd_shape *s  = problem;
     const int bv = v[0], bks = v[1], ty = v[2], tx = v[3], rs = v[5];
-    return sbwd_plan_ok(s, bv, bks, ty, tx, rs) && wg_fits(dev, ty, tx) &&
+    const int halves = rs == 3 ? 2 : 1;
+    return sbwd_plan_ok(s, bv, bks, ty, tx, rs) && wg_fits(dev, halves * ty, tx) &&
            lmem_fits(dev, sbwd_lmem(s, bv, bks, rs)) &&
-           gdn__gd_loop_limit_ok(dev, s, ty * tx, v[4]);
+           gdn__gd_loop_limit_ok(dev, s, halves * ty * tx, v[4]);
 }
 
 static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -314,7 +320,7 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
-    {"RS", 0, 3, {0, 1, 2}},
+    {"RS", 0, 4, {0, 1, 2, 3}},
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
     "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
@@ -325,15 +331,16 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
 {
     const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
                                    {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx},
-                                   {"REGSTATE", 1}, {"RSVEC", 1}};
+                                   {"REGSTATE", 1}, {"RSVEC", 1},    {"SPLITK", 1}};
     struct launch_geom     *g   = &p->g;
     if (!sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, p->rs))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: illegal tile sizes");
     g->lmem                     = sbwd_lmem(s, p->bv, p->bks, p->rs);
-    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
+    g->local[0] = (size_t)(p->ty * p->tx * (p->rs == 3 ? 2 : 1)), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->V / p->bv);
     g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
-    const size_t nd = GDN_ARRAY_SIZE(d) - (p->rs == 2 ? 0 : p->rs ? 1 : 2); /* RSVEC, REGSTATE */
+    /* REGSTATE from RS = 1, RSVEC from 2, SPLITK from 3 */
+    const size_t nd = GDN_ARRAY_SIZE(d) - (size_t)(3 - (p->rs > 3 ? 3 : p->rs));
     if (!gdn__defines_format(d, nd, g->defines, sizeof(g->defines)))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);
