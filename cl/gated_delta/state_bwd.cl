@@ -443,19 +443,7 @@ gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_
         /* each half's partial k dH to RL, then each adds the other's and
          * finishes half the rows of dv2 (no branch on the half between
          * barriers, as in state_fwd_rs) */
-        for (int a = 0; a < TM; a++)
-            for (int j = 0; j < TN; j += 4)
-                vstore4((float4)(acc[a][j], acc[a][j + 1], acc[a][j + 2], acc[a][j + 3]), 0,
-                        RL + hf * CH * BV + VROW(a) * BV + SCOL(j));
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int a = 0; a < TM; a++)
-            for (int j = 0; j < TN; j += 4) {
-                const float4 t = vload4(0, RL + (1 - hf) * CH * BV + VROW(a) * BV + SCOL(j));
-                acc[a][j] += t.x;
-                acc[a][j + 1] += t.y;
-                acc[a][j + 2] += t.z;
-                acc[a][j + 3] += t.w;
-            }
+        GDN_TILE_HALVES_SUM(acc, TM, TN, RL, hf, CH, BV, VROW, SCOL);
 #endif
         {
             /* dv2 = diag(exp2(gl - G)) (k dH) + dv_local; [do ; dv2] into XL */

@@ -619,19 +619,7 @@ void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
          * first form, the upper half storing and the lower half adding and
          * finishing all of Vn under if (hf) / if (!hf), gave wrong results on
          * PoCL 3.1.) */
-        for (int a = 0; a < RVS; a++)
-            for (int j = 0; j < TN; j += 4)
-                vstore4((float4)(acc[a][j], acc[a][j + 1], acc[a][j + 2], acc[a][j + 3]), 0,
-                        RL + hf * CH * BV + VROW(a) * BV + SCOL(j));
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int a = 0; a < RVS; a++)
-            for (int j = 0; j < TN; j += 4) {
-                const float4 t = vload4(0, RL + (1 - hf) * CH * BV + VROW(a) * BV + SCOL(j));
-                acc[a][j] += t.x;
-                acc[a][j + 1] += t.y;
-                acc[a][j + 2] += t.z;
-                acc[a][j + 3] += t.w;
-            }
+        GDN_TILE_HALVES_SUM(acc, RVS, TN, RL, hf, CH, BV, VROW, SCOL);
 #endif
         {
             const float gl = Gs[L - 1];
