@@ -48,6 +48,15 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define DQKWG_PARAMS                                                                               \
+    __global const int4 *chunks, __global const float *q, __global const float *k,                 \
+    __global const float *G, __global const float *do_, __global const float *vnew,                \
+    __global const float *h, __global const float *dh, __global const float *dv2,                  \
+    __global float *dqh, __global float *dkh, __global float *dw, __global float *dGp, int H,      \
+    int HV, int T, float scale
+
 #ifndef K_DIM
 #    define K_DIM 64
 #endif
@@ -157,12 +166,7 @@
 #if !VEC
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global const float *k,
-                  __global const float *G, __global const float *do_,
-                  __global const float *vnew, __global const float *h,
-                  __global const float *dh, __global const float *dv2, __global float *dqh,
-                  __global float *dkh, __global float *dw, __global float *dGp, int H, int HV,
-                  int T, float scale)
+gated_delta_dqkwg(DQKWG_PARAMS)
 {
     __local float sX[XSZ];
     __local float sG[CH];
@@ -382,12 +386,7 @@ gated_delta_dqkwg(__global const int4 *chunks, __global const float *q, __global
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dqkwg_v(__global const int4 *chunks, __global const float *q, __global const float *k,
-                    __global const float *G, __global const float *do_,
-                    __global const float *vnew, __global const float *h,
-                    __global const float *dh, __global const float *dv2, __global float *dqh,
-                    __global float *dkh, __global float *dw, __global float *dGp, int H, int HV,
-                    int T, float scale)
+gated_delta_dqkwg_v(DQKWG_PARAMS)
 {
     __local float4 sX4[(VSZ + 3) / 4]; /* float4: aligned for the float4 reads */
     __local float  sG[CH];

@@ -32,6 +32,13 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define DV_LOCAL_PARAMS                                                                            \
+    __global const int4 *chunks, __global const float *q, __global const float *k,                 \
+    __global const float *G, __global const float *do_, __global float *dvl, int H, int HV,        \
+    float scale
+
 #ifndef K_DIM
 #    define K_DIM 64
 #endif
@@ -72,9 +79,7 @@
 #if !VEC
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
-                     __global const float *k, __global const float *G,
-                     __global const float *do_, __global float *dvl, int H, int HV, float scale)
+gated_delta_dv_local(DV_LOCAL_PARAMS)
 {
     __local float sS[CH * LDC];
     __local float sX[XSZ];
@@ -167,10 +172,7 @@ gated_delta_dv_local(__global const int4 *chunks, __global const float *q,
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_dv_local_v(__global const int4 *chunks, __global const float *q,
-                       __global const float *k, __global const float *G,
-                       __global const float *do_, __global float *dvl, int H, int HV,
-                       float scale)
+gated_delta_dv_local_v(DV_LOCAL_PARAMS)
 {
     __local float4 sX4[(VSZ + 3) / 4]; /* float4: aligned for the float4 reads */
     __local float  sG[CH];

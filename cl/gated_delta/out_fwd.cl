@@ -46,6 +46,13 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define OUT_FWD_PARAMS                                                                             \
+    __global const float *q, __global const float *k, __global const float *G,                     \
+    __global const float *h, __global const float *v_new, __global const int4 *chunks,             \
+    __global float *o, int H, int HV, float scale
+
 #ifndef K
 #error "K (key head dim) must be defined"
 #endif
@@ -147,10 +154,7 @@
 #define VCOL(g, e) (4 * tx + 4 * LX * (g) + (e))
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void gated_delta_out_fwd(__global const float *q, __global const float *k,
-                         __global const float *G, __global const float *h,
-                         __global const float *v_new, __global const int4 *chunks,
-                         __global float *o, int H, int HV, float scale)
+void gated_delta_out_fwd(OUT_FWD_PARAMS)
 {
     __local float4 LM4[VSCR / 4]; /* float4: aligned for the MMA4 reads */
     __local float *LM = (__local float *)LM4;
@@ -240,10 +244,7 @@ void gated_delta_out_fwd(__global const float *q, __global const float *k,
 }
 #else /* VEC */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void gated_delta_out_fwd(__global const float *q, __global const float *k,
-                         __global const float *G, __global const float *h,
-                         __global const float *v_new, __global const int4 *chunks,
-                         __global float *o, int H, int HV, float scale)
+void gated_delta_out_fwd(OUT_FWD_PARAMS)
 {
     __local float LM[SCRATCH];
     __local float Gs[CH];

@@ -47,6 +47,15 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define STATE_BWD_PARAMS                                                                           \
+    __global const int4 *chunks, __global const int *chunk_off, __global const float *q,           \
+    __global const float *k, __global const float *w, __global const float *G,                     \
+    __global const float *do_, __global const float *dvl, __global const float *dht,               \
+    __global float *dh, __global float *dv2, __global float *dh0, int H, int HV, float scale,      \
+    int has_dht, int write_dh0, int rb, int re
+
 #ifndef K_DIM
 #    define K_DIM 64
 #endif
@@ -77,13 +86,7 @@
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off,
-                      __global const float *q, __global const float *k,
-                      __global const float *w, __global const float *G,
-                      __global const float *do_, __global const float *dvl,
-                      __global const float *dht, __global float *dh, __global float *dv2,
-                      __global float *dh0, int H, int HV, float scale, int has_dht,
-                      int write_dh0, int rb, int re)
+gated_delta_state_bwd(STATE_BWD_PARAMS)
 {
     __local float sH[K_DIM * BV];      /* dH slab [K][BV] */
     __local float sD[2 * CH * BV];     /* [do ; dv2] rows of the chunk */
@@ -292,13 +295,7 @@ gated_delta_state_bwd(__global const int4 *chunks, __global const int *chunk_off
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_state_bwd_rs(__global const int4 *chunks, __global const int *chunk_off,
-                         __global const float *q, __global const float *k,
-                         __global const float *w, __global const float *G,
-                         __global const float *do_, __global const float *dvl,
-                         __global const float *dht, __global float *dh, __global float *dv2,
-                         __global float *dh0, int H, int HV, float scale, int has_dht,
-                         int write_dh0, int rb, int re)
+gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 {
 #if RSVEC /* float4 arrays: aligned for the float4 reads */
     __local float4 SL4[SLN / 4];       /* a k slice (transposed) or a q or w slice */

@@ -49,6 +49,14 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define STATE_FWD_PARAMS                                                                           \
+    __global const float *k, __global const float *w, __global const float *u,                     \
+    __global const float *G, __global const int *seq_off, __global const int *chunk_off,           \
+    __global const float *h0, __global float *h, __global float *v_new, __global float *ht,        \
+    int H, int HV, int has_h0, int has_ht, int cb, int ce
+
 #ifndef K
 #error "K (key head dim) must be defined"
 #endif
@@ -126,12 +134,7 @@
     } while (0)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void gated_delta_state_fwd(__global const float *k, __global const float *w,
-                           __global const float *u, __global const float *G,
-                           __global const int *seq_off, __global const int *chunk_off,
-                           __global const float *h0, __global float *h, __global float *v_new,
-                           __global float *ht, int H, int HV, int has_h0, int has_ht, int cb,
-                           int ce)
+void gated_delta_state_fwd(STATE_FWD_PARAMS)
 {
     __local float HsL[K * BV];     /* running state tile */
     __local float SL[CH * LDK];    /* w or k slice */
@@ -246,12 +249,7 @@ void gated_delta_state_fwd(__global const float *k, __global const float *w,
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
-                              __global const float *u, __global const float *G,
-                              __global const int *seq_off, __global const int *chunk_off,
-                              __global const float *h0, __global float *h, __global float *v_new,
-                              __global float *ht, int H, int HV, int has_h0, int has_ht,
-                              int cb, int ce)
+void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
 {
     __local float SL[CH * LDW];  /* the chunk's w, then its k */
     __local float HsL[K * BV];   /* running state tile */
@@ -483,12 +481,7 @@ void gated_delta_state_fwd_pf(__global const float *k, __global const float *w,
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void gated_delta_state_fwd_rs(__global const float *k, __global const float *w,
-                              __global const float *u, __global const float *G,
-                              __global const int *seq_off, __global const int *chunk_off,
-                              __global const float *h0, __global float *h, __global float *v_new,
-                              __global float *ht, int H, int HV, int has_h0, int has_ht,
-                              int cb, int ce)
+void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 {
     /* float4 arrays: aligned for the RSVEC reads */
     __local float4 SL4[(SLN + 3) / 4];   /* a 64 x BK slice of w or a BI x K slice of k */

@@ -41,6 +41,15 @@
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
 
+/* The parameters of every kernel in this file, in the order the host binds them
+ * (lib/ops/gated_delta): the forms differ in their bodies only. */
+#define WY_BWD_PARAMS                                                                              \
+    __global const int4 *chunks, __global const float *k, __global const float *v,                 \
+    __global const float *beta, __global const float *G, __global const float *Ai,                 \
+    __global const float *dw, __global const float *du, __global float *dkh, __global float *dv,   \
+    __global float *db, __global const float *dGp, __global float *dGs, int H, int HV, int T,      \
+    int NK, int write_dv, __global float *tscratch
+
 #ifndef VEC
 #    define VEC 0
 #endif
@@ -149,13 +158,7 @@
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
-                   __global const float *v, __global const float *beta,
-                   __global const float *G, __global const float *Ai,
-                   __global const float *dw, __global const float *du,
-                   __global float *dkh, __global float *dv, __global float *db,
-                   __global const float *dGp, __global float *dGs, int H, int HV, int T, int NK,
-                   int write_dv, __global float *tscratch)
+gated_delta_wy_bwd(WY_BWD_PARAMS)
 {
     __local float sAi[CH * LDC];
 #if T_IN_GLOBAL
@@ -447,13 +450,7 @@ gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
     } while (0)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gated_delta_wy_bwd(__global const int4 *chunks, __global const float *k,
-                   __global const float *v, __global const float *beta,
-                   __global const float *G, __global const float *Ai,
-                   __global const float *dw, __global const float *du,
-                   __global float *dkh, __global float *dv, __global float *db,
-                   __global const float *dGp, __global float *dGs, int H, int HV, int T, int NK,
-                   int write_dv, __global float *tscratch)
+gated_delta_wy_bwd(WY_BWD_PARAMS)
 {
     /* float4 arrays: aligned for the float4 reads */
     __local float4 sAi4[CH * CH / 4];
