@@ -95,6 +95,18 @@
 #    error "dqkwg_bwd.cl: illegal tile sizes"
 #endif
 
+/* Both kernels' indices: work-item (tx, ty), K tile ik at column k0, chunk c
+ * (rows t0 ..., L valid), value head hv reading q/k head hk, and the offset
+ * st_base of this K tile of h[c] and dh[c]. */
+#define DQKWG_INDICES()                                                                            \
+    const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;                          \
+    const int   ik = (int)get_group_id(0), c = (int)get_group_id(1), hv = (int)get_group_id(2);    \
+    const int   k0 = ik * BK;                                                                      \
+    const int4  e  = chunks[c];                                                                    \
+    const int   t0 = e.y, L = e.z;                                                                 \
+    const int   hk = hv / (HV / H);                                                                \
+    const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM
+
 /*
  * The epilogue both kernels share. RV(a) and CC(b) are a kernel's chunk row
  * of accumulator row a and column of accumulator column b; QV(a, b) and
@@ -171,13 +183,7 @@ gated_delta_dqkwg(DQKWG_PARAMS)
     __local float sX[XSZ];
     __local float sG[CH];
 
-    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
-    const int  ik = (int)get_group_id(0), c = (int)get_group_id(1), hv = (int)get_group_id(2);
-    const int  k0 = ik * BK;
-    const int4 e  = chunks[c];
-    const int  t0 = e.y, L = e.z;
-    const int  hk = hv / (HV / H);
-    const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM;
+    DQKWG_INDICES();
 
     for (int r = tid; r < CH; r += WG) /* WG may be below 64 */
         sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
@@ -392,13 +398,7 @@ gated_delta_dqkwg_v(DQKWG_PARAMS)
     __local float  sG[CH];
     __local float *sX = (__local float *)sX4;
 
-    const int  tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
-    const int  ik = (int)get_group_id(0), c = (int)get_group_id(1), hv = (int)get_group_id(2);
-    const int  k0 = ik * BK;
-    const int4 e  = chunks[c];
-    const int  t0 = e.y, L = e.z;
-    const int  hk = hv / (HV / H);
-    const ulong st_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + (ulong)k0 * V_DIM;
+    DQKWG_INDICES();
     const ulong qk_base = ((ulong)t0 * H + hk) * K_DIM + k0; /* row stride H K_DIM */
     const ulong v_base  = ((ulong)t0 * HV + hv) * V_DIM;     /* row stride HV V_DIM */
     const ulong o_base  = ((ulong)t0 * HV + hv) * K_DIM + k0; /* dq, dk, dw: row stride HV K_DIM */
