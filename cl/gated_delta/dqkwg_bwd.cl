@@ -443,6 +443,7 @@ gated_delta_dqkwg_v(DQKWG_PARAMS)
 #endif
             /* the four products in one loop over v: do, v_new and h are
              * read once per v for the two products each takes part in */
+            GDN_TILE_K_UNROLL
             for (int kv = 0; kv < BVT; kv++) {
                 GDN_TILE_MMA4_STEP(ds, TM, TNC, sDO, LDA, 4 * ty, 4 * TY, sVN, LDA, 4 * tx, 4 * TX,
                                    kv);

@@ -235,29 +235,8 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
  * 64 / TY, K_DIM / TY and BV / TX to be multiples of 4. Local memory:
  * 4 * (max(BKS (64 + 4), BI (K_DIM + 4)) + max(K_DIM, 128) * BV + 128) bytes
  * (41.0 KiB at K = 128, BV = 64, BKS = 32).
- *
- * SPLITK=1 (RS = 3, needs RSVEC) is state_fwd_rs's split form for this
- * scan: two halves of TY x TX work-items, half hf owning the dH rows
- * hf K_DIM/2 ... (K_DIM/2 / TY contiguous rows per work-item). The update
- * [q' ; -w]^T [do ; dv2] splits by those rows; k_c dH splits over K_DIM
- * (each staged k slice carries BKS/2 columns of either half), the halves
- * swap their partial sums through local memory (RL, 2 x 64 x BV floats)
- * and each finishes half the rows of dv2. Not yet timed on a GPU; a
- * tuning candidate only.
  */
-#ifndef SPLITK
-#    define SPLITK 0
-#endif
-#if SPLITK
-#    undef WG
-#    define WG (2 * TY * TX) /* two halves */
-#    define KH (K_DIM / 2)   /* dH rows of a half */
-#    define HB (BKS / 2)     /* columns of a staged k slice per half */
-#else
-#    define KH K_DIM
-#    define HB BKS
-#endif
-#define RTR   (KH / TY)              /* dH rows per work-item */
+#define RTR   (K_DIM / TY)           /* dH rows per work-item */
 #define NSL   (K_DIM / BKS)          /* slices of k (and of q, of w) per chunk */
 #define BI    (CH / NSL)             /* rows of q or w per slice */
 #define NPS   (CH * BKS / WG)        /* slice elements per work-item */
@@ -268,8 +247,8 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
 #    define RSVEC 0
 #endif
 #if RSVEC
-#    define SROW(a) (hf * KH + tq * RTR + (a)) /* dH rows of a work-item: RTR contiguous */
-#    define VROW(a) (tq * TM + (a))            /* dv2 rows: TM contiguous */
+#    define SROW(a) (ty * RTR + (a)) /* dH rows of a work-item: RTR contiguous */
+#    define VROW(a) (ty * TM + (a))  /* dv2 rows: TM contiguous */
 /* columns: TN / 4 groups of 4 contiguous ones, 4 TX apart (the float4 reads
  * of neighbouring work-items are contiguous) */
 #    define SCOL(j) (4 * tx + ((j) / 4) * (4 * TX) + (j) % 4)
@@ -290,9 +269,6 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
 #if K_DIM % TY != 0 || K_DIM % BKS != 0 || CH % NSL != 0 || (CH * BKS) % WG != 0
 #    error "state_bwd.cl (REGSTATE): illegal tile sizes"
 #endif
-#if SPLITK && (!RSVEC || K_DIM % (2 * TY) != 0 || BKS % 2 != 0)
-#    error "state_bwd.cl: SPLITK needs RSVEC, K_DIM a multiple of 2 TY and BKS even"
-#endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
@@ -306,13 +282,8 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
     __local float XL[XROWS * BV];  /* dH [K][BV], then [do ; dv2] [128][BV] */
 #endif
     __local float Gs[CH], Es[CH];  /* G and exp2(G) of the chunk's rows (0 and 1 past L) */
-#if SPLITK
-    __local float4 RL4[2 * CH * BV / 4]; /* both halves' partial k dH */
-    __local float *RL = (__local float *)RL4;
-#endif
 
     const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
-    const int   hf = SPLITK ? ty / TY : 0, tq = ty - hf * TY; /* half, row in the half */
     const int   v0 = (int)get_group_id(0) * BV, n = (int)get_group_id(1);
     const int   hv = (int)get_group_id(2);
     const int   hk = hv / (HV / H);
@@ -343,9 +314,10 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         const int  kd_  = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2;                                 \
         const int  wd_  = kd_ == 0 ? BKS : K_DIM;                                                  \
         const int  r0_  = kd_ == 0 ? 0 : ((qi) - kd_ * NSL) * BI;                                  \
+        const int  d0_  = kd_ == 0 ? (qi) * BKS : 0;                                               \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
-            const int e2_ = tid + p_ * WG, rl_ = e2_ / wd_, r_ = r0_ + rl_, dl_ = e2_ - rl_ * wd_; \
-            const int d_  = kd_ == 0 ? (dl_ / HB) * KH + (qi) * HB + dl_ % HB : dl_;               \
+            const int e2_ = tid + p_ * WG, rl_ = e2_ / wd_, r_ = r0_ + rl_;                        \
+            const int d_  = d0_ + e2_ - rl_ * wd_;                                                 \
             pr[p_]        = r_ >= l_    ? 0.0f                                                     \
                             : kd_ == 2 ? w[((ulong)(t_ + r_) * HV + hv) * K_DIM + d_]              \
                                        : (kd_ == 1 ? q : k)[((ulong)(t_ + r_) * H + hk) * K_DIM + \
@@ -361,9 +333,8 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             const int i_ = VROW(a_);                                                               \
             for (int j_ = 0; j_ < TN; j_++) {                                                      \
                 const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);             \
-                const bool  m_ = i_ < l_ && (!SPLITK || (a_ < TM / 2) == (hf == 0));               \
-                dor[a_][j_]    = m_ ? do_[o_] : 0.0f;                                              \
-                dvr[a_][j_]    = m_ ? dvl[o_] : 0.0f;                                              \
+                dor[a_][j_]    = i_ < l_ ? do_[o_] : 0.0f;                                         \
+                dvr[a_][j_]    = i_ < l_ ? dvl[o_] : 0.0f;                                         \
             }                                                                                      \
         }                                                                                          \
         for (int p_ = 0; p_ < NGS; p_++) {                                                         \
@@ -428,37 +399,27 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             barrier(CLK_LOCAL_MEM_FENCE);
             RS_LOAD_SLICE(c, s + 1); /* k slice s + 1, or q slice 0 */
 #if RSVEC
-            /* (half hf: its HB columns of the slice, its rows of dH) */
-            GDN_TILE_MMA4(acc, TM, TN, (SL + hf * HB * LDA), LDA, VROW(0), 4,
-                          (XL + (hf * KH + s * HB) * BV), BV, SCOL(0), 4 * TX, HB);
+            GDN_TILE_MMA4(acc, TM, TN, SL, LDA, VROW(0), 4, (XL + s * BKS * BV), BV, SCOL(0),
+                          4 * TX, BKS);
 #else
             GDN_TILE_MMA(acc, TM, TN, SL, LDS, 0, (XL + s * BKS * BV), BV, 0, ty, TY, tx, TX, BKS);
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL and of k is done */
-#if SPLITK
-        /* each half's partial k dH to RL, then each adds the other's and
-         * finishes half the rows of dv2 (no branch on the half between
-         * barriers, as in state_fwd_rs) */
-        GDN_TILE_HALVES_SUM(acc, TM, TN, RL, hf, CH, BV, VROW, SCOL);
-#endif
         {
             /* dv2 = diag(exp2(gl - G)) (k dH) + dv_local; [do ; dv2] into XL */
             const float gl = Gs[L - 1];
             for (int a = 0; a < TM; a++) {
-                const int   i    = VROW(a);
-                const bool  ok   = i < L;
-                const bool  mine = !SPLITK || (a < TM / 2) == (hf == 0); /* rows it stores */
-                const float dec  = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                const int   i   = VROW(a);
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
                 for (int j = 0; j < TN; j++) {
                     const int   col = SCOL(j);
                     const float val = ok ? dec * acc[a][j] + dvr[a][j] : 0.0f;
-                    if (ok && mine)
+                    if (ok)
                         dv2[((ulong)(t0 + i) * HV + hv) * V_DIM + v0 + col] = val;
-                    if (mine) {
-                        XL[i * BV + col]        = dor[a][j];
-                        XL[(CH + i) * BV + col] = val;
-                    }
+                    XL[i * BV + col]        = dor[a][j];
+                    XL[(CH + i) * BV + col] = val;
                 }
             }
             const float decay = exp2(gl);

@@ -65,13 +65,14 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans);
      * with coalesced, prefetched staging 16 x 4 work-items over tiles of 16:
      * 1.735 -> 1.689 ms (5 plans, twice for the two best). */
-    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=16 BV=16 TY=16 TX=4 T_IN_GLOBAL=0"},
+    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=16 BV=16 TY=16 TX=4 T_IN_GLOBAL=0 "
+                                                     "UNROLL=8"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16); its
      * float4 form (VEC=1) with V tiles of 128: 1.10 -> 0.84 ms (8 plans);
      * with coalesced staging, 16 x 16 work-items: 0.716 -> 0.683 ms (4 plans,
      * twice). */
-    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=16"},
+    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=16 UNROLL=4"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
      * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).
@@ -83,7 +84,18 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * stagings read whole sectors: now 0.461 -> 0.324 ms with 16 x 8
      * work-items (6 plans), its GPU default; no row. dqkwg with those
      * stagings and q, k read once: 1.71 ms, this row still the best of 7. */
-    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16"},
+    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8"},
+    /* UNROLL (the float4 products' loops over k, GDN_TILE_UNROLL), fwd+bwd
+     * at B = 4, T = 4096, H = 16, 0 (the compiler's choice), 2, 4 or 8 for
+     * every stage at once: 8.25 -> 8.05 ms at 4. Best per stage: state_bwd
+     * 1.27 -> 1.17 ms (8), dqkwg 1.72 -> 1.65 (8), wy_bwd 1.58 -> 1.53 (8),
+     * out_fwd 0.682 -> 0.640 (4; 0.763 at 8), state_fwd 1.71 -> 1.68 for
+     * two calls (4 or 8; its split form at B = 1, T = 16384: 2.12 ms at 4,
+     * 2.04 at 8); wy_fwd 0.563 -> 0.631 (4) keeps 0 and dv_local moved less
+     * than noise. The other values of these rows: their defaults. All of
+     * them: fwd+bwd 8.25 -> 7.94 ms. */
+    {"sm_90",  "gated_delta/state_bwd", "K128.V128", "UNROLL=8"},
+    {"sm_90",  "gated_delta/state_fwd", "K128.V128", "UNROLL=8"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on

@@ -95,10 +95,22 @@ static size_t max_sz(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* The last entry of a plan's define list: room for GDN_TILE_UNROLL. */
+#define UNROLL_SLOT {NULL, 0}
+
+/* A plan's n defines d[0 ... n-1] and, for a nonzero unroll, GDN_TILE_UNROLL
+ * in d[n] (UNROLL_SLOT) into g's option string. */
+static bool format_defines(struct gdn_define *d, size_t n, int unroll, struct launch_geom *g)
+{
+    n += gdn__gd_unroll_define(unroll, d + n);
+    return gdn__defines_format(d, n, g->defines, sizeof(g->defines));
+}
+
 /* B3: dv_local_bwd.cl */
 struct dvl_plan {
     int                bk, bv, ty, tx;
-    int                vec; /* VEC: gated_delta_dv_local_v, float4 operand reads */
+    int                vec;    /* VEC: gated_delta_dv_local_v, float4 operand reads */
+    int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     struct launch_geom g;
 };
 
@@ -126,6 +138,7 @@ static bool dvl_plan_ok(const struct gdn_gd_shape *s, const struct dvl_plan *p)
 static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct dvl_plan *p)
 {
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     /* GPUs: the float4 form, 16 x 8 work-items, V tiles of 64 where legal.
      * H200 (K = V = 128, B = 4, T = 4096, H = 16), since its transposed
      * stagings read whole sectors: 0.324 ms against 0.461 for the best
@@ -147,7 +160,7 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static void dvl_plan_from(const int32_t *v, struct dvl_plan *p)
 {
-    p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4];
+    p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4], p->unroll = v[5];
 }
 
 /* Tuning space: BK, BV, TY, TX, VEC (the plan's fields in this order). */
@@ -164,7 +177,7 @@ static void dvl_space_defaults(int32_t *v, const void *problem, const struct gdn
 {
     struct dvl_plan p;
     dvl_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec;
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec, v[5] = p.unroll;
 }
 
 static const struct gdn_tune_param dvl_params[] = {
@@ -173,6 +186,7 @@ static const struct gdn_tune_param dvl_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"VEC", 0, 2, {0, 1}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_dvl_space = {
     "gated_delta/dv_local", (int32_t)GDN_ARRAY_SIZE(dvl_params), dvl_params, dvl_space_valid,
@@ -181,16 +195,16 @@ const struct gdn_tune_space gdn__gd_dvl_space = {
 static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                   struct dvl_plan *p)
 {
-    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
-                                   {"VEC", p->vec}};
-    struct launch_geom     *g   = &p->g;
+    struct gdn_define   d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
+                               {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
+                               {"VEC", p->vec}, UNROLL_SLOT};
+    struct launch_geom *g   = &p->g;
     if (!dvl_plan_ok(s, p))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: defines too long");
     return geom_check(ctx, "dv_local", g);
 }
@@ -203,18 +217,17 @@ struct sbwd_plan {
                                   1 = gated_delta_state_bwd_rs (dH in registers, BKS
                                   its k slice width, next slice prefetched);
                                   2 = the same with contiguous micro-tiles read as
-                                  float4 (RSVEC); 3 = that with two halves of TY x TX
-                                  work-items splitting dH's rows (SPLITK) */
+                                  float4 (RSVEC) */
+    int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     struct launch_geom g;
 };
 
 static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks, int rs)
 {
-    if (rs >= 2) { /* k slice transposed or q / w slice, rows padded to 4 floats; the split
-                      form's partial k dH of both halves */
+    if (rs == 2) { /* k slice transposed or q / w slice, rows padded to 4 floats */
         const size_t bi = (size_t)CH * (size_t)bks / (size_t)s->K;
         return (max_sz((size_t)bks * (CH + 4), bi * (size_t)(s->K + 4)) +
-                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH + (rs == 3 ? 2 * CH * (size_t)bv : 0)) *
+                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) *
                4;
     }
     if (rs) /* k / q / w slice; dH, then [do ; dv2]; G and exp2(G) */
@@ -229,14 +242,11 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
     if (bv < 1 || bks < 1 || ty < 1 || tx < 1 || s->V % bv || s->K % bks || bv % tx ||
         bks % ty || CH % ty)
         return false;
-    if (rs >= 1 && rs <= 3) {
-        const int halves = rs == 3 ? 2 : 1; /* SPLITK: two halves of ty x tx */
-        if (s->K % (halves * ty) || CH % (s->K / bks) || (CH * bks) % (halves * ty * tx) ||
-            bks % halves)
+    if (rs == 1 || rs == 2) {
+        if (s->K % ty || CH % (s->K / bks) || (CH * bks) % (ty * tx))
             return false;
         /* RSVEC: contiguous groups of 4 rows and 4 columns per work-item */
-        return rs == 1 ||
-               ((CH / ty) % 4 == 0 && (s->K / halves / ty) % 4 == 0 && (bv / tx) % 4 == 0);
+        return rs == 1 || ((CH / ty) % 4 == 0 && (s->K / ty) % 4 == 0 && (bv / tx) % 4 == 0);
     }
     return rs == 0;
 }
@@ -244,6 +254,7 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
 static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                               struct sbwd_plan *p)
 {
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     p->chunks = gdn__gd_scan_chunks_default(dev, s);
     /* GPUs: dH in registers, 16 x 16 work-items. The V tile trades work per
      * group against the number of groups (sequences x value heads x V / BV),
@@ -296,10 +307,9 @@ static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct
 {
     const struct gdn_gd_shape *s  = problem;
     const int bv = v[0], bks = v[1], ty = v[2], tx = v[3], rs = v[5];
-    const int halves = rs == 3 ? 2 : 1;
-    return sbwd_plan_ok(s, bv, bks, ty, tx, rs) && wg_fits(dev, halves * ty, tx) &&
+    return sbwd_plan_ok(s, bv, bks, ty, tx, rs) && wg_fits(dev, ty, tx) &&
            lmem_fits(dev, sbwd_lmem(s, bv, bks, rs)) &&
-           gdn__gd_loop_limit_ok(dev, s, halves * ty * tx, v[4]);
+           gdn__gd_loop_limit_ok(dev, s, ty * tx, v[4]);
 }
 
 static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -307,11 +317,13 @@ static void sbwd_space_defaults(int32_t *v, const void *problem, const struct gd
     struct sbwd_plan p;
     sbwd_plan_default(dev, problem, &p);
     v[0] = p.bv, v[1] = p.bks, v[2] = p.ty, v[3] = p.tx, v[4] = p.chunks, v[5] = p.rs;
+    v[6] = p.unroll;
 }
 
 static void sbwd_plan_from(const int32_t *v, struct sbwd_plan *p)
 {
     p->bv = v[0], p->bks = v[1], p->ty = v[2], p->tx = v[3], p->chunks = v[4], p->rs = v[5];
+    p->unroll = v[6];
 }
 
 static const struct gdn_tune_param sbwd_params[] = {
@@ -320,7 +332,8 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
-    {"RS", 0, 4, {0, 1, 2, 3}},
+    {"RS", 0, 3, {0, 1, 2}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
     "gated_delta/state_bwd", (int32_t)GDN_ARRAY_SIZE(sbwd_params), sbwd_params,
@@ -329,19 +342,21 @@ const struct gdn_tune_space gdn__gd_sbwd_space = {
 static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                    struct sbwd_plan *p)
 {
-    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
-                                   {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx},
-                                   {"REGSTATE", 1}, {"RSVEC", 1},    {"SPLITK", 1}};
-    struct launch_geom     *g   = &p->g;
+    struct gdn_define   d[9] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BV", p->bv},
+                                {"BKS", p->bks}, {"TY", p->ty},   {"TX", p->tx}};
+    struct launch_geom *g    = &p->g;
+    size_t              nd   = 6;
     if (!sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, p->rs))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: illegal tile sizes");
     g->lmem                     = sbwd_lmem(s, p->bv, p->bks, p->rs);
-    g->local[0] = (size_t)(p->ty * p->tx * (p->rs == 3 ? 2 : 1)), g->local[1] = g->local[2] = 1;
+    g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->V / p->bv);
     g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
-    /* REGSTATE from RS = 1, RSVEC from 2, SPLITK from 3 */
-    const size_t nd = GDN_ARRAY_SIZE(d) - (size_t)(3 - (p->rs > 3 ? 3 : p->rs));
-    if (!gdn__defines_format(d, nd, g->defines, sizeof(g->defines)))
+    if (p->rs >= 1)
+        d[nd++] = (struct gdn_define){"REGSTATE", 1};
+    if (p->rs == 2)
+        d[nd++] = (struct gdn_define){"RSVEC", 1};
+    if (!format_defines(d, nd, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);
 }
@@ -354,7 +369,8 @@ static const char *sbwd_entry(const struct sbwd_plan *p)
 /* B5: dqkwg_bwd.cl */
 struct dqkwg_plan {
     int                bk, bvt, ty, tx;
-    int                vec; /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched) */
+    int                vec;    /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched) */
+    int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     struct launch_geom g;
 };
 
@@ -389,6 +405,7 @@ static bool dqkwg_plan_ok(const struct dqkwg_plan *p, const struct gdn_gd_shape 
 static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                                struct dqkwg_plan *p)
 {
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     /* GPUs: the float4 variant, 16 x 16 work-items over K tiles of 64
      * (4 x 4 micro-tiles of every product; H200, K = V = 128, B = 4, T =
      * 4096, H = 16: 3.40 ms against 4.06 for the scalar kernel's best plan).
@@ -415,7 +432,7 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
 /* Tuning space: BK, BVT, TY, TX, VEC (the plan's fields in this order). */
 static void dqkwg_plan_from(const int32_t *v, struct dqkwg_plan *p)
 {
-    p->bk = v[0], p->bvt = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4];
+    p->bk = v[0], p->bvt = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4], p->unroll = v[5];
 }
 
 static bool dqkwg_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -432,7 +449,7 @@ static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct g
 {
     struct dqkwg_plan p;
     dqkwg_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bvt, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec;
+    v[0] = p.bk, v[1] = p.bvt, v[2] = p.ty, v[3] = p.tx, v[4] = p.vec, v[5] = p.unroll;
 }
 
 static const struct gdn_tune_param dqkwg_params[] = {
@@ -441,6 +458,7 @@ static const struct gdn_tune_param dqkwg_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"VEC", 0, 3, {0, 1, 2}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_dqkwg_space = {
     "gated_delta/dqkwg", (int32_t)GDN_ARRAY_SIZE(dqkwg_params), dqkwg_params,
@@ -449,17 +467,17 @@ const struct gdn_tune_space gdn__gd_dqkwg_space = {
 static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                     struct dqkwg_plan *p)
 {
-    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx},
-                                   {"VEC", p->vec}};
-    struct launch_geom     *g   = &p->g;
+    struct gdn_define   d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
+                               {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx},
+                               {"VEC", p->vec}, UNROLL_SLOT};
+    struct launch_geom *g   = &p->g;
     if (!dqkwg_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: illegal tile sizes");
     g->lmem = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->K / p->bk);
     g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: defines too long");
     return geom_check(ctx, "dqkwg", g);
 }
@@ -469,6 +487,7 @@ struct wyb_plan {
     int                bk, bv, ty, tx;
     int                t_in_global; /* T_IN_GLOBAL: dT tile in global scratch */
     int                vec;         /* VEC: float4 operand reads (GDN_TILE_MMA4) */
+    int                unroll;      /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     struct launch_geom g;
 };
 
@@ -502,6 +521,7 @@ static bool wyb_plan_ok(const struct wyb_plan *p, const struct gdn_gd_shape *s)
 static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_shape *s,
                              struct wyb_plan *p)
 {
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     /* GPUs: the float4 variant, 16 x 8 work-items, 4 x 8 micro-tiles on the
      * 64 x 64 products and 4 x 4 on the 64 x 32 ones (42 KiB of local
      * memory at BK = BV = 32). */
@@ -528,6 +548,7 @@ static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 static void wyb_plan_from(const int32_t *v, struct wyb_plan *p)
 {
     p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->t_in_global = v[4], p->vec = v[5];
+    p->unroll = v[6];
 }
 
 static bool wyb_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -544,6 +565,7 @@ static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn
     struct wyb_plan p;
     wyb_plan_default(dev, problem, &p);
     v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.t_in_global, v[5] = p.vec;
+    v[6] = p.unroll;
 }
 
 static const struct gdn_tune_param wyb_params[] = {
@@ -553,6 +575,7 @@ static const struct gdn_tune_param wyb_params[] = {
     {"TX", 16, BWD_SIDES},
     {"T_IN_GLOBAL", 0, 2, {0, 1}},
     {"VEC", 0, 2, {0, 1}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_wyb_space = {
     "gated_delta/wy_bwd", (int32_t)GDN_ARRAY_SIZE(wyb_params), wyb_params, wyb_space_valid,
@@ -561,16 +584,22 @@ const struct gdn_tune_space gdn__gd_wyb_space = {
 static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s,
                                   struct wyb_plan *p)
 {
-    const struct gdn_define d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
-                                   {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
-                                   {"T_IN_GLOBAL", p->t_in_global},  {"VEC", p->vec}};
-    struct launch_geom     *g   = &p->g;
+    struct gdn_define   d[] = {{"K_DIM", s->K},
+                               {"V_DIM", s->V},
+                               {"BK", p->bk},
+                               {"BV", p->bv},
+                               {"TY", p->ty},
+                               {"TX", p->tx},
+                               {"T_IN_GLOBAL", p->t_in_global},
+                               {"VEC", p->vec},
+                               UNROLL_SLOT};
+    struct launch_geom *g   = &p->g;
     if (!wyb_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: illegal tile sizes");
     g->lmem                     = wyb_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!gdn__defines_format(d, GDN_ARRAY_SIZE(d), g->defines, sizeof(g->defines)))
+    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: defines too long");
     return geom_check(ctx, "wy_bwd", g);
 }

@@ -82,6 +82,14 @@ void gdn__gd_stage_lookup(gdn_context *ctx, const struct gdn_tune_space *space,
     gdn__tune_lookup(ctx, space, bucket, s, vals, NULL);
 }
 
+size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d)
+{
+    if (!unroll)
+        return 0;
+    d->name = "GDN_TILE_UNROLL", d->value = unroll;
+    return 1;
+}
+
 /* Largest tile in {64, 32, 16} (capped at cap) that divides d. */
 static int32_t tile_for(int32_t d, int32_t cap)
 {
@@ -339,6 +347,8 @@ struct gd_wy_plan {
     int32_t ly;  /* LY: work-items along rows (4, 8, 16) */
     int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
                     (LX >= 4, BNK and BNV multiples of 4 LX) */
+    int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, the unroll factor of the loops
+                       over k of the float4 products (0: the compiler's) */
 };
 
 static size_t wy_plan_local(const struct gd_wy_plan *p)
@@ -355,6 +365,8 @@ static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_sh
                             struct gd_wy_plan *p)
 {
     int32_t cap;
+
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     /* GPUs: the float4 form, 16 x 16 work-items over whole 128-wide tiles
      * (H200, K = V = 128, B = 4, T = 4096, H = 16: 0.31 ms against 0.55 for
      * the scalar form's default; sweep of 7 plans with GDN_TUNE). */
@@ -406,14 +418,14 @@ static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_sh
     d[5].name = "V", d[5].value = s->V;
     if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
         d[6].name = "VEC", d[6].value = 1;
-        return 7;
+        return 7 + gdn__gd_unroll_define(p->unroll, d + 7);
     }
-    return 6;
+    return 6 + gdn__gd_unroll_define(p->unroll, d + 6);
 }
 
 static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4]};
+    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
     return wy_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
            wy_plan_local(&p) <= dev->info.local_mem_bytes &&
            gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
@@ -423,7 +435,7 @@ static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_
 {
     struct gd_wy_plan p;
     wy_plan_default(dev, problem, &p);
-    v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec;
+    v[0] = p.bnk, v[1] = p.bnv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec, v[5] = p.unroll;
 }
 
 static const struct gdn_tune_param wy_params[] = {
@@ -432,6 +444,7 @@ static const struct gdn_tune_param wy_params[] = {
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
     {"VEC", 0, 2, {0, 1}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_wy_space = {
     "gated_delta/wy_fwd", (int32_t)GDN_ARRAY_SIZE(wy_params), wy_params, wy_space_valid,
@@ -442,7 +455,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_wy_plan          p;
-    struct gdn_define          defs[7];
+    struct gdn_define          defs[8];
     size_t                     nd, global[2], local[2] = {WY_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -455,6 +468,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
         p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
+        p.unroll = vals[5];
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = wy_plan_check(ctx, &p, s)))
@@ -497,6 +511,7 @@ struct gd_state_plan {
                    state's rows (SPLITK) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
+    int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
 };
 
 /* Work-items per group: LX x LY, twice that for the split form. */
@@ -537,20 +552,28 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
 {
     int32_t cap;
 
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+
     p->chunks = gdn__gd_scan_chunks_default(dev, s);
 
     /* GPUs: the state in registers, 8 x 16 work-items with contiguous 4-wide
      * micro-tiles read as float4 (H200, K = V = 128, B = 4, T = 4096, H =
      * 16: 0.86 ms against 2.27 ms for the prefetching kernel below, its
-     * best plan; bench_gated_delta with GDN_TUNE sweeps of 13 plans). */
+     * best plan; bench_gated_delta with GDN_TUNE sweeps of 13 plans). With
+     * fewer groups than compute units, the split form (two halves of 8 x 16
+     * sharing each chunk): B = 1, T = 16384 (64 groups on 132 compute
+     * units) 2.21 against 2.59 ms; at B = 4 (256 groups) it loses, 1.14
+     * against 0.86 ms (5 plans at each shape). */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
-        p->pf = 3;
-        p->bv = tile_for(s->V, 32);
-        p->lx = p->bv / 4;
-        p->ly = 16;
-        for (p->bk = 32; p->bk >= 16; p->bk /= 2)
-            if (state_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), state_plan_local(p, s)))
-                return;
+        const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
+        for (p->pf = groups < (int64_t)dev->info.compute_units ? 4 : 3; p->pf >= 3; p->pf--) {
+            p->bv = tile_for(s->V, 32);
+            p->lx = p->bv / 4;
+            p->ly = 16;
+            for (p->bk = 32; p->bk >= 16; p->bk /= 2)
+                if (state_plan_ok(p, s) && fits(dev, state_plan_wg(p), state_plan_local(p, s)))
+                    return;
+        }
     }
 
     /* Prefetching variant: 256 work-items, BV 16 (K > 64) or 32, when the
@@ -608,6 +631,7 @@ static gdn_status state_plan_check(gdn_context *ctx, const struct gd_state_plan 
 static void state_plan_from(const int32_t *v, struct gd_state_plan *p)
 {
     p->pf = v[0], p->bv = v[1], p->bk = v[2], p->lx = v[3], p->ly = v[4], p->chunks = v[5];
+    p->unroll = v[6];
 }
 
 static bool state_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -625,6 +649,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
     struct gd_state_plan p;
     state_plan_default(dev, problem, &p);
     v[0] = p.pf, v[1] = p.bv, v[2] = p.bk, v[3] = p.lx, v[4] = p.ly, v[5] = p.chunks;
+    v[6] = p.unroll;
 }
 
 static const struct gdn_tune_param state_params[] = {
@@ -634,6 +659,7 @@ static const struct gdn_tune_param state_params[] = {
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 5, {4, 8, 16, 32, 64}},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_state_space = {
     "gated_delta/state_fwd", (int32_t)GDN_ARRAY_SIZE(state_params), state_params,
@@ -642,25 +668,27 @@ const struct gdn_tune_space gdn__gd_state_space = {
 static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn_gd_shape *s,
                                  struct gdn_define *d)
 {
+    size_t n;
     d[0].name = "BK", d[0].value = p->bk;
     d[1].name = "BV", d[1].value = p->bv;
     d[2].name = "K", d[2].value = s->K;
     d[3].name = "LX", d[3].value = p->lx;
     d[4].name = "LY", d[4].value = p->ly;
     d[5].name = "V", d[5].value = s->V;
+    n         = 6;
     if (p->pf) {
-        d[6].name = p->pf >= 2 ? "REGSTATE" : "PREFETCH", d[6].value = 1;
-        if (p->pf >= 3) {
-            d[7].name = "RSVEC", d[7].value = 1;
-            if (p->pf == 4) {
-                d[8].name = "SPLITK", d[8].value = 1;
-                return 9;
-            }
-            return 8;
-        }
-        return 7;
+        d[n].name    = p->pf >= 2 ? "REGSTATE" : "PREFETCH";
+        d[n++].value = 1;
     }
-    return 6;
+    if (p->pf >= 3) {
+        d[n].name    = "RSVEC";
+        d[n++].value = 1;
+    }
+    if (p->pf == 4) {
+        d[n].name    = "SPLITK";
+        d[n++].value = 1;
+    }
+    return n + gdn__gd_unroll_define(p->unroll, d + n);
 }
 
 /* ------------------------------------------------ scans on llvmpipe */
@@ -706,7 +734,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_state_plan       p;
-    struct gdn_define          defs[9];
+    struct gdn_define          defs[10];
     size_t                     nd, global[2], local[2];
     cl_kernel                  k;
     gdn_status                 st;
@@ -776,6 +804,7 @@ struct gd_out_plan {
     int32_t ly; /* LY: work-items along rows (4, 8, 16) */
     int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
                     (LX, LY in {4, 8, 16}, BV a multiple of 4 LX) */
+    int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
@@ -797,6 +826,8 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
                              struct gd_out_plan *p)
 {
     int32_t cap;
+
+    p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     /* GPUs: the float4 form, 16 x 8 work-items, V tiles of 128 (H200, K = V
      * = 128, B = 4, T = 4096, H = 16: 0.84 ms against 1.10 for the best
      * scalar plan; sweep of 8 plans with GDN_TUNE). */
@@ -850,14 +881,14 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
     d[5].name = "V", d[5].value = s->V;
     if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
         d[6].name = "VEC", d[6].value = 1;
-        return 7;
+        return 7 + gdn__gd_unroll_define(p->unroll, d + 7);
     }
-    return 6;
+    return 6 + gdn__gd_unroll_define(p->unroll, d + 6);
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4]};
+    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
     return out_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
            out_plan_local(&p) <= dev->info.local_mem_bytes &&
            gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
@@ -867,7 +898,7 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
 {
     struct gd_out_plan p;
     out_plan_default(dev, problem, &p);
-    v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec;
+    v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec, v[5] = p.unroll;
 }
 
 static const struct gdn_tune_param out_params[] = {
@@ -876,6 +907,7 @@ static const struct gdn_tune_param out_params[] = {
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
     {"VEC", 0, 2, {0, 1}},
+    GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_out_space = {
     "gated_delta/out_fwd", (int32_t)GDN_ARRAY_SIZE(out_params), out_params, out_space_valid,
@@ -886,7 +918,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_out_plan         p;
-    struct gdn_define          defs[7];
+    struct gdn_define          defs[8];
     size_t                     nd, global[2], local[2] = {OUT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -899,6 +931,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
+        p.unroll = vals[5];
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = out_plan_check(ctx, &p, s)))

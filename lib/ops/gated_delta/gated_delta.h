@@ -115,6 +115,14 @@ bool gdn__gd_loop_limit_ok(const struct gdn_device *dev, const struct gdn_gd_sha
                            int32_t chunks);
 /* The legal values of a scan's CHUNKS parameter. */
 #define GDN_GD_SCAN_CHUNKS 6, {0, 1, 2, 4, 8, 16}
+/* UNROLL, the tuning parameter of the stages with float4 products: the
+ * unroll factor of GDN_TILE_MMA4's loop over k (cl/include/gdn_tile.clh),
+ * 0 for the compiler's choice. */
+#define GDN_GD_UNROLL_PARAM {"UNROLL", 0, 4, {0, 2, 4, 8}}
+/* Its define GDN_TILE_UNROLL into d (a nonzero factor only, so plans
+ * without it keep the options, hence the cached programs, of before):
+ * the number of defines written, 0 or 1. */
+size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d);
 /* The bucket of every tuned stage's rows: "K<K>.V<V>". */
 void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap);
 /* gdn__tune_lookup of a stage for this problem (bucket from K, V). */
