@@ -562,8 +562,9 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * best plan; bench_gated_delta with GDN_TUNE sweeps of 13 plans). With
      * fewer groups than compute units, the split form (two halves of 8 x 16
      * sharing each chunk): B = 1, T = 16384 (64 groups on 132 compute
-     * units) 2.21 against 2.59 ms; at B = 4 (256 groups) it loses, 1.14
-     * against 0.86 ms (5 plans at each shape). */
+     * units) 2.21 against 2.59 ms; at B = 4 (256 groups) it loses: 1.14
+     * ms, 0.89 at best (halves of 8 x 8), against 0.86 (4 legal plans at
+     * each shape). */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
         for (p->pf = groups < (int64_t)dev->info.compute_units ? 4 : 3; p->pf >= 3; p->pf--) {
