@@ -44,6 +44,9 @@
  *                 default 64 or K_DIM)
  *   BVT           V tile of the inner loop: divides V_DIM (default 16)
  *   TY, TX        work-item grid (both divide 64; default 16 x 16)
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"

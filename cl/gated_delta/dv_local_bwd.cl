@@ -28,6 +28,9 @@
  *                 default 16 x 16)
  *   VEC           0: gated_delta_dv_local (above); 1: gated_delta_dv_local_v,
  *                 float4 operand reads (below; needs BV a multiple of 4 TX)
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"

@@ -43,6 +43,9 @@
  *                 the same function with dH in registers (tuning parameter
  *                 RS = 1; BKS is then its k slice width)
  *   RSVEC         with REGSTATE: its float4 form (RS = 2)
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"

@@ -45,6 +45,9 @@
  *   LY    work-items along rows, dividing 64 and BK (default 16)
  *   PREFETCH, REGSTATE  build the variants gated_delta_state_fwd_pf and
  *         gated_delta_state_fwd_rs below (same function, other schedules)
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"

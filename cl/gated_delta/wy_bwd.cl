@@ -37,6 +37,9 @@
  *   VEC           0: the kernel below with scalar strided micro-tiles
  *                 (GDN_TILE_MMA); 1: the float4 variant further down
  *                 (GDN_TILE_MMA4), see its comment (default 0)
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"

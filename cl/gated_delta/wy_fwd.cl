@@ -40,6 +40,9 @@
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  *   VEC   1: the float4 form (WY_TILE4 below), for GPUs; 0 (default): the
  *         two forms above
+ *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
+ *                    (tuning parameter UNROLL; 0, the default: the
+ *                    compiler's choice; cl/include/gdn_tile.clh)
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
