@@ -423,7 +423,8 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
  * finishes half the rows of Vn. Per chunk a work-item does half the fmas of
  * the plain form with half the state in registers: a shorter sequential path
  * per chunk for the same V tile, meant for few (sequence, head) pairs per
- * compute unit. Not yet timed on a GPU; a tuning candidate only.
+ * compute unit: the GPU default when there are fewer groups than compute
+ * units (state_plan_default in lib/ops/gated_delta/chunk_fwd.c).
  *
  * Extra tuning macro: REGSTATE (defined: build this kernel). BK: the K
  * slice of staged w columns (divides K, a multiple of LY, and K / BK divides

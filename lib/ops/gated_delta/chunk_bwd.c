@@ -163,7 +163,7 @@ static void dvl_plan_from(const int32_t *v, struct dvl_plan *p)
     p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4], p->unroll = v[5];
 }
 
-/* Tuning space: BK, BV, TY, TX, VEC (the plan's fields in this order). */
+/* Tuning space: BK, BV, TY, TX, VEC, UNROLL (the plan's fields in this order). */
 static bool dvl_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s = problem;
@@ -302,7 +302,7 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
         p->bv = p->tx = 8;
 }
 
-/* Tuning space: BV, BKS, TY, TX, CHUNKS, RS. */
+/* Tuning space: BV, BKS, TY, TX, CHUNKS, RS, UNROLL. */
 static bool sbwd_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gdn_gd_shape *s  = problem;
@@ -429,7 +429,7 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
         p->bk = pick_div(s->K, 32);
 }
 
-/* Tuning space: BK, BVT, TY, TX, VEC (the plan's fields in this order). */
+/* Tuning space: BK, BVT, TY, TX, VEC, UNROLL (the plan's fields in this order). */
 static void dqkwg_plan_from(const int32_t *v, struct dqkwg_plan *p)
 {
     p->bk = v[0], p->bvt = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4], p->unroll = v[5];
@@ -544,7 +544,7 @@ static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
         p->t_in_global = 1;
 }
 
-/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL, VEC. */
+/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL, VEC, UNROLL. */
 static void wyb_plan_from(const int32_t *v, struct wyb_plan *p)
 {
     p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->t_in_global = v[4], p->vec = v[5];
