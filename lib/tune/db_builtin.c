@@ -87,13 +87,14 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8"},
     /* UNROLL (the float4 products' loops over k, GDN_TILE_UNROLL), fwd+bwd
      * at B = 4, T = 4096, H = 16, 0 (the compiler's choice), 2, 4 or 8 for
-     * every stage at once: 8.25 -> 8.05 ms at 4. Best per stage: state_bwd
+     * every stage at once (wall, two runs each): 8.16-8.25 ms at 0, 8.05-8.08
+     * at 4. Best per stage: state_bwd
      * 1.27 -> 1.17 ms (8), dqkwg 1.72 -> 1.65 (8), wy_bwd 1.58 -> 1.53 (8),
      * out_fwd 0.682 -> 0.640 (4; 0.763 at 8), state_fwd 1.71 -> 1.68 for
      * two calls (4 or 8; its split form at B = 1, T = 16384: 2.12 ms at 4,
      * 2.04 at 8); wy_fwd 0.563 -> 0.631 (4) keeps 0 and dv_local moved less
      * than noise. The other values of these rows: their defaults. All of
-     * them: fwd+bwd 8.25 -> 7.94 ms. */
+     * them: fwd+bwd 7.94 ms (wall). */
     {"sm_90",  "gated_delta/state_bwd", "K128.V128", "UNROLL=8"},
     {"sm_90",  "gated_delta/state_fwd", "K128.V128", "UNROLL=8"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
