@@ -411,7 +411,8 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
  * contiguous rows and columns instead of strided ones and read its operands
  * from local memory as float4 (w is staged transposed, rows padded to a
  * multiple of 4 floats), a quarter of the local-memory instructions per
- * fma; it needs 64 / LY, K / LY and BV / LX to be multiples of 4.
+ * fma; the slices, u, v_new, h and the state tile also move as float4s. It
+ * needs 64 / LY, K / LY, BV / LX and 64 BK / (4 WG) to be whole.
  *
  * SPLITK=1 (PREFETCH=4 in the tuning space, needs RSVEC) doubles the
  * work-group: two halves of LX x LY work-items share each chunk's products.
@@ -468,8 +469,9 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
 #define LDW (CH + 4) /* w slice stored transposed: [BK][LDW] */
 #define LDK (K + 4)  /* k slice: [BI][LDK] */
 #define SLN (BK * LDW > BI * LDK ? BK * LDW : BI * LDK)
-#if (RVS % 4) != 0 || (TRS % 4) != 0 || (TN % 4) != 0
-#error "state_fwd_rs: RSVEC needs 64 / LY, K / LY and BV / LX to be multiples of 4"
+#define NP4 (NPS / 4)      /* float4s of a staged slice per work-item */
+#if (RVS % 4) != 0 || (TRS % 4) != 0 || (TN % 4) != 0 || (CH * BK) % (4 * WG) != 0
+#error "state_fwd_rs: RSVEC needs 64 / LY, K / LY, BV / LX and 16 BK / WG to be multiples of 4"
 #endif
 #else
 #define SROW(a) (ty + LY * (a))
@@ -498,7 +500,12 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #endif
     SCAN_INDICES();
     const int     hf = SPLITK ? ty / LY : 0, tq = ty - hf * LY; /* half, row in the half */
-    float         S[TRS][TN], pr[NPS], ur[RVS][TN], gr[NGS];
+    float         S[TRS][TN], ur[RVS][TN], gr[NGS];
+#if RSVEC
+    float4        pr[NP4];
+#else
+    float         pr[NPS];
+#endif
 
     if (cb > 0 && cb >= nc)
         return; /* this sequence was finished by an earlier window */
@@ -514,18 +521,88 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             }
     }
 
-/* Slice q of chunk cc into pr: q < NSL is w[:, q BK ...] (64 x BK; with
- * SPLITK columns q HB ... and K/2 + q HB ... of both halves), else
- * k[(q - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
-#define RS_LOAD_SLICE(cc, q)                                                                       \
+#if RSVEC
+/* RSVEC moves every global and staged operand as float4: pr holds float4s
+ * of the slice (NP4 per work-item), u, v_new, h and the state tile in XL
+ * go four contiguous columns at a time. A w slice is read in the order of
+ * GDN_TILE_T_ROW / GDN_TILE_T_COL (8 rows x 4 columns per 8 work-items), so
+ * its transposed stores into SL hit at most 2 lanes per bank. */
+/* Slice sl of chunk cc into pr: sl < NSL is w[:, sl BK ...] (64 x BK; with
+ * SPLITK columns sl HB ... and K/2 + sl HB ... of both halves), else
+ * k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
+#define RS_LOAD_SLICE(cc, sl)                                                                      \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int p_ = 0; p_ < NP4; p_++) {                                                         \
+            const int e_ = lid + p_ * WG;                                                          \
+            if ((sl) >= NSL) {                                                                     \
+                const int r_ = ((sl) - NSL) * BI + e_ / (K / 4), d_ = 4 * (e_ % (K / 4));          \
+                pr[p_] = r_ < l_ ? vload4(0, k + ((ulong)(f_ + r_) * (ulong)H + (ulong)kh) *      \
+                                                     (ulong)K + (ulong)d_)                         \
+                                 : (float4)(0.0f);                                                 \
+            } else {                                                                               \
+                const int r_ = GDN_TILE_T_ROW(e_, BK), c_ = GDN_TILE_T_COL(e_, BK);                \
+                const int d_ = (c_ / HB) * KH + (sl) * HB + c_ % HB;                               \
+                pr[p_] = r_ < l_ ? vload4(0, w + ((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) *     \
+                                                     (ulong)K + (ulong)d_)                         \
+                                 : (float4)(0.0f);                                                 \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
+#define RS_LOAD_UG(cc)                                                                             \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                float4 t_ = (float4)(0.0f);                                                        \
+                if (i_ < l_ && (!SPLITK || (a_ < RVS / 2) == (hf == 0)))                           \
+                    t_ = vload4(0, u + ((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +     \
+                                       (ulong)(v0 + SCOL(j_)));                                    \
+                ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
+                ur[a_][j_ + 3] = t_.w;                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = lid + p_ * WG;                                                          \
+            gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
+        }                                                                                          \
+    } while (0)
+/* pr into SL: a w slice transposed (element (r, d) at SL[d LDW + r]), or a
+ * k slice (at SL[r LDK + d]). */
+#define RS_STORE_W()                                                                               \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NP4; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = GDN_TILE_T_ROW(e_, BK);                             \
+            const int c_ = GDN_TILE_T_COL(e_, BK);                                                 \
+            SL[c_ * LDW + r_]       = pr[p_].x;                                                    \
+            SL[(c_ + 1) * LDW + r_] = pr[p_].y;                                                    \
+            SL[(c_ + 2) * LDW + r_] = pr[p_].z;                                                    \
+            SL[(c_ + 3) * LDW + r_] = pr[p_].w;                                                    \
+        }                                                                                          \
+    } while (0)
+#define RS_STORE_K()                                                                               \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NP4; p_++) {                                                         \
+            const int e_ = lid + p_ * WG, r_ = e_ / (K / 4);                                       \
+            vstore4(pr[p_], 0, SL + r_ * LDK + 4 * (e_ - r_ * (K / 4)));                           \
+        }                                                                                          \
+    } while (0)
+/* Four contiguous columns j ... j + 3 of accumulator row a, as a float4. */
+#define RS_ROW4(acc, a, j) ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
+#else
+/* Slice sl of chunk cc into pr: sl < NSL is w[:, sl BK ...] (64 x BK),
+ * else k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
+#define RS_LOAD_SLICE(cc, sl)                                                                      \
     do {                                                                                           \
         const int  f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                   \
-        const bool isk_ = (q) >= NSL;                                                              \
+        const bool isk_ = (sl) >= NSL;                                                             \
         const int  wd_ = isk_ ? K : BK;                                                            \
-        const int  r0_ = isk_ ? ((q) - NSL) * BI : 0;                                              \
+        const int  r0_ = isk_ ? ((sl) - NSL) * BI : 0;                                             \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
             const int e_ = lid + p_ * WG, rl_ = e_ / wd_, r_ = r0_ + rl_, dl_ = e_ - rl_ * wd_;    \
-            const int d_ = isk_ ? dl_ : (dl_ / HB) * KH + (q) * HB + dl_ % HB;                     \
+            const int d_ = isk_ ? dl_ : (dl_ / HB) * KH + (sl) * HB + dl_ % HB;                    \
             pr[p_]       = r_ >= l_ ? 0.0f                                                         \
                            : isk_ ? k[((ulong)(f_ + r_) * (ulong)H + (ulong)kh) * (ulong)K +      \
                                       (ulong)d_]                                                   \
@@ -550,13 +627,13 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
         }                                                                                          \
     } while (0)
-/* pr into SL: a w slice (element (r, d) at SL[r LDW + d], or SL[d LDW + r]
- * with RSVEC), or a k slice (at SL[r LDK + d]). */
+/* pr into SL: a w slice (element (r, d) at SL[r LDW + d]), or a k slice
+ * (at SL[r LDK + d]). */
 #define RS_STORE_W()                                                                               \
     do {                                                                                           \
         for (int p_ = 0; p_ < NPS; p_++) {                                                         \
             const int e_ = lid + p_ * WG, r_ = e_ / BK, d_ = e_ - r_ * BK;                         \
-            SL[RSVEC ? d_ * LDW + r_ : r_ * LDW + d_] = pr[p_];                                    \
+            SL[r_ * LDW + d_] = pr[p_];                                                            \
         }                                                                                          \
     } while (0)
 #define RS_STORE_K()                                                                               \
@@ -566,6 +643,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             SL[r_ * LDK + e_ - r_ * K] = pr[p_];                                                   \
         }                                                                                          \
     } while (0)
+
+#endif /* RSVEC */
 
     if (cb < c_end) {
         RS_LOAD_SLICE(cb, 0);
@@ -581,11 +660,20 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL and SL are done */
         /* h[c] = the state entering the chunk, also the B operand of w Hs. */
         for (int a = 0; a < TRS; a++)
+#if RSVEC
+            for (int j = 0; j < TN; j += 4) {
+                const int    r = SROW(a), col = SCOL(j);
+                const float4 x = RS_ROW4(S, a, j);
+                vstore4(x, 0, XL + r * BV + col);
+                vstore4(x, 0, h + hbase + (ulong)r * V + (ulong)col);
+            }
+#else
             for (int j = 0; j < TN; j++) {
                 const int r = SROW(a), col = SCOL(j);
                 XL[r * BV + col]                       = S[a][j];
                 h[hbase + (ulong)r * V + (ulong)col] = S[a][j];
             }
+#endif
         for (int p = 0; p < NGS; p++)
             if (lid + p * WG < CH)
                 Gs[lid + p * WG] = gr[p];
@@ -625,6 +713,18 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                 const bool  ok  = i < L;
                 const bool  mine = !SPLITK || (a < RVS / 2) == (hf == 0); /* rows it stores */
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+#if RSVEC
+                for (int j = 0; j < TN; j += 4) {
+                    const int    col = SCOL(j);
+                    const float4 vn  = RS_ROW4(ur, a, j) - RS_ROW4(acc, a, j);
+                    if (ok && mine)
+                        vstore4(vn, 0,
+                                v_new + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                                    (ulong)(v0 + col));
+                    if (mine)
+                        vstore4(ok ? vn * dec : (float4)(0.0f), 0, XL + i * BV + col);
+                }
+#else
                 for (int j = 0; j < TN; j++) {
                     const int   col = SCOL(j);
                     const float vn  = ur[a][j] - acc[a][j];
@@ -634,6 +734,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                     if (mine)
                         XL[i * BV + col] = select(0.0f, vn * dec, (int)ok);
                 }
+#endif
             }
             for (int a = 0; a < TRS; a++)
                 for (int j = 0; j < TN; j++)
@@ -666,6 +767,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #undef RS_LOAD_UG
 #undef RS_STORE_W
 #undef RS_STORE_K
+#undef RS_ROW4
 
     /* After the window: the state entering chunk c_end into h[c_end] when the
      * sequence goes on, else the final state into ht. */

@@ -96,7 +96,12 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * than noise. The other values of these rows: their defaults. All of
      * them: fwd+bwd 7.94 ms (wall). */
     {"sm_90",  "gated_delta/state_bwd", "K128.V128", "UNROLL=8"},
-    {"sm_90",  "gated_delta/state_fwd", "K128.V128", "UNROLL=8"},
+    /* state_fwd with float4 slice loads and stores (RSVEC): slices of 64 w
+     * columns (BK=64, 2 w and 2 k slices per chunk), B = 4, T = 4096, H =
+     * 16: 0.817 ms at UNROLL=8 against 0.881 at BK=32 (0.844 at UNROLL=4,
+     * 0.853 at 0; the scalar loads' default, BK=32: 0.846); B = 1, T =
+     * 16384 (the split form): 2.060 against 2.058. LY=8 at BK=64: 1.25 ms. */
+    {"sm_90",  "gated_delta/state_fwd", "K128.V128", "BK=64 UNROLL=8"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on

@@ -613,7 +613,8 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
     if (p->pf >= 2 &&
         (s->K % p->ly || (CH * p->bk) % (int32_t)state_plan_wg(p) || CH % (s->K / p->bk)))
         return false;
-    if (p->pf >= 3 && ((CH / p->ly) % 4 || (s->K / p->ly) % 4 || (p->bv / p->lx) % 4))
+    if (p->pf >= 3 && ((CH / p->ly) % 4 || (s->K / p->ly) % 4 || (p->bv / p->lx) % 4 ||
+                       (CH * p->bk) % (4 * (int32_t)state_plan_wg(p))))
         return false;
     if (p->pf == 4 && ((s->K / 2) % p->ly || (s->K / 2 / p->ly) % 4 || p->bk % 2))
         return false;
