@@ -226,7 +226,7 @@ gated_delta_dv_local_v(DV_LOCAL_PARAMS)
         for (int idx = tid; idx < CH * (BV / 4); idx += WG) {
             const int r = idx / (BV / 4), c4 = 4 * (idx % (BV / 4));
             *(__local float4 *)(sDO + r * LDB + c4) =
-                r < L ? vload4(0, do_ + v_base + (ulong)r * HV * V_DIM + v0 + c4) : (float4)(0.0f);
+                r < L ? GDN_LD4G(do_ + v_base + (ulong)r * HV * V_DIM + v0 + c4) : (float4)(0.0f);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float out[TM][TNV];
@@ -236,8 +236,8 @@ gated_delta_dv_local_v(DV_LOCAL_PARAMS)
         for (int a = 0; a < TM; a++)
             if (RV(a) < L)
                 for (int b = 0; b < TNV; b += 4)
-                    vstore4((float4)(out[a][b], out[a][b + 1], out[a][b + 2], out[a][b + 3]), 0,
-                            dvl + v_base + (ulong)RV(a) * HV * V_DIM + v0 + CC(b));
+                    GDN_ST4G((float4)(out[a][b], out[a][b + 1], out[a][b + 2], out[a][b + 3]),
+                             dvl + v_base + (ulong)RV(a) * HV * V_DIM + v0 + CC(b));
     }
 }
 #endif /* VEC */

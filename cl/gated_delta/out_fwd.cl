@@ -188,7 +188,7 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         GDN_TILE_STAGE_T(KT, LDQT, k + qkbase + k0, (ulong)H * K, CH, BK, L, lid, WG);
         for (int e = lid; e < BK * (BV / 4); e += WG) {
             const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
-            vstore4(vload4(0, h + hbase + (ulong)(k0 + r) * V + (ulong)j), 0, HL + r * BV + j);
+            GDN_ST4L(GDN_LD4G(h + hbase + (ulong)(k0 + r) * V + (ulong)j), HL + r * BV + j);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         /* S: column groups wholly past this work-item's last row are 0. */
@@ -227,9 +227,9 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         const int r = e / (BV / 4), j = 4 * (e - r * (BV / 4));
         float4    x = (float4)0.0f;
         if (r < L)
-            x = vload4(0, v_new + ((ulong)(first + r) * (ulong)HV + (ulong)hv) * (ulong)V +
-                              (ulong)(v0 + j));
-        vstore4(x, 0, VL + r * BV + j);
+            x = GDN_LD4G(v_new + ((ulong)(first + r) * (ulong)HV + (ulong)hv) * (ulong)V +
+                         (ulong)(v0 + j));
+        GDN_ST4L(x, VL + r * BV + j);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     /* o += S v_new over j < min(last row + 1, L) (S_ij = 0 past them). */
@@ -238,11 +238,10 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         const int i = ra + a;
         if (i < L)
             for (int g = 0; g < NGO; g++)
-                vstore4(scale * (float4)(acco[a][4 * g], acco[a][4 * g + 1], acco[a][4 * g + 2],
-                                         acco[a][4 * g + 3]),
-                        0,
-                        o + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
-                            (ulong)(v0 + VCOL(g, 0)));
+                GDN_ST4G(scale * (float4)(acco[a][4 * g], acco[a][4 * g + 1], acco[a][4 * g + 2],
+                                          acco[a][4 * g + 3]),
+                         o + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
+                             (ulong)(v0 + VCOL(g, 0)));
     }
 }
 #else /* VEC */

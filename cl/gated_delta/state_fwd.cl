@@ -537,14 +537,14 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             const int e_ = lid + p_ * WG;                                                          \
             if ((sl) >= NSL) {                                                                     \
                 const int r_ = ((sl) - NSL) * BI + e_ / (K / 4), d_ = 4 * (e_ % (K / 4));          \
-                pr[p_] = r_ < l_ ? vload4(0, k + ((ulong)(f_ + r_) * (ulong)H + (ulong)kh) *      \
-                                                     (ulong)K + (ulong)d_)                         \
+                pr[p_] = r_ < l_ ? GDN_LD4G(k + ((ulong)(f_ + r_) * (ulong)H + (ulong)kh) *        \
+                                                    (ulong)K + (ulong)d_)                          \
                                  : (float4)(0.0f);                                                 \
             } else {                                                                               \
                 const int r_ = GDN_TILE_T_ROW(e_, BK), c_ = GDN_TILE_T_COL(e_, BK);                \
                 const int d_ = (c_ / HB) * KH + (sl) * HB + c_ % HB;                               \
-                pr[p_] = r_ < l_ ? vload4(0, w + ((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) *     \
-                                                     (ulong)K + (ulong)d_)                         \
+                pr[p_] = r_ < l_ ? GDN_LD4G(w + ((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) *       \
+                                                    (ulong)K + (ulong)d_)                          \
                                  : (float4)(0.0f);                                                 \
             }                                                                                      \
         }                                                                                          \
@@ -558,8 +558,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
                 float4 t_ = (float4)(0.0f);                                                        \
                 if (i_ < l_ && (!SPLITK || (a_ < RVS / 2) == (hf == 0)))                           \
-                    t_ = vload4(0, u + ((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +     \
-                                       (ulong)(v0 + SCOL(j_)));                                    \
+                    t_ = GDN_LD4G(u + ((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +      \
+                                      (ulong)(v0 + SCOL(j_)));                                     \
                 ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
                 ur[a_][j_ + 3] = t_.w;                                                             \
             }                                                                                      \
@@ -586,11 +586,12 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
     do {                                                                                           \
         for (int p_ = 0; p_ < NP4; p_++) {                                                         \
             const int e_ = lid + p_ * WG, r_ = e_ / (K / 4);                                       \
-            vstore4(pr[p_], 0, SL + r_ * LDK + 4 * (e_ - r_ * (K / 4)));                           \
+            GDN_ST4L(pr[p_], SL + r_ * LDK + 4 * (e_ - r_ * (K / 4)));                             \
         }                                                                                          \
     } while (0)
 /* Four contiguous columns j ... j + 3 of accumulator row a, as a float4. */
-#define RS_ROW4(acc, a, j) ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
+#define RS_ROW4(acc, a, j)                                                                         \
+    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
 #else
 /* Slice sl of chunk cc into pr: sl < NSL is w[:, sl BK ...] (64 x BK),
  * else k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
@@ -664,8 +665,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             for (int j = 0; j < TN; j += 4) {
                 const int    r = SROW(a), col = SCOL(j);
                 const float4 x = RS_ROW4(S, a, j);
-                vstore4(x, 0, XL + r * BV + col);
-                vstore4(x, 0, h + hbase + (ulong)r * V + (ulong)col);
+                GDN_ST4L(x, XL + r * BV + col);
+                GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
             }
 #else
             for (int j = 0; j < TN; j++) {
@@ -718,11 +719,10 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                     const int    col = SCOL(j);
                     const float4 vn  = RS_ROW4(ur, a, j) - RS_ROW4(acc, a, j);
                     if (ok && mine)
-                        vstore4(vn, 0,
-                                v_new + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
-                                    (ulong)(v0 + col));
+                        GDN_ST4G(vn, v_new + ((ulong)(first + i) * (ulong)HV + (ulong)hv) *
+                                             (ulong)V + (ulong)(v0 + col));
                     if (mine)
-                        vstore4(ok ? vn * dec : (float4)(0.0f), 0, XL + i * BV + col);
+                        GDN_ST4L(ok ? vn * dec : (float4)(0.0f), XL + i * BV + col);
                 }
 #else
                 for (int j = 0; j < TN; j++) {

@@ -412,7 +412,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
             const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BW);                         \
             (R)[p_]        = (float4)(0.0f);                                                       \
             if (idx_ < CH * (BW) / 4 && r_ < L)                                                    \
-                (R)[p_] = vload4(0, (src) + (ulong)(t0 + r_) * (RS) + (c0) +                       \
+                (R)[p_] = GDN_LD4G((src) + (ulong)(t0 + r_) * (RS) + (c0) +                        \
                                         GDN_TILE_T_COL(idx_, BW));                                 \
         }                                                                                          \
     } while (0)
@@ -428,7 +428,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                 (DST_T)[(c_ + 2) * LDT + r] = xt_.z;                                               \
                 (DST_T)[(c_ + 3) * LDT + r] = xt_.w;                                               \
                 if (ROWMAJ)                                                                        \
-                    vstore4(x, 0, (DST_R) + r * (LDR) + c_);                                       \
+                    GDN_ST4L(x, (DST_R) + r * (LDR) + c_);                                         \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -491,8 +491,8 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                     const int i = ROW(a), cc = k0 + COL(4 * q);
                     tk[a][q] = td[a][q] = (float4)(0.0f);
                     if (i < L) {
-                        tk[a][q] = vload4(0, kh + (ulong)(t0 + i) * RSK + cc);
-                        td[a][q] = vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
+                        tk[a][q] = GDN_LD4G(kh + (ulong)(t0 + i) * RSK + cc);
+                        td[a][q] = GDN_LD4G(dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
                     }
                 }
             GDN_TILE_MMA4(dT, TM, TNC, sDWT, LDT, 4 * ty, 4 * TY, sKBT, LDT, 4 * tx, 4 * TX, BK);
@@ -515,7 +515,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                     d += (float4)(acc[a][4 * q] * b * gm, acc[a][4 * q + 1] * b * gm,
                                   acc[a][4 * q + 2] * b * gm, acc[a][4 * q + 3] * b * gm);
                     if (i < L)
-                        vstore4(d, 0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
+                        GDN_ST4G(d, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
                 }
             }
         }
@@ -534,7 +534,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
             for (int a = 0; a < TM; a++)
                 for (int q = 0; q < TNV / 4; q++) {
                     const int i = ROW(a);
-                    tv[a][q]    = i < L ? vload4(0, vh + (ulong)(t0 + i) * RSV + v0 + COL(4 * q))
+                    tv[a][q]    = i < L ? GDN_LD4G(vh + (ulong)(t0 + i) * RSV + v0 + COL(4 * q))
                                         : (float4)(0.0f);
                 }
             GDN_TILE_MMA4(dT, TM, TNC, sDUT, LDT, 4 * ty, 4 * TY, sVBT, LDT, 4 * tx, 4 * TX, BV);
@@ -550,9 +550,9 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                     for (int t = 0; t < 4; t++)
                         dbp[a] += acc[a][4 * q + t] * F4(vv, t);
                     if (write_dv && i < L)
-                        vstore4((float4)(acc[a][4 * q] * b, acc[a][4 * q + 1] * b,
-                                         acc[a][4 * q + 2] * b, acc[a][4 * q + 3] * b),
-                                0, dv + ((ulong)(t0 + i) * HV + hv) * V_DIM + cc);
+                        GDN_ST4G((float4)(acc[a][4 * q] * b, acc[a][4 * q + 1] * b,
+                                          acc[a][4 * q + 2] * b, acc[a][4 * q + 3] * b),
+                                 dv + ((ulong)(t0 + i) * HV + hv) * V_DIM + cc);
                 }
             }
         }
@@ -564,11 +564,11 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         const int i = ROW(a);
         for (int q = 0; q < TNC / 4; q++) {
             const int j = COL(4 * q);
-            vstore4((float4)(j < i && i < L ? dT[a][4 * q] : 0.0f,
+            GDN_ST4L((float4)(j < i && i < L ? dT[a][4 * q] : 0.0f,
                              j + 1 < i && i < L ? dT[a][4 * q + 1] : 0.0f,
                              j + 2 < i && i < L ? dT[a][4 * q + 2] : 0.0f,
-                             j + 3 < i && i < L ? dT[a][4 * q + 3] : 0.0f),
-                    0, sT + i * CH + j);
+                              j + 3 < i && i < L ? dT[a][4 * q + 3] : 0.0f),
+                     sT + i * CH + j);
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -580,24 +580,24 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         for (int p = 0; p < NB4; p++) { /* Ai, 4 x 4 block (br, bc) */
             const int bi = tid + p * WG, br = 4 * (bi / (CH / 4)), bc = 4 * (bi % (CH / 4));
             for (int t = 0; t < 4; t++)
-                tb[p][t] = vload4(0, sAi + (br + t) * CH + bc);
+                tb[p][t] = GDN_LD4L(sAi + (br + t) * CH + bc);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int p = 0; p < NB4; p++) { /* Ai^T: sAi[m 64 + n] = Ai(n, m) */
             const int bi = tid + p * WG, br = 4 * (bi / (CH / 4)), bc = 4 * (bi % (CH / 4));
-            vstore4((float4)(tb[p][0].x, tb[p][1].x, tb[p][2].x, tb[p][3].x), 0,
-                    sAi + (bc + 0) * CH + br);
-            vstore4((float4)(tb[p][0].y, tb[p][1].y, tb[p][2].y, tb[p][3].y), 0,
-                    sAi + (bc + 1) * CH + br);
-            vstore4((float4)(tb[p][0].z, tb[p][1].z, tb[p][2].z, tb[p][3].z), 0,
-                    sAi + (bc + 2) * CH + br);
-            vstore4((float4)(tb[p][0].w, tb[p][1].w, tb[p][2].w, tb[p][3].w), 0,
-                    sAi + (bc + 3) * CH + br);
+            GDN_ST4L((float4)(tb[p][0].x, tb[p][1].x, tb[p][2].x, tb[p][3].x),
+                     sAi + (bc + 0) * CH + br);
+            GDN_ST4L((float4)(tb[p][0].y, tb[p][1].y, tb[p][2].y, tb[p][3].y),
+                     sAi + (bc + 1) * CH + br);
+            GDN_ST4L((float4)(tb[p][0].z, tb[p][1].z, tb[p][2].z, tb[p][3].z),
+                     sAi + (bc + 2) * CH + br);
+            GDN_ST4L((float4)(tb[p][0].w, tb[p][1].w, tb[p][2].w, tb[p][3].w),
+                     sAi + (bc + 3) * CH + br);
         }
         for (int g = 0; g < TM / 4; g++) /* Z^T: sT[j 64 + i] = Z(i, j) */
             for (int b = 0; b < TNC; b++)
-                vstore4((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
-                        0, sT + COL(b) * CH + ROW(4 * g));
+                GDN_ST4L((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
+                         sT + COL(b) * CH + ROW(4 * g));
         barrier(CLK_LOCAL_MEM_FENCE);
         GDN_TILE_ZERO(x, TM, TNC);
         GDN_TILE_MMA4(x, TM, TNC, sT, CH, 4 * ty, 4 * TY, sAi, CH, 4 * tx, 4 * TX, CH);
@@ -613,14 +613,14 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                     d[t] = on ? -x[a][4 * q + t] * exp2(on ? sG[i] - sG[j] : 0.0f) : 0.0f;
                     x[a][4 * q + t] = d[t];
                 }
-                vstore4((float4)(d[0] * b, d[1] * b, d[2] * b, d[3] * b), 0,
-                        sT + i * CH + COL(4 * q));
+                GDN_ST4L((float4)(d[0] * b, d[1] * b, d[2] * b, d[3] * b),
+                         sT + i * CH + COL(4 * q));
             }
         }
         for (int g = 0; g < TM / 4; g++) /* dA^T: sAi[j 64 + i] = dA(i, j) */
             for (int b = 0; b < TNC; b++)
-                vstore4((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
-                        0, sAi + COL(b) * CH + ROW(4 * g));
+                GDN_ST4L((float4)(x[4 * g][b], x[4 * g + 1][b], x[4 * g + 2][b], x[4 * g + 3][b]),
+                         sAi + COL(b) * CH + ROW(4 * g));
     }
 
     /* k k^T over K tiles of k^T in sX. */
@@ -640,7 +640,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         for (int p = 0; p < NPT; p++) {
             const int idx = tid + p * WG;
             if (idx < CH * BK / 4)
-                vstore4(pa[p], 0, sX + GDN_TILE_T_ROW(idx, BK) * LDRK + GDN_TILE_T_COL(idx, BK));
+                GDN_ST4L(pa[p], sX + GDN_TILE_T_ROW(idx, BK) * LDRK + GDN_TILE_T_COL(idx, BK));
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         WY_LOAD_STEP(2 * NKT + NVT + k0 / BK + 1);
@@ -648,7 +648,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         for (int a = 0; a < TM; a++)
             for (int q = 0; q < TNK / 4; q++) {
                 const int i = ROW(a);
-                td[a][q]    = i < L ? vload4(0, dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 +
+                td[a][q]    = i < L ? GDN_LD4G(dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 +
                                                     COL(4 * q))
                                     : (float4)(0.0f);
             }
@@ -662,7 +662,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
             const float b = sB[i];
             for (int q = 0; q < TNK / 4; q++) {
                 const int    cc = COL(4 * q);
-                const float4 kv = vload4(0, sX + i * LDRK + cc);
+                const float4 kv = GDN_LD4L(sX + i * LDRK + cc);
                 for (int t = 0; t < 4; t++)
                     dbp[a] += dkb[a][4 * q + t] * F4(kv, t);
                 if (i < L) {
@@ -672,7 +672,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                                   fma(dkb[a][4 * q + 1], b, dkt[a][4 * q + 1]),
                                   fma(dkb[a][4 * q + 2], b, dkt[a][4 * q + 2]),
                                   fma(dkb[a][4 * q + 3], b, dkt[a][4 * q + 3]));
-                    vstore4(d, 0, o);
+                    GDN_ST4G(d, o);
                 }
             }
         }
@@ -685,7 +685,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
     for (int a = 0; a < TM; a++) {
         const int i = ROW(a);
         for (int q = 0; q < TNC / 4; q++) {
-            const float4 da = vload4(0, sT + i * CH + COL(4 * q));
+            const float4 da = GDN_LD4L(sT + i * CH + COL(4 * q));
             for (int t = 0; t < 4; t++) {
                 const float p = F4(da, t) * kk[a][4 * q + t];
                 dgp[a] += p;

@@ -192,10 +192,10 @@
                 const int r = e / ((BN) / 4), d = 4 * (e - r * ((BN) / 4));                        \
                 float4    x = (float4)0.0f;                                                        \
                 if (r < L)                                                                         \
-                    x = vload4(0, src + ((ulong)(first + r) * (ulong)(src_heads) +                 \
-                                         (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *     \
+                    x = GDN_LD4G(src + ((ulong)(first + r) * (ulong)(src_heads) +                  \
+                                        (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *       \
                         scl(r);                                                                    \
-                vstore4(x, 0, XL + r * (BN) + d);                                                  \
+                GDN_ST4L(x, XL + r * (BN) + d);                                                    \
             }                                                                                      \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
             GDN_TILE_ZERO(acc_, TMW, (BN) / LX);                                                   \
@@ -205,11 +205,10 @@
                 const int i = TMW * ty + a;                                                        \
                 if (i < L)                                                                         \
                     for (int g = 0; g < (BN) / LX / 4; g++)                                        \
-                        vstore4((float4)(acc_[a][4 * g], acc_[a][4 * g + 1], acc_[a][4 * g + 2],  \
-                                         acc_[a][4 * g + 3]),                                      \
-                                0,                                                                 \
-                                dst + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)(D) + \
-                                    (ulong)(n0 + 4 * tx + 4 * LX * g));                            \
+                        GDN_ST4G((float4)(acc_[a][4 * g], acc_[a][4 * g + 1], acc_[a][4 * g + 2], \
+                                          acc_[a][4 * g + 3]),                                     \
+                                 dst + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)(D) + \
+                                     (ulong)(n0 + 4 * tx + 4 * LX * g));                           \
             }                                                                                      \
         }                                                                                          \
     } while (0)
