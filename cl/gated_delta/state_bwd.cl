@@ -234,8 +234,9 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
  * of 4 contiguous columns 4 TX apart (SROW, VROW, SCOL), and both products
  * read their operands from local memory as float4 (GDN_TILE_MMA4): the k
  * slice is stored transposed ([BKS][64 + 4]), q and w slices are rows of
- * K_DIM + 4 floats. A quarter of the local-memory reads per fma; it needs
- * 64 / TY, K_DIM / TY and BV / TX to be multiples of 4. Local memory:
+ * K_DIM + 4 floats. A quarter of the local-memory reads per fma; the
+ * slices, do, dv_local, dv2 and dh also move as float4s. It needs 64 / TY,
+ * K_DIM / TY, BV / TX and 16 BKS / (TY TX) to be multiples of 4. Local memory:
  * 4 * (max(BKS (64 + 4), BI (K_DIM + 4)) + max(K_DIM, 128) * BV + 128) bytes
  * (41.0 KiB at K = 128, BV = 64, BKS = 32).
  */
@@ -258,8 +259,9 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
 #    define LDA     (CH + 4)    /* k slice stored transposed: [BKS][LDA] */
 #    define LDQ     (K_DIM + 4) /* q or w slice: [BI][LDQ] */
 #    define SLN     (BKS * LDA > BI * LDQ ? BKS * LDA : BI * LDQ)
-#    if TM % 4 != 0 || RTR % 4 != 0 || TN % 4 != 0
-#        error "state_bwd.cl (REGSTATE, RSVEC): 64 / TY, K_DIM / TY and BV / TX must be multiples of 4"
+#    define NP4     (NPS / 4)   /* float4s of a staged slice per work-item */
+#    if TM % 4 != 0 || RTR % 4 != 0 || TN % 4 != 0 || (CH * BKS) % (4 * WG) != 0
+#        error "state_bwd.cl (RSVEC): 64/TY, K_DIM/TY, BV/TX and 16 BKS/WG must be multiples of 4"
 #    endif
 #else
 #    define SROW(a) (ty + TY * (a))
@@ -291,7 +293,12 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
     const int   hv = (int)get_group_id(2);
     const int   hk = hv / (HV / H);
     const ulong st_base = ((ulong)n * HV + hv) * K_DIM * V_DIM + v0;
-    float       S[RTR][TN], acc[TM][TN], dor[TM][TN], dvr[TM][TN], pr[NPS], gr[NGS];
+    float       S[RTR][TN], acc[TM][TN], dor[TM][TN], dvr[TM][TN], gr[NGS];
+#if RSVEC
+    float4      pr[NP4];
+#else
+    float       pr[NPS];
+#endif
 
     const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
     if (rb > 0 && rb >= nc)
@@ -307,6 +314,85 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             }
     }
 
+#if RSVEC
+/* RSVEC moves every global and staged operand as float4 (GDN_LD4G, ...): pr
+ * holds NP4 float4s of a slice; a k slice is read in the order of
+ * GDN_TILE_T_ROW / GDN_TILE_T_COL, so its transposed stores hit at most 2
+ * lanes per bank; do, dv_local, dv2, dh and the tiles in XL go four
+ * contiguous columns at a time. */
+/* Slice qi of chunk cc into pr: qi < NSL is k[:, qi BKS ...] (64 x BKS);
+ * NSL <= qi < 2 NSL is q[(qi - NSL) BI ..., :] and 2 NSL <= qi < 3 NSL is
+ * w[(qi - 2 NSL) BI ..., :] (BI x K_DIM); rows past the chunk: 0. */
+#define RS_LOAD_SLICE(cc, qi)                                                                      \
+    do {                                                                                           \
+        const int4 e_ = chunks[cc];                                                                \
+        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        for (int p_ = 0; p_ < NP4; p_++) {                                                         \
+            const int e2_ = tid + p_ * WG;                                                         \
+            if ((qi) < NSL) {                                                                      \
+                const int r_ = GDN_TILE_T_ROW(e2_, BKS);                                           \
+                const int d_ = (qi) * BKS + GDN_TILE_T_COL(e2_, BKS);                              \
+                pr[p_] = r_ < l_ ? GDN_LD4G(k + ((ulong)(t_ + r_) * H + hk) * K_DIM + d_)          \
+                                 : (float4)(0.0f);                                                 \
+            } else {                                                                               \
+                const int kd_ = (qi) < 2 * NSL ? 1 : 2;                                            \
+                const int r_  = ((qi) - kd_ * NSL) * BI + e2_ / (K_DIM / 4);                       \
+                const int d_  = 4 * (e2_ % (K_DIM / 4));                                           \
+                pr[p_] = r_ >= l_   ? (float4)(0.0f)                                               \
+                         : kd_ == 2 ? GDN_LD4G(w + ((ulong)(t_ + r_) * HV + hv) * K_DIM + d_)      \
+                                    : GDN_LD4G(q + ((ulong)(t_ + r_) * H + hk) * K_DIM + d_);      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
+#define RS_LOAD_DG(cc)                                                                             \
+    do {                                                                                           \
+        const int4 e_ = chunks[cc];                                                                \
+        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        for (int a_ = 0; a_ < TM; a_++) {                                                          \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);             \
+                float4      x_ = (float4)(0.0f), y_ = (float4)(0.0f);                              \
+                if (i_ < l_) {                                                                     \
+                    x_ = GDN_LD4G(do_ + o_);                                                       \
+                    y_ = GDN_LD4G(dvl + o_);                                                       \
+                }                                                                                  \
+                dor[a_][j_] = x_.x, dor[a_][j_ + 1] = x_.y, dor[a_][j_ + 2] = x_.z;                \
+                dor[a_][j_ + 3] = x_.w;                                                            \
+                dvr[a_][j_] = y_.x, dvr[a_][j_ + 1] = y_.y, dvr[a_][j_ + 2] = y_.z;                \
+                dvr[a_][j_ + 3] = y_.w;                                                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = tid + p_ * WG;                                                          \
+            gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
+        }                                                                                          \
+    } while (0)
+/* pr into SL: a k slice transposed (element (r, d) at SL[d LDA + r]) or a
+ * q or w slice (at SL[r LDQ + d]); q rows times scale exp2(G), w negated. */
+#define RS_STORE_SLICE(qi)                                                                         \
+    do {                                                                                           \
+        for (int p_ = 0; p_ < NP4; p_++) {                                                         \
+            const int e2_ = tid + p_ * WG;                                                         \
+            if ((qi) < NSL) {                                                                      \
+                const int r_ = GDN_TILE_T_ROW(e2_, BKS), c_ = GDN_TILE_T_COL(e2_, BKS);            \
+                SL[c_ * LDA + r_]       = pr[p_].x;                                                \
+                SL[(c_ + 1) * LDA + r_] = pr[p_].y;                                                \
+                SL[(c_ + 2) * LDA + r_] = pr[p_].z;                                                \
+                SL[(c_ + 3) * LDA + r_] = pr[p_].w;                                                \
+            } else {                                                                               \
+                const int kd_ = (qi) < 2 * NSL ? 1 : 2, r_ = e2_ / (K_DIM / 4);                    \
+                const int r0_ = ((qi) - kd_ * NSL) * BI;                                           \
+                GDN_ST4L(kd_ == 1 ? pr[p_] * (scale * Es[r0_ + r_]) : -pr[p_],                     \
+                         SL + r_ * LDQ + 4 * (e2_ % (K_DIM / 4)));                                 \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Four contiguous columns j ... j + 3 of accumulator row a, as a float4. */
+#define RS_ROW4(acc, a, j)                                                                         \
+    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
+#else
 /* Slice qi of chunk cc into pr: qi < NSL is k[:, qi BKS ...] (64 x BKS);
  * NSL <= qi < 2 NSL is q[(qi - NSL) BI ..., :] and 2 NSL <= qi < 3 NSL is
  * w[(qi - 2 NSL) BI ..., :] (BI x K_DIM); rows past the chunk: 0. */
@@ -345,9 +431,8 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
         }                                                                                          \
     } while (0)
-/* pr into SL: a k slice (element (r, d) at SL[r LDA + d], or SL[d LDA + r]
- * with RSVEC) or a q or w slice (at SL[r LDQ + d]); q rows times
- * scale exp2(G), w negated. */
+/* pr into SL: a k slice (element (r, d) at SL[r LDA + d]) or a q or w
+ * slice (at SL[r LDQ + d]); q rows times scale exp2(G), w negated. */
 #define RS_STORE_SLICE(qi)                                                                         \
     do {                                                                                           \
         const int kd_ = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2;                                   \
@@ -361,9 +446,11 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             else if (kd_ == 2)                                                                     \
                 x_ = -x_;                                                                          \
             const int d_ = e2_ - r_ * wd_;                                                         \
-            SL[kd_ != 0 ? r_ * LDQ + d_ : RSVEC ? d_ * LDA + r_ : r_ * LDA + d_] = x_;             \
+            SL[kd_ != 0 ? r_ * LDQ + d_ : r_ * LDA + d_] = x_;                                     \
         }                                                                                          \
     } while (0)
+
+#endif /* RSVEC */
 
     if (c_hi >= c_lo) {
         RS_LOAD_SLICE(c_hi, 0);
@@ -377,11 +464,20 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL, SL, Gs, Es are done */
         /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
         for (int a = 0; a < RTR; a++)
+#if RSVEC
+            for (int j = 0; j < TN; j += 4) {
+                const int    r = SROW(a), col = SCOL(j);
+                const float4 x = RS_ROW4(S, a, j);
+                GDN_ST4L(x, XL + r * BV + col);
+                GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
+            }
+#else
             for (int j = 0; j < TN; j++) {
                 const int r = SROW(a), col = SCOL(j);
                 XL[r * BV + col]                          = S[a][j];
                 dh[dh_base + (ulong)r * V_DIM + col] = S[a][j];
             }
+#endif
         for (int p = 0; p < NGS; p++) {
             const int r = tid + p * WG;
             if (r < CH) {
@@ -416,6 +512,17 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                 const int   i   = VROW(a);
                 const bool  ok  = i < L;
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+#if RSVEC
+                for (int j = 0; j < TN; j += 4) {
+                    const int    col = SCOL(j);
+                    const float4 val =
+                        ok ? dec * RS_ROW4(acc, a, j) + RS_ROW4(dvr, a, j) : (float4)(0.0f);
+                    if (ok)
+                        GDN_ST4G(val, dv2 + ((ulong)(t0 + i) * HV + hv) * V_DIM + v0 + col);
+                    GDN_ST4L(RS_ROW4(dor, a, j), XL + i * BV + col);
+                    GDN_ST4L(val, XL + (CH + i) * BV + col);
+                }
+#else
                 for (int j = 0; j < TN; j++) {
                     const int   col = SCOL(j);
                     const float val = ok ? dec * acc[a][j] + dvr[a][j] : 0.0f;
@@ -424,6 +531,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                     XL[i * BV + col]        = dor[a][j];
                     XL[(CH + i) * BV + col] = val;
                 }
+#endif
             }
             const float decay = exp2(gl);
             for (int a = 0; a < RTR; a++)
@@ -459,6 +567,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #undef RS_LOAD_SLICE
 #undef RS_LOAD_DG
 #undef RS_STORE_SLICE
+#undef RS_ROW4
 
     if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
         const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;

@@ -245,8 +245,10 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
     if (rs == 1 || rs == 2) {
         if (s->K % ty || CH % (s->K / bks) || (CH * bks) % (ty * tx))
             return false;
-        /* RSVEC: contiguous groups of 4 rows and 4 columns per work-item */
-        return rs == 1 || ((CH / ty) % 4 == 0 && (s->K / ty) % 4 == 0 && (bv / tx) % 4 == 0);
+        /* RSVEC: contiguous groups of 4 rows and 4 columns per work-item,
+         * slices moved as whole float4s */
+        return rs == 1 || ((CH / ty) % 4 == 0 && (s->K / ty) % 4 == 0 && (bv / tx) % 4 == 0 &&
+                           (CH * bks) % (4 * ty * tx) == 0);
     }
     return rs == 0;
 }
