@@ -333,16 +333,6 @@ gated_delta_dqkwg(DQKWG_PARAMS)
 #    error "dqkwg_bwd.cl: VEC needs 64/TY, 64/TX, BK/TX and BVT multiples of 4"
 #endif
 
-/* STORE_T4(dst, ldl, r_, c_, v_): float4 v_ of row r_, columns c_ ... c_ + 3
- * of a tile into local memory transposed, dst[c ldl + r]. */
-#define STORE_T4(dst, ldl, r_, c_, v_)                                                             \
-    do {                                                                                           \
-        (dst)[((c_) + 0) * (ldl) + (r_)] = (v_).x;                                                 \
-        (dst)[((c_) + 1) * (ldl) + (r_)] = (v_).y;                                                 \
-        (dst)[((c_) + 2) * (ldl) + (r_)] = (v_).z;                                                 \
-        (dst)[((c_) + 3) * (ldl) + (r_)] = (v_).w;                                                 \
-    } while (0)
-
 #if VEC == 2
 /* VEC=2: GDN_TILE_STAGE_T split in two, so the next V tile's loads are in flight
  * while the current one computes: PF_LOAD reads float4s of do, v_new, dv2
@@ -384,15 +374,15 @@ gated_delta_dqkwg(DQKWG_PARAMS)
             for (int p_ = 0; p_ < NPA; p_++) {                                                     \
                 const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                STORE_T4(sDO, LDA, r_, c_, pa[0][p_]);                                             \
-                STORE_T4(sVN, LDA, r_, c_, pa[1][p_]);                                             \
-                STORE_T4(sDV, LDA, r_, c_, pa[2][p_]);                                             \
+                GDN_TILE_STORE_T4(sDO, LDA, r_, c_, pa[0][p_]);                                    \
+                GDN_TILE_STORE_T4(sVN, LDA, r_, c_, pa[1][p_]);                                    \
+                GDN_TILE_STORE_T4(sDV, LDA, r_, c_, pa[2][p_]);                                    \
             }                                                                                      \
             for (int p_ = 0; p_ < NPH; p_++) {                                                     \
                 const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BVT);                    \
                 const int c_   = GDN_TILE_T_COL(idx_, BVT);                                        \
-                STORE_T4(sHt, LDB, r_, c_, ph[0][p_]);                                             \
-                STORE_T4(sDH, LDB, r_, c_, ph[1][p_]);                                             \
+                GDN_TILE_STORE_T4(sHt, LDB, r_, c_, ph[0][p_]);                                    \
+                GDN_TILE_STORE_T4(sDH, LDB, r_, c_, ph[1][p_]);                                    \
                 dgl += dot(ph[0][p_], ph[1][p_]);                                                  \
             }                                                                                      \
         } while (0)
@@ -490,8 +480,8 @@ gated_delta_dqkwg_v(DQKWG_PARAMS)
     for (int p = 0; p < NQK; p++) {
         const int e = tid + p * WG, r = GDN_TILE_T_ROW(e, BK), c4 = GDN_TILE_T_COL(e, BK);
         if (e < CH * BK / 4) {
-            STORE_T4(sQt, LDA, r, c4, qr[p]);
-            STORE_T4(sKt, LDA, r, c4, kr[p]);
+            GDN_TILE_STORE_T4(sQt, LDA, r, c4, qr[p]);
+            GDN_TILE_STORE_T4(sKt, LDA, r, c4, kr[p]);
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -314,6 +314,12 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             }
     }
 
+/* The gates of rows t_ ... t_ + l_ - 1 into gr (0 past them). */
+#define RS_LOAD_G(t_, l_)                                                                          \
+    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
+        const int r_ = tid + p_ * WG;                                                              \
+        gr[p_]       = r_ < (l_) ? G[(ulong)((t_) + r_) * HV + hv] : 0.0f;                         \
+    }
 #if RSVEC
 /* RSVEC moves every global and staged operand as float4 (GDN_LD4G, ...): pr
  * holds NP4 float4s of a slice; a k slice is read in the order of
@@ -364,10 +370,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                 dvr[a_][j_ + 3] = y_.w;                                                            \
             }                                                                                      \
         }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = tid + p_ * WG;                                                          \
-            gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
-        }                                                                                          \
+        RS_LOAD_G(t_, l_);                                                                         \
     } while (0)
 /* pr into SL: a k slice transposed (element (r, d) at SL[d LDA + r]) or a
  * q or w slice (at SL[r LDQ + d]); q rows times scale exp2(G), w negated. */
@@ -376,11 +379,8 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         for (int p_ = 0; p_ < NP4; p_++) {                                                         \
             const int e2_ = tid + p_ * WG;                                                         \
             if ((qi) < NSL) {                                                                      \
-                const int r_ = GDN_TILE_T_ROW(e2_, BKS), c_ = GDN_TILE_T_COL(e2_, BKS);            \
-                SL[c_ * LDA + r_]       = pr[p_].x;                                                \
-                SL[(c_ + 1) * LDA + r_] = pr[p_].y;                                                \
-                SL[(c_ + 2) * LDA + r_] = pr[p_].z;                                                \
-                SL[(c_ + 3) * LDA + r_] = pr[p_].w;                                                \
+                GDN_TILE_STORE_T4(SL, LDA, GDN_TILE_T_ROW(e2_, BKS), GDN_TILE_T_COL(e2_, BKS),     \
+                                  pr[p_]);                                                         \
             } else {                                                                               \
                 const int kd_ = (qi) < 2 * NSL ? 1 : 2, r_ = e2_ / (K_DIM / 4);                    \
                 const int r0_ = ((qi) - kd_ * NSL) * BI;                                           \
@@ -426,10 +426,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                 dvr[a_][j_]    = i_ < l_ ? dvl[o_] : 0.0f;                                         \
             }                                                                                      \
         }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = tid + p_ * WG;                                                          \
-            gr[p_]       = r_ < l_ ? G[(ulong)(t_ + r_) * HV + hv] : 0.0f;                         \
-        }                                                                                          \
+        RS_LOAD_G(t_, l_);                                                                         \
     } while (0)
 /* pr into SL: a k slice (element (r, d) at SL[r LDA + d]) or a q or w
  * slice (at SL[r LDQ + d]); q rows times scale exp2(G), w negated. */
@@ -568,6 +565,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #undef RS_LOAD_DG
 #undef RS_STORE_SLICE
 #undef RS_ROW4
+#undef RS_LOAD_G
 
     if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
         const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;

@@ -521,6 +521,12 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             }
     }
 
+/* The gates of rows f_ ... f_ + l_ - 1 into gr (0 past them). */
+#define RS_LOAD_G(f_, l_)                                                                          \
+    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
+        const int r_ = lid + p_ * WG;                                                              \
+        gr[p_] = r_ < (l_) ? G[(ulong)((f_) + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
+    }
 #if RSVEC
 /* RSVEC moves every global and staged operand as float4: pr holds float4s
  * of the slice (NP4 per work-item), u, v_new, h and the state tile in XL
@@ -564,22 +570,15 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                 ur[a_][j_ + 3] = t_.w;                                                             \
             }                                                                                      \
         }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = lid + p_ * WG;                                                          \
-            gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
-        }                                                                                          \
+        RS_LOAD_G(f_, l_);                                                                         \
     } while (0)
 /* pr into SL: a w slice transposed (element (r, d) at SL[d LDW + r]), or a
  * k slice (at SL[r LDK + d]). */
 #define RS_STORE_W()                                                                               \
     do {                                                                                           \
         for (int p_ = 0; p_ < NP4; p_++) {                                                         \
-            const int e_ = lid + p_ * WG, r_ = GDN_TILE_T_ROW(e_, BK);                             \
-            const int c_ = GDN_TILE_T_COL(e_, BK);                                                 \
-            SL[c_ * LDW + r_]       = pr[p_].x;                                                    \
-            SL[(c_ + 1) * LDW + r_] = pr[p_].y;                                                    \
-            SL[(c_ + 2) * LDW + r_] = pr[p_].z;                                                    \
-            SL[(c_ + 3) * LDW + r_] = pr[p_].w;                                                    \
+            const int e_ = lid + p_ * WG;                                                          \
+            GDN_TILE_STORE_T4(SL, LDW, GDN_TILE_T_ROW(e_, BK), GDN_TILE_T_COL(e_, BK), pr[p_]);    \
         }                                                                                          \
     } while (0)
 #define RS_STORE_K()                                                                               \
@@ -623,10 +622,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                                      (ulong)(v0 + SCOL(j_))]                                       \
                                  : 0.0f;                                                           \
         }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = lid + p_ * WG;                                                          \
-            gr[p_] = r_ < l_ ? G[(ulong)(f_ + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
-        }                                                                                          \
+        RS_LOAD_G(f_, l_);                                                                         \
     } while (0)
 /* pr into SL: a w slice (element (r, d) at SL[r LDW + d]), or a k slice
  * (at SL[r LDK + d]). */
@@ -768,6 +764,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #undef RS_STORE_W
 #undef RS_STORE_K
 #undef RS_ROW4
+#undef RS_LOAD_G
 
     /* After the window: the state entering chunk c_end into h[c_end] when the
      * sequence goes on, else the final state into ht. */
