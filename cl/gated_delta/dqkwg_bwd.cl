@@ -338,11 +338,11 @@ gated_delta_dqkwg(DQKWG_PARAMS)
  * while the current one computes: PF_LOAD reads float4s of do, v_new, dv2
  * (NPA per work-item each) and h, dh (NPH each) into registers, PF_STORE
  * writes them transposed into local memory and adds <h, dh>. Needs 64 BVT / 4
- * and BK BVT / 4 to be multiples of the work-group size. This kernel keeps
- * vload4 / vstore4 (four scalar accesses each on NVIDIA) rather than
- * GDN_LD4G / GDN_ST4G: with the vector accesses it took 1.71-1.74 ms
- * against 1.63 ms on the H200 (B=4, T=4096, H=16, K=V=128), while the other
- * stages gained. */
+ * and BK BVT / 4 to be multiples of the work-group size. PF_LOAD and this
+ * kernel's other global loads and stores keep vload4 / vstore4 (four scalar
+ * accesses each on NVIDIA) rather than GDN_LD4G / GDN_ST4G: with the vector
+ * accesses it took 1.71-1.74 ms against 1.63 ms on the H200 (B=4, T=4096,
+ * H=16, K=V=128), while the other stages gained. */
 #    define NPA (CH * (BVT / 4) / WG)
 #    define NPH (BK * (BVT / 4) / WG)
 #    if (CH * (BVT / 4)) % WG != 0 || (BK * (BVT / 4)) % WG != 0
