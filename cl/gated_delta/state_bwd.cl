@@ -384,7 +384,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             } else {                                                                               \
                 const int kd_ = (qi) < 2 * NSL ? 1 : 2, r_ = e2_ / (K_DIM / 4);                    \
                 const int r0_ = ((qi) - kd_ * NSL) * BI;                                           \
-                GDN_ST4L(kd_ == 1 ? pr[p_] * (scale * Es[r0_ + r_]) : -pr[p_],                     \
+                GDN_ST4L(kd_ == 1 ? pr[p_] * scale * Es[r0_ + r_] : -pr[p_],                       \
                          SL + r_ * LDQ + 4 * (e2_ % (K_DIM / 4)));                                 \
             }                                                                                      \
         }                                                                                          \
