@@ -64,8 +64,13 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=32 LX=16 LY=8"},
     /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans);
      * with coalesced, prefetched staging 16 x 4 work-items over tiles of 16:
-     * 1.735 -> 1.689 ms (5 plans, twice for the two best). */
-    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=16 BV=16 TY=16 TX=4 T_IN_GLOBAL=0 "
+     * 1.735 -> 1.689 ms (5 plans, twice for the two best). With the
+     * triangular products' k ranges (GDN_TILE_MMA4_RANGE), B = 4, T = 4096,
+     * H = 16, two runs each: 16 x 8 work-items over tiles of 32, 1.231-1.235
+     * ms (1.440 before the ranges); the previous row (16 x 4 over tiles of
+     * 16), 1.327 (1.406); 16 x 16 over tiles of 64, 1.325; 16 x 8 at
+     * UNROLL=4, 1.264. */
+    {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=16 TX=8 T_IN_GLOBAL=0 "
                                                      "UNROLL=8"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16); its
