@@ -90,6 +90,10 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * work-items (6 plans), its GPU default; no row. dqkwg with those
      * stagings and q, k read once: 1.71 ms, this row still the best of 7. */
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8"},
+    /* dv_local: its GPU default (chunk_bwd.c) at UNROLL=8 against 0, B = 4,
+     * T = 4096, H = 16, fwd+bwd, two runs each: 0.306-0.310 ms against
+     * 0.319-0.321 (no gain before 488c06a's float4 global accesses). */
+    {"sm_90",  "gated_delta/dv_local",  "K128.V128", "VEC=1 BK=32 BV=64 TY=16 TX=8 UNROLL=8"},
     /* UNROLL (the float4 products' loops over k, GDN_TILE_UNROLL), fwd+bwd
      * at B = 4, T = 4096, H = 16, 0 (the compiler's choice), 2, 4 or 8 for
      * every stage at once (wall, two runs each): 8.16-8.25 ms at 0, 8.05-8.08
