@@ -386,7 +386,8 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
 #    error "wy_bwd.cl: VEC needs 64 / TY, 64 / TX, BK / TX, BV / TX multiples of 4, T_IN_GLOBAL 0"
 #endif
 
-#define ROW(a) (4 * ty + ((a) / 4) * (4 * TY) + (a) % 4)
+#define ROW_OF(y, a) (4 * (y) + ((a) / 4) * (4 * TY) + (a) % 4) /* row a of work-items ty = y */
+#define ROW(a)       ROW_OF(ty, a)
 /* The inner index of the products with a triangular operand runs only where
  * that operand can be non-zero for this work-item's rows ROW(0) ...
  * ROW(TM - 1) (GDN_TILE_MMA4_RANGE): Tm^T X from klo = ROW(0) and dA^T
@@ -396,6 +397,23 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
  * bounds, up to the whole blocks GDN_TILE_MMA4_RANGE widens them to. With
  * 64 / TY = 4 (contiguous rows) this halves those products on average. */
 #define COL(b) (4 * tx + ((b) / 4) * (4 * TX) + (b) % 4)
+/* WY_MMA4_LOWER(acc, A, lda, B, ldb, KD): GDN_TILE_MMA4 of a 64 x 64 product
+ * of which only the strictly lower part (column j < row i) is used, over the
+ * column groups ncg counts: all, the first half, or none. The count is the
+ * same for each block of 32 consecutive work-items (a warp on NVIDIA, so the
+ * branch does not diverge there): WY_BLOCK_ROW(tid) is the last row of the
+ * block (blocks of 32 hold whole rows of TX work-items), and column group g
+ * of every work-item starts at column 4 TX g or later. Columns left out keep
+ * their zeros; phases 3 and 5 mask them. */
+#define WY_BLOCK_ROW(t) ROW_OF(min((t) / 32 * 32 + 31, WG - 1) / TX, TM - 1)
+#define WY_MMA4_LOWER(acc, A, lda, B, ldb, KD)                                                     \
+    do {                                                                                           \
+        if (ncg > TNC / 8)                                                                         \
+            GDN_TILE_MMA4(acc, TM, TNC, A, lda, 4 * ty, 4 * TY, B, ldb, 4 * tx, 4 * TX, KD);       \
+        else if (TNC >= 8 && ncg > 0)                                                              \
+            GDN_TILE_MMA4(acc, TM, (TNC >= 8 ? TNC / 2 : 4), A, lda, 4 * ty, 4 * TY, B, ldb,       \
+                          4 * tx, 4 * TX, KD);                                                     \
+    } while (0)
 #define LDRK   (BK + 4)
 #define LDRV   (BV + 4)
 #define LDT    (CH + 4) /* the transposed staged tiles: [BK or BV][LDT] */
@@ -476,6 +494,10 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
     const int  hk = hv / (HV / H);
     /* The triangular products' inner index ranges (see klo, khi above). */
     const int  klo = ROW(0), khi = min(ROW(TM - 1), L);
+    /* dT and k k^T are needed for j < i only: the column groups of 4 TX
+     * columns that start below the last row of this work-item's block of 32
+     * (WY_MMA4_LOWER). */
+    const int  ncg = min(TNC / 4, (WY_BLOCK_ROW(tid) + 4 * TX - 1) / (4 * TX));
     const ulong RSK = (ulong)H * K_DIM, RSW = (ulong)HV * K_DIM, RSV = (ulong)HV * V_DIM;
     __global const float *kh = k + (ulong)hk * K_DIM, *dwh = dw + (ulong)hv * K_DIM;
     __global const float *vh = v + (ulong)hv * V_DIM, *duh = du + (ulong)hv * V_DIM;
@@ -505,7 +527,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                         td[a][q] = GDN_LD4G(dkh + ((ulong)(t0 + i) * HV + hv) * K_DIM + cc);
                     }
                 }
-            GDN_TILE_MMA4(dT, TM, TNC, sDWT, LDT, 4 * ty, 4 * TY, sKBT, LDT, 4 * tx, 4 * TX, BK);
+            WY_MMA4_LOWER(dT, sDWT, LDT, sKBT, LDT, BK);
             float acc[TM][TNK];
             GDN_TILE_ZERO(acc, TM, TNK);
             GDN_TILE_MMA4_RANGE(acc, TM, TNK, sAi, CH, 4 * ty, 4 * TY, sDW, LDRK, 4 * tx, 4 * TX,
@@ -548,7 +570,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
                     tv[a][q]    = i < L ? GDN_LD4G(vh + (ulong)(t0 + i) * RSV + v0 + COL(4 * q))
                                         : (float4)(0.0f);
                 }
-            GDN_TILE_MMA4(dT, TM, TNC, sDUT, LDT, 4 * ty, 4 * TY, sVBT, LDT, 4 * tx, 4 * TX, BV);
+            WY_MMA4_LOWER(dT, sDUT, LDT, sVBT, LDT, BV);
             float acc[TM][TNV];
             GDN_TILE_ZERO(acc, TM, TNV);
             GDN_TILE_MMA4_RANGE(acc, TM, TNV, sAi, CH, 4 * ty, 4 * TY, sDU, LDRV, 4 * tx, 4 * TX,
@@ -643,7 +665,7 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         WY_PUT_T(pa, BK, x, sX, 0, sX, LDRK);
         barrier(CLK_LOCAL_MEM_FENCE);
         WY_LOAD_STEP(NKT + NVT + k0 / BK + 1);
-        GDN_TILE_MMA4(kk, TM, TNC, sX, LDT, 4 * ty, 4 * TY, sX, LDT, 4 * tx, 4 * TX, BK);
+        WY_MMA4_LOWER(kk, sX, LDT, sX, LDT, BK);
     }
 
     /* Phase 4: K tiles again: dk += dA k beta + dA^T (beta k). */
