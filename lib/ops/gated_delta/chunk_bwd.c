@@ -273,18 +273,23 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
      * 1.30 against 1.40 ms; at B = 1, T = 16384 no RS = 2 plan of three
      * beat RS = 1's 3.95 ms by more than 1%). Later (register scan with the
      * float4 stagings, B = 1, T = 16384): BV 16, slices of 64, 3.27 ms
-     * against 3.94 ms for BV 32 (64 groups on 132 compute units), so BV 16
-     * when BV 32 too gives fewer groups than 0.9 per compute unit. */
+     * against 3.94 ms for BV 32 (64 groups on 132 compute units). With the
+     * float4 slices, BV 32 in the float4 form with 16 x 8 work-items: 2.80
+     * ms against 3.26 for BV 16 (RS = 1); BV 16 with 16 x 4 float4
+     * work-items, 3.38-3.76 ms. So below about one group per compute unit
+     * for BV 64: BV 32 with 16 x 8 work-items, and BV 16 (16 x 16) only
+     * below 0.45 groups per compute unit for BV 32 (not measured). */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups64 = (int64_t)s->N * s->HV * (s->V / 64);
         const int64_t groups32 = (int64_t)s->N * s->HV * (s->V / 32);
-        const int64_t cu9      = (int64_t)dev->info.compute_units * 9;
+        const int64_t cu       = (int64_t)dev->info.compute_units;
         p->rs = 1, p->ty = p->tx = 16;
-        if (s->V % 64 == 0 && groups64 * 10 >= cu9)
+        if (s->V % 64 == 0 && groups64 * 10 >= cu * 9)
             p->bv = 64, p->bks = 32;
+        else if (s->V % 32 == 0 && groups32 * 20 >= cu * 9)
+            p->bv = 32, p->tx = 8, p->bks = s->K % 64 ? 16 : 64;
         else
-            p->bv = pick_div(s->V, groups32 * 10 >= cu9 ? 32 : 16),
-            p->bks = s->K % 64 ? 16 : 64;
+            p->bv = pick_div(s->V, 16), p->bks = s->K % 64 ? 16 : 64;
         for (; p->bks >= 16; p->bks /= 2)
             if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
                 lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1))) {

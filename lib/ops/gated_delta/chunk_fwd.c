@@ -564,11 +564,18 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * sharing each chunk): B = 1, T = 16384 (64 groups on 132 compute
      * units) 2.21 against 2.59 ms; at B = 4 (256 groups) it loses: 1.14
      * ms, 0.89 at best (halves of 8 x 8), against 0.86 (4 legal plans at
-     * each shape). */
+     * each shape). Later, with the float4 slices (UNROLL=8, slices of 64,
+     * fwd+bwd, two calls): the split form with V tiles of 16 (halves of 4 x
+     * 16) at B = 1 (0.48 groups of V tiles of 32 per compute unit): 3.31 ms
+     * against 3.99 for V tiles of 32 (2.88 at UNROLL=4); at B = 2, T = 8192
+     * (0.97 per compute unit): 2.37 against 2.07; B = 4: 2.37 against 1.52.
+     * So the split form takes V tiles of 16 below 0.7 groups of 32 per
+     * compute unit. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
-        for (p->pf = groups < (int64_t)dev->info.compute_units ? 4 : 3; p->pf >= 3; p->pf--) {
-            p->bv = tile_for(s->V, 32);
+        const int64_t cu     = (int64_t)dev->info.compute_units;
+        for (p->pf = groups < cu ? 4 : 3; p->pf >= 3; p->pf--) {
+            p->bv = tile_for(s->V, p->pf == 4 && groups * 10 < cu * 7 ? 16 : 32);
             p->lx = p->bv / 4;
             p->ly = 16;
             for (p->bk = 32; p->bk >= 16; p->bk /= 2)
