@@ -45,6 +45,7 @@
 #ifndef GATE_WG
 #define GATE_WG 64
 #endif
+#define PREP_BLK 8 /* tokens whose gate and beta loads are issued together */
 
 /* Flag bits as in gdn.h (GDN_GATED_DELTA_*). */
 #define PREP_GATE_IN_OP   2
@@ -109,21 +110,33 @@ void gated_delta_prep_gate(__global const float *g, __global const float *beta,
         A   = -exp(A_log[hv]);
         dtb = dt_bias[hv];
     }
-    for (int i = 0; i < ch.z; i++) {
-        const ulong at = (ulong)(ch.y + i) * (ulong)HV + (ulong)hv;
-        float       gv = g[at];
-        float       bv = beta[at];
-        if (flags & PREP_GATE_IN_OP) {
-            gv           = A * prep_softplus(gv + dtb);
-            gate_out[at] = gv;
+    /* Blocks of PREP_BLK tokens: a block's loads are all issued before its
+     * stores (the compiler may not move a load above an earlier store to a
+     * buffer that could alias it), so a work-item has 2 PREP_BLK loads in
+     * flight instead of 2. Past the chunk's end they re-read its last token.
+     * The sum is still taken token by token. */
+    for (int i0 = 0; i0 < ch.z; i0 += PREP_BLK) {
+        float gv[PREP_BLK], bv[PREP_BLK];
+        for (int u = 0; u < PREP_BLK; u++) {
+            const ulong at = (ulong)(ch.y + min(i0 + u, ch.z - 1)) * (ulong)HV + (ulong)hv;
+            gv[u]          = g[at];
+            bv[u]          = beta[at];
         }
-        if (flags & PREP_BETA_SIGMOID) {
-            bv = 1.0f / (1.0f + exp(-bv));
-            if (flags & PREP_NEG_EIGVAL)
-                bv *= 2.0f;
+        for (int u = 0; u < PREP_BLK && i0 + u < ch.z; u++) {
+            const ulong at = (ulong)(ch.y + i0 + u) * (ulong)HV + (ulong)hv;
+            float       x  = gv[u], y = bv[u];
+            if (flags & PREP_GATE_IN_OP) {
+                x            = A * prep_softplus(x + dtb);
+                gate_out[at] = x;
+            }
+            if (flags & PREP_BETA_SIGMOID) {
+                y = 1.0f / (1.0f + exp(-y));
+                if (flags & PREP_NEG_EIGVAL)
+                    y *= 2.0f;
+            }
+            b_out[at] = y;
+            cum += x;
+            G_out[at] = cum * GDN_RCP_LN2;
         }
-        b_out[at] = bv;
-        cum += gv;
-        G_out[at] = cum * GDN_RCP_LN2;
     }
 }
