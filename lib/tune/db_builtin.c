@@ -78,9 +78,9 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * with coalesced staging, 16 x 16 work-items: 0.716 -> 0.683 ms (4 plans,
      * twice). Later (float4 global accesses), fwd at B = 4: 16 x 8
      * work-items (LX = 16, LY = 8: 8 rows each) 0.574-0.577 ms at UNROLL=4,
-     * 0.563 at 8, 0.594 at 2, against 0.612-0.614 for 16 x 16; LX = 8, LY =
-     * 16: 0.609 (UNROLL=4), 0.592 (8); BK = 16 or BV = 64 with LX = 8:
-     * 0.697, 0.767. */
+     * 0.558-0.563 at 8, 0.594 at 2, against 0.612-0.614 for 16 x 16; LX =
+     * 8, LY = 16: 0.609 (UNROLL=4), 0.592 (8); BK = 16 or BV = 64 with LX =
+     * 8: 0.697, 0.767. */
     {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=8 UNROLL=8"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
