@@ -284,12 +284,13 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
         const int64_t groups32 = (int64_t)s->N * s->HV * (s->V / 32);
         const int64_t cu       = (int64_t)dev->info.compute_units;
         p->rs = 1, p->ty = p->tx = 16;
+        p->bks = s->K % 64 ? 16 : 64; /* slices of 64 below V tiles of 64 */
         if (s->V % 64 == 0 && groups64 * 10 >= cu * 9)
             p->bv = 64, p->bks = 32;
         else if (s->V % 32 == 0 && groups32 * 20 >= cu * 9)
-            p->bv = 32, p->tx = 8, p->bks = s->K % 64 ? 16 : 64;
+            p->bv = 32, p->tx = 8;
         else
-            p->bv = pick_div(s->V, 16), p->bks = s->K % 64 ? 16 : 64;
+            p->bv = pick_div(s->V, 16);
         for (; p->bks >= 16; p->bks /= 2)
             if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 1) &&
                 lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 1))) {
