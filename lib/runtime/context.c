@@ -183,6 +183,10 @@ static void context_free(gdn_context *ctx)
     gdn__buffer_release(ctx->iota);
     gdn__scratch_trim(ctx);
     gdn__program_cache_clear(ctx);
+    if (ctx->side_queue) {
+        clFinish(ctx->side_queue);
+        clReleaseCommandQueue(ctx->side_queue);
+    }
     if (ctx->queue) {
         clFinish(ctx->queue);
         clReleaseCommandQueue(ctx->queue);

@@ -112,9 +112,10 @@ gdn_status gdn__prof_collect(gdn_context *ctx, struct gdn_prof_sum **out, size_t
 gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t *global,
                        const size_t *local, cl_event *event)
 {
-    size_t  g[3] = {1, 1, 1};
-    cl_uint d;
-    cl_int  err;
+    const cl_command_queue q = ctx->on_side ? ctx->side_queue : ctx->queue;
+    size_t                 g[3] = {1, 1, 1};
+    cl_uint                d;
+    cl_int                 err;
 
     if (event)
         *event = NULL;
@@ -125,11 +126,11 @@ gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t
     }
     if (ctx->prof.on && !event) {
         cl_event ev = NULL;
-        err         = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, &ev);
+        err         = clEnqueueNDRangeKernel(q, k, dims, NULL, g, local, 0, NULL, &ev);
         if (err == CL_SUCCESS)
             prof_record(ctx, k, ev);
     } else {
-        err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, event);
+        err = clEnqueueNDRangeKernel(q, k, dims, NULL, g, local, 0, NULL, event);
     }
     if (err != CL_SUCCESS) {
         char name[128];
@@ -141,6 +142,71 @@ gdn_status gdn__launch(gdn_context *ctx, cl_kernel k, cl_uint dims, const size_t
                          g[0], dims > 1 ? g[1] : 1, dims > 2 ? g[2] : 1, local ? local[0] : 0,
                          local && dims > 1 ? local[1] : 1, local && dims > 2 ? local[2] : 1);
     }
+    return GDN_STATUS_OK;
+}
+
+gdn_status gdn__fork_begin(gdn_context *ctx, struct gdn_fork *f)
+{
+    cl_event start = NULL;
+    cl_int   err   = CL_SUCCESS;
+
+    f->begun = false;
+    f->done  = NULL;
+    if (!ctx->side_queue) {
+        ctx->side_queue = clCreateCommandQueue(
+            ctx->cl_ctx, ctx->dev.id, ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
+        if (err != CL_SUCCESS) {
+            ctx->side_queue = NULL;
+            return gdn__fail_cl(ctx, err, "fork: clCreateCommandQueue (side queue)");
+        }
+    }
+    err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &start);
+    if (err == CL_SUCCESS) {
+        err = clEnqueueBarrierWithWaitList(ctx->side_queue, 1, &start, NULL);
+        clReleaseEvent(start);
+    }
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "fork: ordering the side queue after the main queue");
+    f->begun     = true;
+    ctx->on_side = true;
+    return GDN_STATUS_OK;
+}
+
+gdn_status gdn__fork_switch(gdn_context *ctx, struct gdn_fork *f)
+{
+    cl_int err;
+
+    ctx->on_side = false;
+    if (!f->begun)
+        return GDN_STATUS_OK;
+    err = clEnqueueMarkerWithWaitList(ctx->side_queue, 0, NULL, &f->done);
+    if (err == CL_SUCCESS)
+        err = clFlush(ctx->side_queue);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "fork: marking the end of the side branch");
+    return GDN_STATUS_OK;
+}
+
+gdn_status gdn__fork_join(gdn_context *ctx, struct gdn_fork *f)
+{
+    cl_int err;
+
+    ctx->on_side = false;
+    if (!f->begun)
+        return GDN_STATUS_OK;
+    f->begun = false;
+    if (f->done) {
+        err = clEnqueueBarrierWithWaitList(ctx->queue, 1, &f->done, NULL);
+        clReleaseEvent(f->done);
+        f->done = NULL;
+        if (err == CL_SUCCESS)
+            return GDN_STATUS_OK;
+    }
+    /* No marker after the branch (an error before switch) or no barrier:
+     * the host waits for the side queue, which orders it just as well. */
+    err = clFinish(ctx->side_queue);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "fork: waiting for the side queue");
     return GDN_STATUS_OK;
 }
 

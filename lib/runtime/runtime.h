@@ -60,6 +60,8 @@ struct gdn_context {
     cl_context        cl_ctx;
     cl_command_queue  queue;
     bool              profiling; /* queue has CL_QUEUE_PROFILING_ENABLE */
+    cl_command_queue  side_queue; /* second in-order queue for gdn__fork_*, or NULL */
+    bool              on_side;    /* gdn__launch enqueues on side_queue (inside a fork) */
 
     /* errors and logging */
     struct gdn_strbuf last_error;
@@ -229,6 +231,41 @@ struct gdn_prof_sum {
 };
 void       gdn__prof_enable(gdn_context *ctx, bool on);
 gdn_status gdn__prof_collect(gdn_context *ctx, struct gdn_prof_sum **out, size_t *n);
+
+/*
+ * Fork and join: two branches of an op that do not depend on each other run
+ * concurrently, one on the main queue and one on a second in-order queue of
+ * the same device (created at the first fork, with the main queue's
+ * profiling property). Two scans with fewer groups than the device has
+ * room for fill it together: NVIDIA's OpenCL runs kernels of two queues
+ * concurrently, never those of one queue (in-order or not).
+ *
+ *   struct gdn_fork f;
+ *   st = gdn__fork_begin(ctx, &f);   the side queue waits for every command
+ *                                    enqueued on the main queue so far, and
+ *                                    gdn__launch enqueues there from now on
+ *   ... launches of the side branch ...
+ *   st = gdn__fork_switch(ctx, &f);  gdn__launch is back on the main queue
+ *   ... launches of the main branch (concurrent with the side branch) ...
+ *   st = gdn__fork_join(ctx, &f);    the main queue waits for the side branch
+ *
+ * Only gdn__launch follows the fork; other enqueues (fills, copies) stay on
+ * the main queue, so the side branch holds launches only. Call join on every
+ * path once begin has been called (also after an error: it then waits for
+ * the side queue on the host), before scratch buffers the branch uses are
+ * released; after it the main queue is ordered after both branches, as if
+ * everything had run on it, so scratch reuse and gdn_context_finish keep
+ * their in-order meaning. A struct gdn_fork that begin never saw must be
+ * zeroed (GDN_FORK_INIT) for join to be a no-op.
+ */
+struct gdn_fork {
+    bool     begun;
+    cl_event done; /* marker after the side branch */
+};
+#define GDN_FORK_INIT {false, NULL}
+gdn_status gdn__fork_begin(gdn_context *ctx, struct gdn_fork *f);
+gdn_status gdn__fork_switch(gdn_context *ctx, struct gdn_fork *f);
+gdn_status gdn__fork_join(gdn_context *ctx, struct gdn_fork *f);
 
 /* Enqueue the fill kernel: n floats of mem = value. */
 gdn_status gdn__fill_f32(gdn_context *ctx, cl_mem mem, size_t n, float value);

@@ -26,7 +26,8 @@
  * work-items (4 x 4 on CPUs) are legal. B7-B9 (prep_bwd) keep fixed plans.
  *
  * Scratch (device, released before return): w (reused as dw), u (reused as
- * dv_local), h, v_new, dh, dv2; per-value-head dq/dk when they cannot be
+ * dv_local, except when the schedule forks: see gdn__gd_sched_space), h,
+ * v_new, dh, dv2; per-value-head dq/dk when they cannot be
  * written in place (GVA or in-op L2 norm); the gate partials of B5 (one row
  * per K tile), dbeta/dG sums [T, HV] and, with GATE_IN_OP, per-chunk
  * partials of dA_log / ddt_bias. No atomics: every reduction has a fixed
@@ -657,6 +658,33 @@ static gdn_status prepb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
     return geom_check(ctx, "qk", &p->qk);
 }
 
+/* The schedule: BWD_FORK. */
+static void sched_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
+{
+    (void)problem;
+    /* The two scans, B2 and B4, have one group per sequence, value head
+     * and V tile: with few sequences they leave most of a GPU idle, and run
+     * together they fill it (NVIDIA's OpenCL runs the kernels of two queues
+     * at once). H200, K = V = 128, H = 16, fwd+bwd wall, medians of 20:
+     *   B = 1, T = 16384: 8.99 ms against 10.60-10.65 on one queue
+     *                     (with the plain forward scan: scan_shared)
+     *   B = 2, T = 8192:  7.45-7.51 ms against 7.98-8.00
+     *   B = 4, T = 4096:  7.00-7.11 ms against 7.00-7.13 (no change: the
+     *                     forward scan's 256 groups of 128 work-items at
+     *                     223 registers fill the register files, so the
+     *                     reverse scan waits for it).
+     * On CPUs (PoCL, B = 1, T = 4096, H = 2) the two schedules are within
+     * noise of each other, and one queue needs no extra dv_local buffer. */
+    v[0] = (dev->info.flags & GDN_DEVICE_FLAG_GPU) ? 1 : 0;
+}
+
+static const struct gdn_tune_param sched_params[] = {
+    {"BWD_FORK", 0, 2, {0, 1}},
+};
+const struct gdn_tune_space gdn__gd_sched_space = {
+    "gated_delta/schedule", (int32_t)GDN_ARRAY_SIZE(sched_params), sched_params, NULL,
+    sched_space_defaults};
+
 /* ------------------------------------------------------------- launching */
 
 /* Set a list of kernel arguments: 'm' cl_mem, 'i' int, 'f' float. */
@@ -758,11 +786,13 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     const size_t T = (size_t)s->T, HV = (size_t)s->HV, NT = (size_t)s->NT;
     const size_t K = (size_t)s->K, V = (size_t)s->V;
     const cl_mem qm = gdn__gd_qmem(tp), km = gdn__gd_kmem(tp);
-    cl_mem w = NULL, u = NULL, h = NULL, vn = NULL, dh = NULL, dv2 = NULL;
+    cl_mem w = NULL, u = NULL, h = NULL, vn = NULL, dh = NULL, dv2 = NULL, dvl = NULL;
     cl_mem dqs = NULL, dks = NULL, dGp = NULL, db = NULL, dGs = NULL, part = NULL, tsc = NULL;
     cl_mem dqh, dkh;
     int    nk;
-    gdn_status st;
+    bool   fork;
+    struct gdn_fork fk = GDN_FORK_INIT;
+    gdn_status      st;
 
     if (s->T == 0 || s->NT == 0)
         return backward_empty(tp, dht, grads);
@@ -777,6 +807,8 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         dqkwg_plan_from(v, &pdq);
         gdn__gd_stage_lookup(ctx, &gdn__gd_wyb_space, s, v);
         wyb_plan_from(v, &pwy);
+        gdn__gd_stage_lookup(ctx, &gdn__gd_sched_space, s, v);
+        fork = v[0] != 0;
     }
     prepb_plan_default(ctx, &ppr);
     if ((st = dvl_plan_finish(ctx, s, &pdvl)) || (st = sbwd_plan_finish(ctx, s, &psb)) ||
@@ -809,14 +841,29 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         dkh = dks;
     }
 
-    /* B1, B2: recompute w, u, then h (entering each chunk) and v_new. */
-    if ((st = gdn__gd_wy_fwd(&t, w, u)) || (st = gdn__gd_state_fwd(&t, w, u, h, vn, NULL)))
+    /* B1: recompute w, u. */
+    if ((st = gdn__gd_wy_fwd(&t, w, u)))
         goto done;
 
-    /* B3: dv_local into u (dead after B2). */
+    /* B4 does not depend on B2: with the fork the two scans run at the same
+     * time, B4 on the side queue, so dv_local (B3, read by B4) needs its own
+     * buffer (B2 still reads u). */
+    if (fork) {
+        ALLOC(dvl, T * HV * V);
+        t.s.scan_shared = true;
+    } else {
+        /* B2: h (entering each chunk) and v_new; then dv_local into u. */
+        if ((st = gdn__gd_state_fwd(&t, w, u, h, vn, NULL)))
+            goto done;
+        dvl = u;
+    }
+
+    /* B3: dv_local. */
     RUN("dv_local_bwd.cl", pdvl.vec ? "gated_delta_dv_local_v" : "gated_delta_dv_local", &pdvl.g,
-        3, KM(tp->idx.chunks), KM(qm), KM(km), KM(tp->G), KM(do_->mem), KM(u), KI(s->H),
+        3, KM(tp->idx.chunks), KM(qm), KM(km), KM(tp->G), KM(do_->mem), KM(dvl), KI(s->H),
         KI(s->HV), KF(s->scale));
+    if (fork && (st = gdn__fork_begin(ctx, &fk)))
+        goto done;
 
     /* B4: reverse state scan: dh per chunk, dv2, dh0; in windows of CHUNKS
      * chunks from each sequence's end when the plan says so (llvmpipe). */
@@ -826,13 +873,19 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
         int       rb   = 0;
         do {
             RUN("state_bwd.cl", sbwd_entry(&psb), &psb.g, 3, KM(tp->idx.chunks),
-                KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(u),
+                KM(tp->idx.chunk_off), KM(qm), KM(km), KM(w), KM(tp->G), KM(do_->mem), KM(dvl),
                 KM(dht ? dht->mem : NULL), KM(dh), KM(dv2),
                 KM(grads->dh0 ? grads->dh0->mem : NULL), KI(s->H), KI(s->HV), KF(s->scale),
                 KI(dht != NULL), KI(grads->dh0 != NULL), KI(rb), KI(rb + step));
             rb += step;
         } while (rb < nmax);
     }
+
+    /* B2 on the main queue, then both branches end. */
+    if (fork && ((st = gdn__fork_switch(ctx, &fk)) ||
+                 (st = gdn__gd_state_fwd(&t, w, u, h, vn, NULL)) ||
+                 (st = gdn__fork_join(ctx, &fk))))
+        goto done;
 
     /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
     RUN("dqkwg_bwd.cl", pdq.vec ? "gated_delta_dqkwg_v" : "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
@@ -872,8 +925,15 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
             KM(grads->dk->mem), KI((int32_t)(s->T * s->H)), KI(s->HV / s->H), KI(l2));
 
 done:
+    if (fk.begun) { /* an error inside the fork: order the queues first */
+        gdn_status st2 = gdn__fork_join(ctx, &fk);
+        if (!st)
+            st = st2;
+    }
     gdn__scratch_release(ctx, w);
     gdn__scratch_release(ctx, u);
+    if (dvl != u)
+        gdn__scratch_release(ctx, dvl);
     gdn__scratch_release(ctx, vn);
     gdn__scratch_release(ctx, dv2);
     gdn__scratch_release(ctx, h);

@@ -570,11 +570,14 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * against 3.99 for V tiles of 32 (2.88 at UNROLL=4); at B = 2, T = 8192
      * (0.97 per compute unit): 2.37 against 2.07; B = 4: 2.37 against 1.52.
      * So the split form takes V tiles of 16 below 0.7 groups of 32 per
-     * compute unit. */
+     * compute unit. In the backward's fork (scan_shared: the reverse scan
+     * runs beside this one, chunk_bwd.c) the plain form wins instead: B =
+     * 1, fwd+bwd 9.22 ms against 9.60 for the split form with V tiles of 16
+     * and 9.27 with V tiles of 32. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
         const int64_t cu     = (int64_t)dev->info.compute_units;
-        for (p->pf = groups < cu ? 4 : 3; p->pf >= 3; p->pf--) {
+        for (p->pf = groups < cu && !s->scan_shared ? 4 : 3; p->pf >= 3; p->pf--) {
             p->bv = tile_for(s->V, p->pf == 4 && groups * 10 < cu * 7 ? 16 : 32);
             p->lx = p->bv / 4;
             p->ly = 16;

@@ -38,6 +38,8 @@ struct gdn_gd_shape {
     float    scale;   /* output scale */
     float    eps;     /* L2-norm eps */
     uint32_t flags;   /* GDN_GATED_DELTA_* */
+    bool     scan_shared; /* the forward scan runs beside the reverse scan
+                             (the backward's fork): no split scan plan */
 };
 
 /* Index tables of one call (device copies are owned by the tape). */
@@ -135,6 +137,12 @@ extern const struct gdn_tune_space gdn__gd_dvl_space;
 extern const struct gdn_tune_space gdn__gd_sbwd_space;
 extern const struct gdn_tune_space gdn__gd_dqkwg_space;
 extern const struct gdn_tune_space gdn__gd_wyb_space;
+/* The backward's schedule (problem = gdn_gd_shape): BWD_FORK = 1 runs B3
+ * and B4 (dv_local, then the reverse scan) on a second queue, concurrently
+ * with B2 (the forward scan), which they do not depend on. Not searched by
+ * the autotuner, which times stages one at a time: set by the tuning
+ * database (and GDN_TUNE) only. */
+extern const struct gdn_tune_space gdn__gd_sched_space;
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
                                   const gdn_tensor *dht, const gdn_gated_delta_grads *grads);
 

@@ -189,11 +189,24 @@ gdn_status gdn_tune_gated_delta(gdn_context *ctx, int32_t K, int32_t V, double b
     return gdn__tune_search(ctx, &gd_search, &p, budget_s, report, report_cap);
 }
 
+/* One line of gdn_tune_describe: the stage, bucket, values and source. */
+static void describe_line(gdn_context *ctx, const struct gdn_tune_space *sp, const char *bucket,
+                          const struct gdn_gd_shape *s, struct gdn_strbuf *sb)
+{
+    int32_t              vals[GDN_TUNE_MAX_PARAMS];
+    enum gdn_tune_source src;
+    char                 text[256];
+    gdn__tune_lookup(ctx, sp, bucket, s, vals, &src);
+    gdn__tune_format_values(sp, vals, text, sizeof(text));
+    gdn__strbuf_appendf(sb, "%-22s %-9s %-40s %s\n", sp->stage, bucket, text,
+                        gdn__tune_source_name(src));
+}
+
 gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, size_t cap)
 {
     struct gdn_gd_shape s;
     struct gdn_strbuf   sb = {0};
-    char                bucket[32], text[256];
+    char                bucket[32];
     size_t              si;
 
     if (!ctx || !buf || !cap)
@@ -201,15 +214,9 @@ gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, 
     memset(&s, 0, sizeof(s));
     s.N = 1, s.H = s.HV = 1, s.K = K, s.V = V, s.T = 4096, s.max_len = 4096, s.NT = 64;
     gdn__gd_bucket(K, V, bucket, sizeof(bucket));
-    for (si = 0; si < N_STAGES; si++) {
-        const struct gdn_tune_space *sp = gdn__gd_tuned_spaces[si];
-        int32_t                      vals[GDN_TUNE_MAX_PARAMS];
-        enum gdn_tune_source         src;
-        gdn__tune_lookup(ctx, sp, bucket, &s, vals, &src);
-        gdn__tune_format_values(sp, vals, text, sizeof(text));
-        gdn__strbuf_appendf(&sb, "%-22s %-9s %-40s %s\n", sp->stage, bucket, text,
-                            gdn__tune_source_name(src));
-    }
+    for (si = 0; si < N_STAGES; si++)
+        describe_line(ctx, gdn__gd_tuned_spaces[si], bucket, &s, &sb);
+    describe_line(ctx, &gdn__gd_sched_space, bucket, &s, &sb); /* (not tuned) */
     if (sb.oom) {
         gdn__strbuf_free(&sb);
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
