@@ -67,6 +67,34 @@ static bool fits(const struct gdn_device *dev, size_t wg, size_t local_bytes)
     return wg <= dev->info.max_work_group_size && local_bytes <= dev->info.local_mem_bytes;
 }
 
+/* A tuning space's device checks of a plan: work-group, local memory and
+ * the loop limit (chunks: CHUNKS of a scan, -1 for a per-chunk stage). */
+static bool space_fits(const struct gdn_device *dev, const struct gdn_gd_shape *s, size_t wg,
+                       size_t local_bytes, int32_t chunks)
+{
+    return fits(dev, wg, local_bytes) && gdn__gd_loop_limit_ok(dev, s, (int32_t)wg, chunks);
+}
+
+/* The -D options of wy_fwd and out_fwd, whose plans have the same form: two
+ * tile sizes (named na, nb), LX, LY, VEC and UNROLL. The number written. */
+static size_t tile_plan_defines(const char *na, int32_t a, const char *nb, int32_t b, int32_t lx,
+                                int32_t ly, int32_t vec, int32_t unroll,
+                                const struct gdn_gd_shape *s, struct gdn_define *d)
+{
+    size_t n = 6;
+    d[0].name = na, d[0].value = a;
+    d[1].name = nb, d[1].value = b;
+    d[2].name = "K", d[2].value = s->K;
+    d[3].name = "LX", d[3].value = lx;
+    d[4].name = "LY", d[4].value = ly;
+    d[5].name = "V", d[5].value = s->V;
+    if (vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
+        d[6].name = "VEC", d[6].value = 1;
+        n         = 7;
+    }
+    return n + gdn__gd_unroll_define(unroll, d + n);
+}
+
 void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap)
 {
     snprintf(buf, cap, "K%d.V%d", (int)K, (int)V);
@@ -274,9 +302,8 @@ static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_
 static bool kkt_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gd_kkt_plan p = {v[0], v[1], v[2]};
-    return kkt_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           kkt_plan_local(&p) <= dev->info.local_mem_bytes &&
-           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
+    return kkt_plan_ok(&p, problem) &&
+           space_fits(dev, problem, (size_t)(p.lx * p.ly), kkt_plan_local(&p), -1);
 }
 
 static void kkt_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -410,25 +437,14 @@ static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
 static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_shape *s,
                               struct gdn_define *d)
 {
-    d[0].name = "BNK", d[0].value = p->bnk;
-    d[1].name = "BNV", d[1].value = p->bnv;
-    d[2].name = "K", d[2].value = s->K;
-    d[3].name = "LX", d[3].value = p->lx;
-    d[4].name = "LY", d[4].value = p->ly;
-    d[5].name = "V", d[5].value = s->V;
-    if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
-        d[6].name = "VEC", d[6].value = 1;
-        return 7 + gdn__gd_unroll_define(p->unroll, d + 7);
-    }
-    return 6 + gdn__gd_unroll_define(p->unroll, d + 6);
+    return tile_plan_defines("BNK", p->bnk, "BNV", p->bnv, p->lx, p->ly, p->vec, p->unroll, s, d);
 }
 
 static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
-    return wy_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           wy_plan_local(&p) <= dev->info.local_mem_bytes &&
-           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
+    return wy_plan_ok(&p, problem) &&
+           space_fits(dev, problem, (size_t)(p.lx * p.ly), wy_plan_local(&p), -1);
 }
 
 static void wy_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -651,9 +667,8 @@ static bool state_space_valid(const int32_t *v, const void *problem, const struc
     const struct gdn_gd_shape *s = problem;
     struct gd_state_plan       p;
     state_plan_from(v, &p);
-    return state_plan_ok(&p, s) && state_plan_wg(&p) <= dev->info.max_work_group_size &&
-           state_plan_local(&p, s) <= dev->info.local_mem_bytes &&
-           gdn__gd_loop_limit_ok(dev, s, (int32_t)state_plan_wg(&p), p.chunks);
+    return state_plan_ok(&p, s) &&
+           space_fits(dev, s, state_plan_wg(&p), state_plan_local(&p, s), p.chunks);
 }
 
 static void state_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -885,25 +900,14 @@ static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
 static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_shape *s,
                                struct gdn_define *d)
 {
-    d[0].name = "BK", d[0].value = p->bk;
-    d[1].name = "BV", d[1].value = p->bv;
-    d[2].name = "K", d[2].value = s->K;
-    d[3].name = "LX", d[3].value = p->lx;
-    d[4].name = "LY", d[4].value = p->ly;
-    d[5].name = "V", d[5].value = s->V;
-    if (p->vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
-        d[6].name = "VEC", d[6].value = 1;
-        return 7 + gdn__gd_unroll_define(p->unroll, d + 7);
-    }
-    return 6 + gdn__gd_unroll_define(p->unroll, d + 6);
+    return tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
     const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
-    return out_plan_ok(&p, problem) && (size_t)(p.lx * p.ly) <= dev->info.max_work_group_size &&
-           out_plan_local(&p) <= dev->info.local_mem_bytes &&
-           gdn__gd_loop_limit_ok(dev, problem, p.lx * p.ly, -1);
+    return out_plan_ok(&p, problem) &&
+           space_fits(dev, problem, (size_t)(p.lx * p.ly), out_plan_local(&p), -1);
 }
 
 static void out_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
