@@ -25,7 +25,13 @@
  *     state is read-only after first use (the device list).
  *   - Asynchrony: compute calls enqueue work on the context's in-order queue
  *     and return. gdn_tensor_write and gdn_tensor_read block until the copy is
- *     done; gdn_context_finish waits for everything enqueued.
+ *     done; gdn_context_finish waits for everything enqueued. Some calls run
+ *     two independent parts at once on GPUs (gdn_gated_delta_backward's
+ *     scans), one of them on a second queue that the library creates on the
+ *     same OpenCL context and device; events order it after the earlier
+ *     commands of the context's queue and before the later ones, so the
+ *     context's queue stays the only one to wait on or to order user work
+ *     against.
  *   - Failure atomicity: on error, output tensors are unspecified but every
  *     object stays valid and destroyable; input tensors are never modified.
  *
