@@ -144,11 +144,26 @@ static gdn_status run_once(gdn_context *ctx, void *problem, int run, bool prof)
     if (prof && !bwd)
         gdn__prof_enable(ctx, false);
     if (!st && bwd) {
+        /* The search times each stage by its own kernels, so the backward's
+         * two scans run on one queue here (gated_delta/schedule): forked,
+         * each would be timed while sharing the device with the other. */
+        char *const       saved = ctx->tune_override;
+        struct gdn_strbuf ovr   = {0};
+        gdn__strbuf_appendf(&ovr, "%s%sgated_delta/schedule:BWD_FORK=0", saved ? saved : "",
+                            saved && saved[0] ? ";" : "");
+        if (ovr.oom) {
+            gdn__strbuf_free(&ovr);
+            gdn_gated_delta_tape_destroy(tape);
+            return gdn__fail(ctx, GDN_STATUS_OUT_OF_HOST_MEMORY, "tune: out of memory");
+        }
+        ctx->tune_override = ovr.data;
         if (prof)
             gdn__prof_enable(ctx, true);
         st = gdn_gated_delta_backward(ctx, tape, p->do_, NULL, &p->grads);
         if (prof)
             gdn__prof_enable(ctx, false);
+        ctx->tune_override = saved;
+        gdn__strbuf_free(&ovr);
     }
     gdn_gated_delta_tape_destroy(tape);
     return st;
