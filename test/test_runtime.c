@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gdn.h"
@@ -1233,6 +1234,86 @@ START_TEST(interop_own_queue_ordering)
 }
 END_TEST
 
+/* Has the command behind ev finished, 100 ms after the queues were flushed? */
+static bool done_after_wait(cl_event ev)
+{
+    cl_int               status = CL_QUEUED;
+    const struct timespec ts    = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof(status),
+                                    &status, NULL),
+                     CL_SUCCESS);
+    return status == CL_COMPLETE;
+}
+
+START_TEST(fork_join_ordering)
+{
+    /* gdn__fork_*: the side branch runs after everything enqueued on the
+     * main queue before the fork, and what the main queue enqueues after the
+     * join runs after the side branch. A user event holds one queue back;
+     * the other branch, on another buffer (PoCL and rusticl order commands
+     * on the same buffer by themselves), must not finish meanwhile. */
+    gdn_context    *ctx = gdn_test_ctx;
+    gdn_tensor     *x = NULL, *y = NULL;
+    const int64_t   shape[1] = {4096 + 3};
+    const size_t    n        = (size_t)shape[0];
+    struct gdn_fork f        = GDN_FORK_INIT;
+    cl_int          err;
+    cl_event        hold, after;
+
+    CTX_OK(ctx, gdn_tensor_create(ctx, GDN_DTYPE_F32, 1, shape, &x));
+    CTX_OK(ctx, gdn_tensor_create(ctx, GDN_DTYPE_F32, 1, shape, &y));
+    /* 1. main: held, then x = 1; side branch: y = 2, which waits. */
+    hold = clCreateUserEvent(ctx->cl_ctx, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueBarrierWithWaitList(ctx->queue, 1, &hold, NULL), CL_SUCCESS);
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(x), n, 1.0f));
+    CTX_OK(ctx, gdn__fork_begin(ctx, &f));
+    ck_assert(ctx->on_side && ctx->side_queue);
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(y), n, 2.0f));
+    CTX_OK(ctx, gdn__fork_switch(ctx, &f));
+    ck_assert(!ctx->on_side && f.done);
+    ck_assert_msg(!done_after_wait(f.done), "the side branch ran before the main queue's work");
+    CTX_OK(ctx, gdn__fork_join(ctx, &f));
+    ck_assert_int_eq(clSetUserEventStatus(hold, CL_COMPLETE), CL_SUCCESS);
+    clReleaseEvent(hold);
+    expect_all(x, 1.0f, "main queue before the fork");
+    expect_all(y, 2.0f, "side branch");
+
+    /* 2. side branch: held, then y = 3; main after the join: x = 4, which
+     * waits. */
+    CTX_OK(ctx, gdn__fork_begin(ctx, &f));
+    hold = clCreateUserEvent(ctx->cl_ctx, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueBarrierWithWaitList(ctx->side_queue, 1, &hold, NULL), CL_SUCCESS);
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(y), n, 3.0f));
+    CTX_OK(ctx, gdn__fork_switch(ctx, &f));
+    CTX_OK(ctx, gdn__fork_join(ctx, &f));
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(x), n, 4.0f));
+    ck_assert_int_eq(clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &after), CL_SUCCESS);
+    ck_assert_int_eq(clFlush(ctx->queue), CL_SUCCESS);
+    ck_assert_msg(!done_after_wait(after), "the main queue ran past the join");
+    ck_assert_int_eq(clSetUserEventStatus(hold, CL_COMPLETE), CL_SUCCESS);
+    clReleaseEvent(hold);
+    clReleaseEvent(after);
+    expect_all(x, 4.0f, "main queue after the join");
+    expect_all(y, 3.0f, "held side branch");
+
+    /* 3. join straight after begin (an error inside the branch): it waits
+     * on the host and puts launches back on the main queue. */
+    CTX_OK(ctx, gdn__fork_begin(ctx, &f));
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(x), n, 5.0f));
+    CTX_OK(ctx, gdn__fork_join(ctx, &f));
+    ck_assert(!ctx->on_side && !f.begun);
+    CTX_OK(ctx, gdn__fill_f32(ctx, gdn_tensor_cl_mem(x), n, 6.0f));
+    expect_all(x, 6.0f, "join without switch");
+    /* A join of a fork that never began is a no-op. */
+    CTX_OK(ctx, gdn__fork_join(ctx, &f));
+    gdn_tensor_destroy(x);
+    gdn_tensor_destroy(y);
+}
+END_TEST
+
 /* ================================================================ kernel folders */
 
 START_TEST(build_failure)
@@ -1479,6 +1560,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, interop_context_from_cl_bad);
     tcase_add_test(tc, interop_wrap_cl_mem);
     tcase_add_test(tc, interop_own_queue_ordering);
+    tcase_add_test(tc, fork_join_ordering);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("kernels");

@@ -160,9 +160,14 @@ gdn_status gdn__fork_begin(gdn_context *ctx, struct gdn_fork *f)
             return gdn__fail_cl(ctx, err, "fork: clCreateCommandQueue (side queue)");
         }
     }
+    /* (A queue may wait on another queue's event only once that queue has
+     * been flushed: OpenCL 1.2 section 5.13. Mesa's rusticl never runs the
+     * waiting queue otherwise, even under clFinish of it.) */
     err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &start);
     if (err == CL_SUCCESS) {
-        err = clEnqueueBarrierWithWaitList(ctx->side_queue, 1, &start, NULL);
+        err = clFlush(ctx->queue);
+        if (err == CL_SUCCESS)
+            err = clEnqueueBarrierWithWaitList(ctx->side_queue, 1, &start, NULL);
         clReleaseEvent(start);
     }
     if (err != CL_SUCCESS)
