@@ -661,7 +661,9 @@ static gdn_status prepb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
 /* The schedule: BWD_FORK. */
 static void sched_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    (void)problem;
+    const struct gdn_gd_shape *s = problem;
+    /* (sequence, value head, V tile of 32) groups of the forward scan */
+    const int64_t groups = (int64_t)s->N * s->HV * ((s->V + 31) / 32);
     /* The two scans, B2 and B4, have one group per sequence, value head
      * and V tile: with few sequences they leave most of a GPU idle, and run
      * together they fill it (NVIDIA's OpenCL runs the kernels of two queues
@@ -673,9 +675,11 @@ static void sched_space_defaults(int32_t *v, const void *problem, const struct g
      *                     forward scan's 256 groups of 128 work-items at
      *                     223 registers fill the register files, so the
      *                     reverse scan waits for it).
-     * On CPUs (PoCL, B = 1, T = 4096, H = 2) the two schedules are within
-     * noise of each other, and one queue needs no extra dv_local buffer. */
-    v[0] = (dev->info.flags & GDN_DEVICE_FLAG_GPU) ? 1 : 0;
+     * So GPUs fork while the forward scan has at most one group per compute
+     * unit (B = 4 above has two; one queue saves the dv_local buffer). On
+     * CPUs (PoCL, B = 1, T = 4096, H = 2) the two schedules are within noise
+     * of each other. */
+    v[0] = (dev->info.flags & GDN_DEVICE_FLAG_GPU) && groups <= (int64_t)dev->info.compute_units;
 }
 
 static const struct gdn_tune_param sched_params[] = {
