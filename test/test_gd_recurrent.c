@@ -12,9 +12,10 @@
  * with gdn_ref_l2norm_fwd). Outputs are NaN-poisoned before each run.
  * Tolerance: relative RMS 2e-5 for o and the final state.
  *
- * A few cases force other work-group shapes through the plan hook
- * GDN_GD_RECURRENT_PLAN="BV,VW,KS" (lib/ops/gated_delta/recurrent.c), so the
- * shapes a tuner may pick are covered too.
+ * A few cases force other work-group shapes through the context's tuning
+ * override (as GDN_TUNE="gated_delta/recurrent:BV=..,VW=..,KS=.." would,
+ * lib/ops/gated_delta/recurrent.c), so shapes a database may hold are
+ * covered too.
  *
  * Each case prints its measured errors (run the binary directly to see
  * them).
@@ -27,6 +28,7 @@
 
 #include "gated_delta_ref.h"
 #include "gdn_test.h"
+#include "runtime.h"
 
 #define TOL 2e-5
 
@@ -148,7 +150,7 @@ struct rcase {
     float       scale;    /* 0: default K^-1/2 */
     int         layout;   /* 0: packed varlen, 1: batched 4-D, 2: ht aliases h0,
                              3: no ht */
-    const char *plan;     /* GDN_GD_RECURRENT_PLAN or NULL (defaults) */
+    const char *plan;     /* tuning override of gated_delta/recurrent, or NULL */
 };
 
 /* Few distinct (K, V, flags) sets: each is one program build on PoCL. */
@@ -177,9 +179,11 @@ static const struct rcase rcases[] = {
     {"ht_aliases_h0", 3, {17, 1, 30}, 1, 2, 64, 64, 0, 1, GATE_MILD, 1, 0, 2, NULL},
     {"no_ht", 2, {17, 9}, 2, 2, 64, 64, 0, 1, GATE_MILD, 1, 0, 3, NULL},
     {"plan_8_1_8", 4, {17, 1, -1, 64}, 2, 4, 64, 64, L2 | GIO | BS | NEG, 1, GATE_MILD, 1, 0, 0,
-     "8,1,8"},
-    {"plan_32_2_8", 3, {65, 1, 17}, 1, 2, 64, 64, 0, 1, GATE_RULES, 1, 0, 0, "32,2,8"},
-    {"plan_16_4_16", 3, {30, 1, 64}, 2, 2, 64, 64, 0, 1, GATE_MILD, 1, 0, 0, "16,4,16"},
+     "gated_delta/recurrent:BV=8,VW=1,KS=8"},
+    {"plan_32_2_8", 3, {65, 1, 17}, 1, 2, 64, 64, 0, 1, GATE_RULES, 1, 0, 0,
+     "gated_delta/recurrent:BV=32,VW=2,KS=8"},
+    {"plan_16_4_16", 3, {30, 1, 64}, 2, 2, 64, 64, 0, 1, GATE_MILD, 1, 0, 0,
+     "gated_delta/recurrent:BV=16,VW=4,KS=16"},
 };
 
 #define N_RCASES ((int)(sizeof(rcases) / sizeof(rcases[0])))
@@ -255,10 +259,14 @@ START_TEST(test_recurrent)
         args.seq_offsets = d.off;
         args.n_seqs      = d.N;
     }
-    if (c->plan)
-        setenv("GDN_GD_RECURRENT_PLAN", c->plan, 1);
-    GDN_TEST_OK(gdn_gated_delta_recurrent(gdn_test_ctx, &params, &args, to, tht));
-    unsetenv("GDN_GD_RECURRENT_PLAN");
+    {
+        /* (the override GDN_TUNE sets at context creation, for this call) */
+        char *const saved = gdn_test_ctx->tune_override;
+        if (c->plan)
+            gdn_test_ctx->tune_override = (char *)c->plan;
+        GDN_TEST_OK(gdn_gated_delta_recurrent(gdn_test_ctx, &params, &args, to, tht));
+        gdn_test_ctx->tune_override = saved;
+    }
 
     eo = gdn_test_expect(to, o_ref, TOL, "o", c->name);
     if (tht)

@@ -143,6 +143,11 @@ extern const struct gdn_tune_space gdn__gd_wyb_space;
  * the autotuner, which times stages one at a time: set by the tuning
  * database (and GDN_TUNE) only. */
 extern const struct gdn_tune_space gdn__gd_sched_space;
+/* ---- recurrent.c ---- */
+/* The fused recurrent kernel's work-group shape (BV, VW, KS; problem =
+ * gdn_gd_shape). Not searched by the autotuner, which tunes the chunked
+ * stages: set by the tuning database and GDN_TUNE only. */
+extern const struct gdn_tune_space gdn__gd_recurrent_space;
 gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const gdn_tensor *do_,
                                   const gdn_tensor *dht, const gdn_gated_delta_grads *grads);
 

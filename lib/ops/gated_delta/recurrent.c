@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gated_delta.h"
+#include "tune/tune.h"
 
 #define RECURRENT_CL    "gated_delta/recurrent.cl"
 #define RECURRENT_ENTRY "gated_delta_recurrent"
@@ -39,7 +40,7 @@ static int32_t pow2_floor(int32_t x)
     return p;
 }
 
-/* Generic defaults (the tuning database will replace them). Two shapes,
+/* Generic defaults (the space gated_delta/recurrent below). Two shapes,
  * picked by how many work-groups the problem has against the device's
  * compute units:
  *   wide:  BV = 64, VW = 4, 32 state rows per work-item (KS = K / 32):
@@ -67,22 +68,41 @@ static void recurrent_plan_default(const struct gdn_gd_shape *s, uint32_t cus,
         p->ks /= 2;
 }
 
-/* Test and tuning hook: GDN_GD_RECURRENT_PLAN="BV,VW,KS" replaces the
- * defaults (checked like any plan; an unparsable value is ignored). */
-static void recurrent_plan_env(struct recurrent_plan *p)
-{
-    const char *e = getenv("GDN_GD_RECURRENT_PLAN");
-    int         bv, vw, ks;
-    if (e && sscanf(e, "%d,%d,%d", &bv, &vw, &ks) == 3)
-        p->bv = bv, p->vw = vw, p->ks = ks;
-}
-
 static bool recurrent_plan_valid(const struct gdn_gd_shape *s, const struct recurrent_plan *p)
 {
     return (p->vw == 1 || p->vw == 2 || p->vw == 4) && p->bv >= p->vw && p->bv % p->vw == 0 &&
            s->V % p->bv == 0 && p->ks >= 1 && (p->ks & (p->ks - 1)) == 0 &&
            s->K % (4 * p->ks) == 0;
 }
+
+/* The tuning space "gated_delta/recurrent": BV, VW, KS (the database,
+ * GDN_TUNE and GDN_TUNE_RANDOM set them like any stage's; the autotuner
+ * does not search it). Device limits are not checked here:
+ * recurrent_plan_fit shrinks a plan until it fits. */
+static bool recurrent_space_valid(const int32_t *v, const void *problem,
+                                  const struct gdn_device *dev)
+{
+    const struct recurrent_plan p = {v[0], v[1], v[2], 0, 0};
+    (void)dev;
+    return recurrent_plan_valid(problem, &p);
+}
+
+static void recurrent_space_defaults(int32_t *v, const void *problem,
+                                     const struct gdn_device *dev)
+{
+    struct recurrent_plan p;
+    recurrent_plan_default(problem, dev->info.compute_units, &p);
+    v[0] = p.bv, v[1] = p.vw, v[2] = p.ks;
+}
+
+static const struct gdn_tune_param recurrent_params[] = {
+    {"BV", 32, 6, {8, 16, 32, 64, 128, 256}},
+    {"VW", 2, 3, {1, 2, 4}},
+    {"KS", 8, 7, {1, 2, 4, 8, 16, 32, 64}},
+};
+const struct gdn_tune_space gdn__gd_recurrent_space = {
+    "gated_delta/recurrent", (int32_t)GDN_ARRAY_SIZE(recurrent_params), recurrent_params,
+    recurrent_space_valid, recurrent_space_defaults};
 
 /* Local memory of the kernel: red_hk, red_hq [2][KS][BV] + red_s [2][KS][3]. */
 static size_t recurrent_plan_local_bytes(const struct recurrent_plan *p)
@@ -192,8 +212,11 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
     if (gate_in_op && (!tp->A_log || !tp->dt_bias))
         return gdn__fail(ctx, GDN_STATUS_INVALID_ARGUMENT,
                          "gated_delta recurrent: GATE_IN_OP needs A_log and dt_bias");
-    recurrent_plan_default(s, ctx->dev.info.compute_units, &p);
-    recurrent_plan_env(&p);
+    {
+        int32_t v[GDN_TUNE_MAX_PARAMS];
+        gdn__gd_stage_lookup(ctx, &gdn__gd_recurrent_space, s, v);
+        p.bv = v[0], p.vw = v[1], p.ks = v[2];
+    }
     if ((st = recurrent_kernel(ctx, s, &p, &kr)))
         return st;
 

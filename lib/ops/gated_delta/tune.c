@@ -231,7 +231,8 @@ gdn_status gdn_tune_describe(gdn_context *ctx, int32_t K, int32_t V, char *buf, 
     gdn__gd_bucket(K, V, bucket, sizeof(bucket));
     for (si = 0; si < N_STAGES; si++)
         describe_line(ctx, gdn__gd_tuned_spaces[si], bucket, &s, &sb);
-    describe_line(ctx, &gdn__gd_sched_space, bucket, &s, &sb); /* (not tuned) */
+    describe_line(ctx, &gdn__gd_sched_space, bucket, &s, &sb); /* (these two: not tuned) */
+    describe_line(ctx, &gdn__gd_recurrent_space, bucket, &s, &sb);
     if (sb.oom) {
         gdn__strbuf_free(&sb);
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
