@@ -866,8 +866,13 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     RUN("dv_local_bwd.cl", pdvl.vec ? "gated_delta_dv_local_v" : "gated_delta_dv_local", &pdvl.g,
         3, KM(tp->idx.chunks), KM(qm), KM(km), KM(tp->G), KM(do_->mem), KM(dvl), KI(s->H),
         KI(s->HV), KF(s->scale));
-    if (fork && (st = gdn__fork_begin(ctx, &fk)))
-        goto done;
+    /* (No second queue to be had: the same order on one queue.) */
+    if (fork && gdn__fork_begin(ctx, &fk)) {
+        gdn__log(ctx, GDN_LOG_LEVEL_WARN,
+                 "gated_delta backward: the scans run one after the other: %s",
+                 gdn_context_last_error(ctx));
+        gdn__clear_error(ctx);
+    }
 
     /* B4: reverse state scan: dh per chunk, dv2, dh0; in windows of CHUNKS
      * chunks from each sequence's end when the plan says so (llvmpipe). */
@@ -889,7 +894,7 @@ gdn_status gdn__gd_chunk_backward(const struct gdn_gated_delta_tape *tp, const g
     if (fork && ((st = gdn__fork_switch(ctx, &fk)) ||
                  (st = gdn__gd_state_fwd(&t, w, u, h, vn, NULL)) ||
                  (st = gdn__fork_join(ctx, &fk))))
-        goto done;
+        goto done; /* (switch and join are no-ops when begin failed) */
 
     /* B5: dq, dk (per value head), dw into w (dead after B4), gate partials. */
     RUN("dqkwg_bwd.cl", pdq.vec ? "gated_delta_dqkwg_v" : "gated_delta_dqkwg", &pdq.g, 3, KM(tp->idx.chunks), KM(qm), KM(km),
