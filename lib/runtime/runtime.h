@@ -249,8 +249,9 @@ gdn_status gdn__prof_collect(gdn_context *ctx, struct gdn_prof_sum **out, size_t
  *   ... launches of the main branch (concurrent with the side branch) ...
  *   st = gdn__fork_join(ctx, &f);    the main queue waits for the side branch
  *
- * Only gdn__launch follows the fork; other enqueues (fills, copies) stay on
- * the main queue, so the side branch holds launches only. Call join on every
+ * Only gdn__launch follows the fork (so gdn__fill_f32, which launches a
+ * kernel, does too); other enqueues (copies, reads, writes) stay on the main
+ * queue, so the side branch holds kernel launches only. Call join on every
  * path once begin has been called (also after an error: it then waits for
  * the side queue on the host), before scratch buffers the branch uses are
  * released; after it the main queue is ordered after both branches, as if

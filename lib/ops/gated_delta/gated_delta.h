@@ -137,9 +137,10 @@ extern const struct gdn_tune_space gdn__gd_dvl_space;
 extern const struct gdn_tune_space gdn__gd_sbwd_space;
 extern const struct gdn_tune_space gdn__gd_dqkwg_space;
 extern const struct gdn_tune_space gdn__gd_wyb_space;
-/* The backward's schedule (problem = gdn_gd_shape): BWD_FORK = 1 runs B3
- * and B4 (dv_local, then the reverse scan) on a second queue, concurrently
- * with B2 (the forward scan), which they do not depend on. Not searched by
+/* The backward's schedule (problem = gdn_gd_shape): BWD_FORK = 1 runs B4
+ * (the reverse scan) on a second queue, concurrently with B2 (the forward
+ * scan), which it does not depend on; B3 (dv_local) runs before both, into
+ * a buffer of its own. Not searched by
  * the autotuner, which times stages one at a time: set by the tuning
  * database (and GDN_TUNE) only. */
 extern const struct gdn_tune_space gdn__gd_sched_space;

@@ -12,8 +12,6 @@
  * This path reads the raw inputs (tp->q->mem ...); the tape's saved buffers
  * are not allocated here.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "gated_delta.h"
