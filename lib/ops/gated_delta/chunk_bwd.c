@@ -668,7 +668,7 @@ static void sched_space_defaults(int32_t *v, const void *problem, const struct g
      * and V tile: with few sequences they leave most of a GPU idle, and run
      * together they fill it (NVIDIA's OpenCL runs the kernels of two queues
      * at once). H200, K = V = 128, H = 16, fwd+bwd wall, medians of 20:
-     *   B = 1, T = 16384: 8.99 ms against 10.60-10.65 on one queue
+     *   B = 1, T = 16384: 8.99 ms against 10.64-10.77 on one queue
      *                     (with the plain forward scan: scan_shared)
      *   B = 2, T = 8192:  7.45-7.51 ms against 7.98-8.00
      *   B = 4, T = 4096:  7.00-7.11 ms against 7.00-7.13 (no change: the
