@@ -298,6 +298,25 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
             c->fma_gflops = gflops;
     }
 
+    /* FMA fed from local memory, per micro-tile shape (TM x TN): 8 groups of
+     * 128 per compute unit on GPUs, one on CPUs. */
+    {
+        static const int tiles[3][2] = {{4, 4}, {8, 4}, {8, 8}};
+        const size_t     lglobal = cu * 128 * (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? 8 : 1);
+        const int        lk = 32, liters = quick ? 4 : 256;
+        for (int t = 0; t < 3; t++) {
+            const struct gdn_define d[] = {{"WG_SIZE", 128}, {"ITERS", liters}, {"LK", lk},
+                                           {"TM", tiles[t][0]}, {"TN", tiles[t][1]}};
+            gdn__defines_format(d, GDN_ARRAY_SIZE(d), opts, sizeof(opts));
+            if ((st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, "gdn_bench_lfma", &k)) ||
+                (st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_float(ctx, k, 1, 0.25f)) ||
+                (st = time_kernel(ctx, k, lglobal, 128, reps, &ms)))
+                goto out;
+            c->lfma_gflops[t] = 2.0 * tiles[t][0] * tiles[t][1] * lk * liters *
+                                (double)lglobal / (ms * 1e6);
+        }
+    }
+
     /* Copy bandwidth: a buffer well beyond the caches. */
     bytes = ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? ((size_t)512 << 20) : ((size_t)64 << 20);
     if (quick)
@@ -456,10 +475,12 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
     fprintf(out->csv,
             "# op=%s device=\"%s\" platform=\"%s\" driver=\"%s\" libgdn=%s git=%s date=%s "
             "fma_gflops=%.1f copy_gbs=%.1f launch_us=%.2f h2d_gbs=%.2f d2h_gbs=%.2f "
+            "lfma4x4_gflops=%.1f lfma8x4_gflops=%.1f lfma8x8_gflops=%.1f "
             "tuning=\"%s\" fp16_gflops=%.1f fp16_advertised=%d mma_tf32_gflops=%.1f "
             "mma_bf16_gflops=%.1f mma_f16_gflops=%.1f\n",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
-            date, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs, tuning,
+            date, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs,
+            c->lfma_gflops[0], c->lfma_gflops[1], c->lfma_gflops[2], tuning,
             c->fp16_gflops, c->fp16_advertised ? 1 : 0, c->mma_tf32_gflops, c->mma_bf16_gflops,
             c->mma_f16_gflops);
     fprintf(out->json,
@@ -467,14 +488,16 @@ gdn_status bench_out_open(gdn_context *ctx, const char *dir, const char *op,
             "  \"driver\": \"%s\",\n  \"libgdn\": \"%s\",\n  \"git\": \"%s\",\n"
             "  \"date\": \"%s\",\n  \"tuning\": \"%s\",\n"
             "  \"ceilings\": {\"fma_gflops\": %.1f, \"copy_gbs\": %.1f, \"launch_us\": %.2f, "
-            "\"h2d_gbs\": %.2f, \"d2h_gbs\": %.2f, \"fp16_gflops\": %.1f, "
+            "\"h2d_gbs\": %.2f, \"d2h_gbs\": %.2f, \"lfma4x4_gflops\": %.1f, "
+            "\"lfma8x4_gflops\": %.1f, \"lfma8x8_gflops\": %.1f, \"fp16_gflops\": %.1f, "
             "\"fp16_advertised\": %s, \"mma_tf32_gflops\": %.1f, \"mma_bf16_gflops\": %.1f, "
             "\"mma_f16_gflops\": %.1f},\n"
             "  \"rows\": [",
             op, d->name, d->platform_name, d->driver_version, gdn_version_string(), git,
             date, tuning, c->fma_gflops, c->copy_gbs, c->launch_us, c->h2d_gbs, c->d2h_gbs,
-            c->fp16_gflops, c->fp16_advertised ? "true" : "false", c->mma_tf32_gflops,
-            c->mma_bf16_gflops, c->mma_f16_gflops);
+            c->lfma_gflops[0], c->lfma_gflops[1], c->lfma_gflops[2], c->fp16_gflops,
+            c->fp16_advertised ? "true" : "false", c->mma_tf32_gflops, c->mma_bf16_gflops,
+            c->mma_f16_gflops);
     return GDN_STATUS_OK;
 }
 
@@ -654,6 +677,12 @@ int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
     printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
            "%.1f us, host->device %.2f GB/s, device->host %.2f GB/s\n",
            ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us, ceil->h2d_gbs, ceil->d2h_gbs);
+    printf("measured ceilings: fp32 FMA from local memory, float4 micro-tiles 4x4 %.1f, 8x4 %.1f, "
+           "8x8 %.1f GFLOP/s (%.0f%%, %.0f%%, %.0f%% of the FMA peak)\n",
+           ceil->lfma_gflops[0], ceil->lfma_gflops[1], ceil->lfma_gflops[2],
+           100 * ceil->lfma_gflops[0] / ceil->fma_gflops,
+           100 * ceil->lfma_gflops[1] / ceil->fma_gflops,
+           100 * ceil->lfma_gflops[2] / ceil->fma_gflops);
     {
         char fp16[32], tf32[32], bf16[32], f16[32];
         if (ceil->fp16_gflops > 0)

@@ -5,9 +5,10 @@
  * library version, git revision, date and the ceilings.
  *
  * Ceilings (microkernels of cl/bench/ceiling.cl, FLOP counts there): fp32
- * FMA, device copy, launch latency and host <-> device transfers on every
- * device; fp16 FMA and tensor-core mma.sync (tf32, bf16, f16) where the
- * device has them. Those are feature-tested at run time, never assumed:
+ * FMA, fp32 FMA fed from local memory, device copy, launch latency and
+ * host <-> device transfers on every device; fp16 FMA and tensor-core
+ * mma.sync (tf32, bf16, f16) where the device has them. Those are
+ * feature-tested at run time, never assumed:
  * fp16 by building the half kernel (with the cl_khr_fp16 pragma, whether or
  * not the device advertises the extension), mma.sync only on devices with
  * GDN_DEVICE_FLAG_INLINE_PTX, by building and running each type. A build or
@@ -27,6 +28,10 @@ struct bench_ceilings {
     double launch_us;    /* empty-ish kernel launch + finish latency      */
     double h2d_gbs;      /* host -> device transfer (blocking write), GB/s */
     double d2h_gbs;      /* device -> host transfer (blocking read), GB/s  */
+    /* fp32 FMA with operands from local memory (float4 micro-tiles of 4 x 4,
+     * 8 x 4 and 8 x 8 per work-item, groups of 128): the ceiling of the
+     * chunk kernels' tile products at each shape, GFLOP/s */
+    double lfma_gflops[3];
     /* Where the device has them (0: not available; the notes say why): */
     double fp16_gflops;     /* half FMA throughput (x * x + c on half8), GFLOP/s */
     bool   fp16_advertised; /* the device lists cl_khr_fp16                       */
@@ -45,8 +50,9 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
 /* Results file: opened in dir (created), named <op>-<device slug>.{csv,json}.
  * The header lines name device, driver, library version, git revision, the
  * date and the ceilings: CSV comment keys fma_gflops copy_gbs launch_us
- * h2d_gbs d2h_gbs tuning fp16_gflops fp16_advertised mma_tf32_gflops
- * mma_bf16_gflops mma_f16_gflops; JSON "ceilings" the same (0: n/a). */
+ * h2d_gbs d2h_gbs lfma4x4_gflops lfma8x4_gflops lfma8x8_gflops tuning
+ * fp16_gflops fp16_advertised mma_tf32_gflops mma_bf16_gflops mma_f16_gflops;
+ * JSON "ceilings" the same (0: n/a). */
 struct bench_out {
     FILE *csv;
     FILE *json;

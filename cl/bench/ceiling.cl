@@ -11,6 +11,20 @@
  *   VW = 4, 8 and 16. GPUs run the lanes as scalar chains. The result is
  *   stored only if it equals a sentinel, so nothing is optimised away and
  *   memory traffic is nil.
+ * gdn_bench_lfma: fp32 FMA with both operands read from local memory, the
+ *   way the chunk kernels' products run (GDN_TILE_MMA4, cl/include/
+ *   gdn_tile.clh): each work-item owns a TM x TN micro-tile of a 64 x NB
+ *   product and, per k, reads TM / 4 float4s of A (k-major, 64 rows) and
+ *   TN / 4 of B (NB columns) from local memory for TM TN fmas. The local
+ *   memory path delivers far fewer operands per cycle than the FMA units
+ *   consume, so small micro-tiles are bound by it (TM + TN operands per
+ *   TM TN fmas); this ceiling says how far each tile shape can go. Work-
+ *   item (tx, ty) owns the rows 4 ty + 4 LY q ... + 3 (q < TM / 4) and the
+ *   columns 4 tx + 4 LX q ... + 3 (q < TN / 4), as the stages' float4
+ *   forms do (LX = NB / TN work-items along columns, LY = 64 / TM along
+ *   rows): consecutive work-items read consecutive float4s, no bank
+ *   conflicts. 2 TM TN LK ITERS FLOP per work-item; a barrier every LK k,
+ *   as the stages stage slices.
  * gdn_bench_copy: y[i] = x[i] over float4 elements; bytes moved = read +
  *   write. CONTIGUOUS=0: grid-stride (coalesced on GPUs); CONTIGUOUS=1: each
  *   work-item copies one contiguous block (streams well on CPUs).
@@ -45,6 +59,8 @@
  *   CONTIGUOUS  0 or 1, see above (default 0)
  *   VW       vector width of gdn_bench_fma: 4, 8 or 16 (default 4)
  *   MMA_TYPE 0, 1 or 2, see above (default 1)
+ *   TM, TN   gdn_bench_lfma's micro-tile: multiples of 4, TM dividing 64
+ *            (default 4 x 4); LK its k per barrier (default 32)
  */
 #ifndef WG_SIZE
 #define WG_SIZE 256
@@ -91,6 +107,60 @@ void gdn_bench_fma(__global float *out, float seed)
         for (int l = 0; l < VW; l++)
             s += lanes[l];
     }
+    if (s == 1234.5678f)
+        out[get_global_id(0)] = s;
+}
+
+#ifndef TM
+#define TM 4
+#endif
+#ifndef TN
+#define TN 4
+#endif
+#ifndef LK
+#define LK 32
+#endif
+#define LF_LY (64 / TM)       /* work-items along rows */
+#define LF_LX (WG_SIZE / LF_LY) /* work-items along columns */
+#define LF_NB (LF_LX * TN)    /* columns of B */
+
+__kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
+void gdn_bench_lfma(__global float *out, float seed)
+{
+    __local float4 A4[LK * 64 / 4], B4[LK * LF_NB / 4]; /* float4: aligned reads */
+    __local float *A = (__local float *)A4, *B = (__local float *)B4;
+    const int      lid = (int)get_local_id(0), tx = lid % LF_LX, ty = lid / LF_LX;
+    float          acc[TM][TN];
+
+    for (int e = lid; e < LK * 64; e += WG_SIZE)
+        A[e] = seed + 1e-3f * (float)(e % 97);
+    for (int e = lid; e < LK * LF_NB; e += WG_SIZE)
+        B[e] = seed - 1e-3f * (float)(e % 89);
+    for (int i = 0; i < TM; i++)
+        for (int j = 0; j < TN; j++)
+            acc[i][j] = 0.0f;
+    for (int it = 0; it < ITERS; it++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll 8
+        for (int k = 0; k < LK; k++) {
+            float a[TM], b[TN];
+            for (int q = 0; q < TM / 4; q++) {
+                const float4 t = *(__local const float4 *)(A + k * 64 + 4 * ty + 4 * LF_LY * q);
+                a[4 * q] = t.x, a[4 * q + 1] = t.y, a[4 * q + 2] = t.z, a[4 * q + 3] = t.w;
+            }
+            for (int q = 0; q < TN / 4; q++) {
+                const float4 t = *(__local const float4 *)(B + k * LF_NB + 4 * tx + 4 * LF_LX * q);
+                b[4 * q] = t.x, b[4 * q + 1] = t.y, b[4 * q + 2] = t.z, b[4 * q + 3] = t.w;
+            }
+            for (int i = 0; i < TM; i++)
+                for (int j = 0; j < TN; j++)
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+    }
+    float s = 0.0f;
+    for (int i = 0; i < TM; i++)
+        for (int j = 0; j < TN; j++)
+            s += acc[i][j];
     if (s == 1234.5678f)
         out[get_global_id(0)] = s;
 }
