@@ -52,18 +52,33 @@
  *                   GDN_GATED_DELTA_* flags; NEG_EIGVAL needs BETA_SIGMOID)
  * The host picks "wide" (BV 64, VW 4, 32 rows per work-item) when there are
  * at least CUs / 2 such groups, else "lean" (BV 32, VW 2, 16 rows).
- * Runtime arguments: has_h0 (else the state starts at zero) and store_ht
- * (else the final state is not written); unused pointers may be any buffer;
- * tb, te: the window of tokens [tb, te) of every sequence this launch runs
- * (clamped to the sequence; 0, INT_MAX for all of it). The host splits long
- * sequences into windows on Mesa llvmpipe, which silently ends a
- * work-item's loops after 65535 iterations in total, passing the state
- * from window to window through ht -> h0.
+ *     UNIT_SEQ      1: every sequence is one token (decode), sequence n is
+ *                   token n and there is no seq_off argument
+ *     IN_PLACE      1: one state argument is both h0 and ht (decode), read
+ *                   and written (has_h0 and store_ht must be 1)
+ * Arguments: q, k, v, g, beta, [A_log, dt_bias: GATE_IN_OP], [seq_off: not
+ * UNIT_SEQ], o, then state (IN_PLACE) or h0, ht, then H, HV, scale, eps,
+ * [has_h0, store_ht: not IN_PLACE], [tb, te: not UNIT_SEQ]. Every kernel
+ * argument costs host time at each launch (NVIDIA's driver on the H200:
+ * about 0.3 us per buffer argument; 4.3 us for a kernel with one argument,
+ * 7.3-8.3 us with 11 buffers and 8 scalars, this kernel's general form),
+ * and a decode step is one launch, so the step's form passes only what it
+ * reads. (The scalars as one struct argument were slower there: 13.2-15.3
+ * us/step and 7.3-10.0 us of device time at N = 1, against 10.0-10.7 and
+ * 6.5 for the former form in the same runs.) has_h0: else the state starts at zero; store_ht: else the final
+ * state is not written; tb, te: the window of tokens [tb, te) of every
+ * sequence this launch runs (clamped to the sequence; 0, INT_MAX for all of
+ * it). The host splits long sequences into windows on Mesa llvmpipe, which
+ * silently ends a work-item's loops after 65535 iterations in total, passing
+ * the state from window to window through ht -> h0.
  *
  * Measured on the H200 (NVIDIA OpenCL, H = HV = 16, K = V = 128, fp32 state;
  * back-to-back launches; copy = clEnqueueCopyBuffer of the state, which
  * reaches 4.1 TB/s at 256 MiB; an empty 1-element kernel costs 6-7.5 us):
- *     decode N = 1     lean   8-15 us/step (launch-bound; varies by run)
+ *     decode N = 1     lean   8-15 us/step (launch-bound; varies by run);
+ *                     with UNIT_SEQ and IN_PLACE (8 fewer arguments), three
+ *                     alternated runs: 9.5, 13.0, 12.6 us against 10.8,
+ *                     16.3, 14.5 (N = 16: 10.5-13.3 against 15.0-16.7)
  *     decode N = 16    wide   9.4 us/step
  *     decode N = 64    wide   37.8 us/step, 3.55 TB/s, 98.5% of copy
  *     decode N = 256   wide   136 us/step,  3.93 TB/s, 96.1% of copy
@@ -99,6 +114,12 @@
 #endif
 #ifndef NEG_EIGVAL
 #define NEG_EIGVAL 0
+#endif
+#ifndef UNIT_SEQ
+#define UNIT_SEQ 0
+#endif
+#ifndef IN_PLACE
+#define IN_PLACE 0
 #endif
 
 #define RPW (K / KS)  /* state rows per work-item */
@@ -142,12 +163,36 @@ typedef float4 vec_t;
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_recurrent(__global const float *q, __global const float *k,
                            __global const float *v, __global const float *g,
-                           __global const float *beta, __global const float *A_log,
-                           __global const float *dt_bias, __global const int *seq_off,
-                           __global const float *h0, __global float *o, __global float *ht,
-                           int H, int HV, float scale, float eps, int has_h0, int store_ht,
-                           int tb, int te)
+                           __global const float *beta,
+#if GATE_IN_OP
+                           __global const float *A_log, __global const float *dt_bias,
+#endif
+#if !UNIT_SEQ
+                           __global const int *seq_off,
+#endif
+                           __global float *o,
+#if IN_PLACE
+                           __global float *state,
+#else
+                           __global const float *h0, __global float *ht,
+#endif
+                           int H, int HV, float scale, float eps
+#if !IN_PLACE
+                           , int has_h0, int store_ht
+#endif
+#if !UNIT_SEQ
+                           , int tb, int te
+#endif
+                           )
 {
+#if IN_PLACE
+    __global const float *h0 = state;
+    __global float       *ht = state;
+    const int             has_h0 = 1, store_ht = 1;
+#endif
+#if UNIT_SEQ
+    const int tb = 0, te = 1;
+#endif
     __local vec_t red_hk[2][KS][NJ];
     __local vec_t red_hq[2][KS][NJ];
     __local float red_s[2][KS][3]; /* k.q, |k|^2, |q|^2 */
@@ -163,9 +208,13 @@ void gated_delta_recurrent(__global const float *q, __global const float *k,
     const int   hk_ = hv / (HV / H);
     const int   c0  = vt * BV + jv * VW; /* first column of this work-item */
     const int   r0  = ks * RPW;          /* first row of this work-item */
-    const int   len = seq_off[n + 1] - seq_off[n];
-    const int   bos = seq_off[n] + min(tb, len); /* this launch's tokens */
-    const int   eos = seq_off[n] + min(te, len);
+#if UNIT_SEQ
+    const int   first = n, len = 1;
+#else
+    const int   first = seq_off[n], len = seq_off[n + 1] - first;
+#endif
+    const int   bos = first + min(tb, len); /* this launch's tokens */
+    const int   eos = first + min(te, len);
     const ulong sbase = (nh * K + (ulong)r0) * V + (ulong)c0;
 
     vec_t hs[RPW];

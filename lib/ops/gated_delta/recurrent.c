@@ -7,7 +7,10 @@
  *
  * The decode step is the same kernel with one token per sequence and
  * h0 == ht (the state, updated in place): the kernel reads each work-group's
- * state slice completely before it writes it, and slices do not overlap.
+ * state slice completely before it writes it, and slices do not overlap. It
+ * is built in that form (UNIT_SEQ, IN_PLACE: no sequence offsets, one state
+ * argument), because each kernel argument costs host time at every launch
+ * and a step is one launch (recurrent.cl's header has the figures).
  *
  * This path reads the raw inputs (tp->q->mem ...); the tape's saved buffers
  * are not allocated here.
@@ -27,6 +30,8 @@ struct recurrent_plan {
     int32_t ks; /* work-items along K: power of two, K % (4 ks) == 0         */
     size_t  local;  /* (bv / vw) * ks work-items                            */
     size_t  groups; /* N * HV * (V / bv)                                    */
+    bool    unit_seq; /* UNIT_SEQ: every sequence is one token (no seq_off)  */
+    bool    in_place; /* IN_PLACE: h0 == ht, one state argument              */
 };
 
 /* Largest power of two <= x (x >= 1). */
@@ -80,7 +85,7 @@ static bool recurrent_plan_valid(const struct gdn_gd_shape *s, const struct recu
 static bool recurrent_space_valid(const int32_t *v, const void *problem,
                                   const struct gdn_device *dev)
 {
-    const struct recurrent_plan p = {v[0], v[1], v[2], 0, 0};
+    const struct recurrent_plan p = {v[0], v[1], v[2], 0, 0, false, false};
     (void)dev;
     return recurrent_plan_valid(problem, &p);
 }
@@ -155,6 +160,8 @@ static void recurrent_plan_options(const struct gdn_gd_shape *s, const struct re
         {"GATE_IN_OP", (s->flags & GDN_GATED_DELTA_GATE_IN_OP) ? 1 : 0},
         {"BETA_SIGMOID", (s->flags & GDN_GATED_DELTA_BETA_SIGMOID) ? 1 : 0},
         {"NEG_EIGVAL", (s->flags & GDN_GATED_DELTA_NEG_EIGVAL) ? 1 : 0},
+        {"UNIT_SEQ", p->unit_seq ? 1 : 0},
+        {"IN_PLACE", p->in_place ? 1 : 0},
     };
     gdn__defines_format(defs, GDN_ARRAY_SIZE(defs), buf, cap);
 }
@@ -203,6 +210,7 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
     cl_kernel                  kr;
     cl_uint                    a = 0;
     size_t                     global;
+    int32_t                    win, nwin;
     gdn_status                 st;
 
     if (s->N == 0 || (s->T == 0 && !ht_mem))
@@ -215,33 +223,53 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
         gdn__gd_stage_lookup(ctx, &gdn__gd_recurrent_space, s, v);
         p.bv = v[0], p.vw = v[1], p.ks = v[2];
     }
+    /* Token windows on Mesa llvmpipe (gdn__gd_loop_limited): each launch
+     * runs RECURRENT_WINDOW_KV / K tokens of every sequence, the state going
+     * h0 -> S -> ... -> S -> ht through a scratch state S. */
+    win  = gdn__gd_loop_limited(&ctx->dev) ? RECURRENT_WINDOW_KV / s->K : 0;
+    nwin = win > 0 && s->max_len > win ? (s->max_len + win - 1) / win : 1;
+    /* The decode step's form: one token per sequence, state in place. */
+    p.unit_seq = s->max_len == 1 && s->T == (int64_t)s->N;
+    p.in_place = nwin == 1 && h0_mem && h0_mem == ht_mem;
     if ((st = recurrent_kernel(ctx, s, &p, &kr)))
         return st;
 
-    /* Unused pointer arguments get a valid buffer that is never touched. */
+    /* The inputs; unused buffer arguments (no h0 or no ht) get a valid
+     * buffer that is never touched. */
     if ((st = gdn__arg_mem(ctx, kr, a++, tp->q->mem)) ||
         (st = gdn__arg_mem(ctx, kr, a++, tp->k->mem)) ||
         (st = gdn__arg_mem(ctx, kr, a++, tp->v->mem)) ||
         (st = gdn__arg_mem(ctx, kr, a++, tp->g->mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, tp->beta->mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->A_log->mem : tp->g->mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, gate_in_op ? tp->dt_bias->mem : tp->g->mem)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, tp->idx.seq_off)) ||
-        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) || /* 8: h0, 10: ht, set below */
-        (st = gdn__arg_mem(ctx, kr, a++, o_mem)) || (st = gdn__arg_mem(ctx, kr, a++, o_mem)) ||
-        (st = gdn__arg_int(ctx, kr, a++, s->H)) || (st = gdn__arg_int(ctx, kr, a++, s->HV)) ||
-        (st = gdn__arg_float(ctx, kr, a++, s->scale)) ||
-        (st = gdn__arg_float(ctx, kr, a++, s->eps)))
+        (st = gdn__arg_mem(ctx, kr, a++, tp->beta->mem)))
+        return st;
+    if (gate_in_op && ((st = gdn__arg_mem(ctx, kr, a++, tp->A_log->mem)) ||
+                       (st = gdn__arg_mem(ctx, kr, a++, tp->dt_bias->mem))))
+        return st;
+    if (!p.unit_seq && (st = gdn__arg_mem(ctx, kr, a++, tp->idx.seq_off)))
+        return st;
+    if ((st = gdn__arg_mem(ctx, kr, a++, o_mem)))
         return st;
     global = p.groups * p.local;
+    if (p.in_place) { /* then one launch: nwin == 1 */
+        if ((st = gdn__arg_mem(ctx, kr, a++, h0_mem)) ||
+            (st = gdn__arg_int(ctx, kr, a++, s->H)) || (st = gdn__arg_int(ctx, kr, a++, s->HV)) ||
+            (st = gdn__arg_float(ctx, kr, a++, s->scale)) ||
+            (st = gdn__arg_float(ctx, kr, a++, s->eps)))
+            return st;
+        if (!p.unit_seq && ((st = gdn__arg_int(ctx, kr, a++, 0)) ||
+                            (st = gdn__arg_int(ctx, kr, a++, INT32_MAX))))
+            return st;
+        return gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
+    }
+    /* h0 (a), ht (a + 1), H, HV, scale, eps, has_h0 (a + 6), store_ht,
+     * [tb (a + 8), te] */
+    if ((st = gdn__arg_int(ctx, kr, a + 2, s->H)) || (st = gdn__arg_int(ctx, kr, a + 3, s->HV)) ||
+        (st = gdn__arg_float(ctx, kr, a + 4, s->scale)) ||
+        (st = gdn__arg_float(ctx, kr, a + 5, s->eps)))
+        return st;
     {
-        /* Token windows on Mesa llvmpipe (gdn__gd_loop_limited): each launch
-         * runs RECURRENT_WINDOW_KV / K tokens of every sequence, the state
-         * going h0 -> S -> ... -> S -> ht through a scratch state S. */
-        const int32_t win = gdn__gd_loop_limited(&ctx->dev) ? RECURRENT_WINDOW_KV / s->K : 0;
-        const int32_t nwin = win > 0 && s->max_len > win ? (s->max_len + win - 1) / win : 1;
-        cl_mem        S    = NULL;
-        int32_t       w;
+        cl_mem  S = NULL;
+        int32_t w;
         if (nwin > 1 && (st = gdn__scratch_acquire(ctx, (size_t)s->N * (size_t)s->HV *
                                                             (size_t)s->K * (size_t)s->V * 4,
                                                    &S)))
@@ -249,12 +277,14 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
         for (w = 0; w < nwin && !st; w++) {
             const bool   first = w == 0, last = w == nwin - 1;
             const cl_mem in = first ? h0_mem : S, out = last ? ht_mem : S;
-            if ((st = gdn__arg_mem(ctx, kr, 8, in ? in : tp->q->mem)) ||
-                (st = gdn__arg_mem(ctx, kr, 10, out ? out : o_mem)) ||
-                (st = gdn__arg_int(ctx, kr, 15, in ? 1 : 0)) ||
-                (st = gdn__arg_int(ctx, kr, 16, out ? 1 : 0)) ||
-                (st = gdn__arg_int(ctx, kr, 17, nwin > 1 ? w * win : 0)) ||
-                (st = gdn__arg_int(ctx, kr, 18, last ? INT32_MAX : (w + 1) * win)))
+            if ((st = gdn__arg_mem(ctx, kr, a, in ? in : tp->q->mem)) ||
+                (st = gdn__arg_mem(ctx, kr, a + 1, out ? out : o_mem)) ||
+                (st = gdn__arg_int(ctx, kr, a + 6, in ? 1 : 0)) ||
+                (st = gdn__arg_int(ctx, kr, a + 7, out ? 1 : 0)))
+                break;
+            if (!p.unit_seq &&
+                ((st = gdn__arg_int(ctx, kr, a + 8, nwin > 1 ? w * win : 0)) ||
+                 (st = gdn__arg_int(ctx, kr, a + 9, last ? INT32_MAX : (w + 1) * win))))
                 break;
             st = gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
         }
