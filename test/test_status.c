@@ -199,6 +199,19 @@ START_TEST(defines_sorted)
     /* none */
     ck_assert(gdn__defines_format(defs, 0, buf, sizeof(buf)));
     ck_assert_str_eq(buf, "");
+    /* values written as printf's %lld writes them, the extremes included */
+    {
+        static const int64_t vals[] = {0, 1, -1, 9, 10, -10, 123456789, INT32_MIN, INT64_MAX,
+                                       INT64_MIN};
+        size_t               i;
+        for (i = 0; i < GDN_ARRAY_SIZE(vals); i++) {
+            const struct gdn_define one[] = {{"V", vals[i]}};
+            char                    want[64];
+            snprintf(want, sizeof(want), "-DV=%lld", (long long)vals[i]);
+            ck_assert(gdn__defines_format(one, 1, buf, sizeof(buf)));
+            ck_assert_str_eq(buf, want);
+        }
+    }
 }
 END_TEST
 

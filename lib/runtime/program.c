@@ -45,28 +45,60 @@ struct gdn_program_entry {
 
 /* ---------------------------------------------------------------- defines */
 
-static int cmp_define(const void *a, const void *b)
+/* Append "-DNAME=VALUE" (after a space unless first) at buf + *len; false
+ * when it does not fit in cap bytes with the terminating NUL. Written out
+ * by hand: one snprintf per define was the largest part of a decode step's
+ * host time (callgrind: 16 k of 37 k instructions per gdn_gated_delta_step
+ * on PoCL), and every launch formats its plan's options. */
+static bool append_define(char *buf, size_t cap, size_t *len, bool first, const char *name,
+                          int64_t value)
 {
-    return strcmp(((const struct gdn_define *)a)->name, ((const struct gdn_define *)b)->name);
+    char     digits[20]; /* 2^64 has 20 decimal digits */
+    size_t   nd = 0, nn = strlen(name), need;
+    uint64_t u  = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    char    *p;
+
+    do {
+        digits[nd++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    need = (first ? 0 : 1) + 2 + nn + 1 + (value < 0 ? 1 : 0) + nd;
+    if (*len + need >= cap)
+        return false;
+    p = buf + *len;
+    if (!first)
+        *p++ = ' ';
+    *p++ = '-';
+    *p++ = 'D';
+    memcpy(p, name, nn);
+    p += nn;
+    *p++ = '=';
+    if (value < 0)
+        *p++ = '-';
+    while (nd)
+        *p++ = digits[--nd];
+    *p = '\0';
+    *len += need;
+    return true;
 }
 
 bool gdn__defines_format(const struct gdn_define *defs, size_t n, char *buf, size_t cap)
 {
     struct gdn_define sorted[64];
-    size_t            i, len = 0;
+    size_t            i, j, len = 0;
 
     if (n > GDN_ARRAY_SIZE(sorted) || cap == 0)
         return false;
-    memcpy(sorted, defs, n * sizeof(*defs));
-    qsort(sorted, n, sizeof(*sorted), cmp_define);
-    buf[0] = '\0';
+    /* By name, insertion sort: a plan has a dozen defines. */
     for (i = 0; i < n; i++) {
-        int w = snprintf(buf + len, cap - len, "%s-D%s=%lld", i ? " " : "", sorted[i].name,
-                         (long long)sorted[i].value);
-        if (w < 0 || (size_t)w >= cap - len)
-            return false;
-        len += (size_t)w;
+        for (j = i; j > 0 && strcmp(sorted[j - 1].name, defs[i].name) > 0; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = defs[i];
     }
+    buf[0] = '\0';
+    for (i = 0; i < n; i++)
+        if (!append_define(buf, cap, &len, i == 0, sorted[i].name, sorted[i].value))
+            return false;
     return true;
 }
 
