@@ -65,12 +65,13 @@
  * and a decode step is one launch, so the step's form passes only what it
  * reads. (The scalars as one struct argument were slower there: 13.2-15.3
  * us/step and 7.3-10.0 us of device time at N = 1, against 10.0-10.7 and
- * 6.5 for the former form in the same runs.) has_h0: else the state starts at zero; store_ht: else the final
- * state is not written; tb, te: the window of tokens [tb, te) of every
- * sequence this launch runs (clamped to the sequence; 0, INT_MAX for all of
- * it). The host splits long sequences into windows on Mesa llvmpipe, which
- * silently ends a work-item's loops after 65535 iterations in total, passing
- * the state from window to window through ht -> h0.
+ * 6.5 for the former form in the same runs.) has_h0: else the state starts
+ * at zero; store_ht: else the final state is not written; tb, te: the
+ * window of tokens [tb, te) of every sequence this launch runs (clamped to
+ * the sequence; 0, INT_MAX for all of it). The host splits long sequences
+ * into windows on Mesa llvmpipe, which silently ends a work-item's loops
+ * after 65535 iterations in total, passing the state from window to window
+ * through ht -> h0.
  *
  * Measured on the H200 (NVIDIA OpenCL, H = HV = 16, K = V = 128, fp32 state;
  * back-to-back launches; copy = clEnqueueCopyBuffer of the state, which
