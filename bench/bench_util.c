@@ -155,20 +155,19 @@ static gdn_status time_kernel(gdn_context *ctx, cl_kernel k, size_t global, size
 
 /* One optional ceiling: kernel `name` of cl/bench/ceiling.cl built with
  * defs (which switch it on), arguments (out, seed: int or float), `global`
- * work-items in groups of 256, `flop` per launch. A failed build (which
+ * work-items in groups of `local`, `flop` per launch. A failed build (which
  * includes the kernel's creation) or run is no error: returns 0 GFLOP/s,
  * writes "build failed" or "run failed" into why, logs the reason at INFO
  * and leaves the context's error state as it was. */
 static double optional_ceiling(gdn_context *ctx, const struct gdn_define *defs, size_t ndefs,
                                const char *name, bool int_seed, cl_mem out, size_t global,
-                               int reps, double flop, char *why, size_t cap)
+                               size_t local, int reps, double flop, char *why, size_t cap)
 {
     const cl_int saved_cl_error = ctx->last_cl_error;
     const char  *stage          = "build";
     char         opts[256];
-    cl_kernel    k     = NULL;
-    size_t       local = 256;
-    double       ms    = 0;
+    cl_kernel    k  = NULL;
+    double       ms = 0;
     gdn_status   st;
 
     why[0] = '\0';
@@ -212,6 +211,23 @@ static gdn_status optional_ceilings(gdn_context *ctx, bool quick, struct bench_c
     if ((st = gdn__buffer_create(ctx, global * sizeof(float), &out)))
         return st;
 
+    /* FMA fed from local memory, per micro-tile shape (TM x TN): 8 groups of
+     * 128 per compute unit on GPUs, one on CPUs. Plain OpenCL C, but it
+     * needs 128 work-items and up to 24 KiB of local memory per group, so a
+     * device without them gets n/a rather than no bench. */
+    {
+        static const int tiles[3][2] = {{4, 4}, {8, 4}, {8, 8}};
+        const size_t     lglobal = cu * 128 * (gpu ? 8 : 1);
+        const int        lk = 32, liters = quick ? 4 : 256;
+        for (int t = 0; t < 3; t++) {
+            const struct gdn_define defs[] = {{"WG_SIZE", 128}, {"ITERS", liters}, {"LK", lk},
+                                              {"TM", tiles[t][0]}, {"TN", tiles[t][1]}};
+            c->lfma_gflops[t] = optional_ceiling(
+                ctx, defs, GDN_ARRAY_SIZE(defs), "gdn_bench_lfma", false, out, lglobal, 128, reps,
+                2.0 * tiles[t][0] * tiles[t][1] * lk * liters * (double)lglobal, why, sizeof(why));
+        }
+    }
+
     /* fp16: the half kernel builds or it does not, whether or not the device
      * advertises cl_khr_fp16 (NVIDIA builds half arithmetic without
      * advertising it). Not tried on CPUs that do not advertise it: PoCL has
@@ -225,7 +241,7 @@ static gdn_status optional_ceilings(gdn_context *ctx, bool quick, struct bench_c
         const struct gdn_define defs[] = {
             {"WG_SIZE", 256}, {"CHAINS", chains}, {"ITERS", iters}, {"GDN_CEIL_HALF", 1}};
         c->fp16_gflops = optional_ceiling(ctx, defs, GDN_ARRAY_SIZE(defs), "gdn_bench_fma_half",
-                                          false, out, global, reps,
+                                          false, out, global, 256, reps,
                                           16.0 * chains * iters * (double)global, why,
                                           sizeof(why));
         snprintf(c->fp16_note, sizeof(c->fp16_note), "cl_khr_fp16 %sadvertised; %s",
@@ -254,7 +270,7 @@ static gdn_status optional_ceilings(gdn_context *ctx, bool quick, struct bench_c
             /* one warp (32 work-items) issues each mma.sync: FLOP = warps x
              * ITERS x CHAINS x 2 m n k */
             *gf[t] = optional_ceiling(ctx, defs, GDN_ARRAY_SIZE(defs), "gdn_bench_mma", true, out,
-                                      global, reps,
+                                      global, 256, reps,
                                       (double)(global / 32) * iters * chains * mma_flop[t], why,
                                       sizeof(why));
             if (*gf[t] <= 0 && n < sizeof(c->mma_note))
@@ -296,25 +312,6 @@ gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_cei
         const double gflops = 2.0 * vw * chains * iters * (double)global / (ms * 1e6);
         if (gflops > c->fma_gflops)
             c->fma_gflops = gflops;
-    }
-
-    /* FMA fed from local memory, per micro-tile shape (TM x TN): 8 groups of
-     * 128 per compute unit on GPUs, one on CPUs. */
-    {
-        static const int tiles[3][2] = {{4, 4}, {8, 4}, {8, 8}};
-        const size_t     lglobal = cu * 128 * (ctx->dev.info.flags & GDN_DEVICE_FLAG_GPU ? 8 : 1);
-        const int        lk = 32, liters = quick ? 4 : 256;
-        for (int t = 0; t < 3; t++) {
-            const struct gdn_define d[] = {{"WG_SIZE", 128}, {"ITERS", liters}, {"LK", lk},
-                                           {"TM", tiles[t][0]}, {"TN", tiles[t][1]}};
-            gdn__defines_format(d, GDN_ARRAY_SIZE(d), opts, sizeof(opts));
-            if ((st = gdn__kernel_get(ctx, "bench/ceiling.cl", opts, "gdn_bench_lfma", &k)) ||
-                (st = gdn__arg_mem(ctx, k, 0, a)) || (st = gdn__arg_float(ctx, k, 1, 0.25f)) ||
-                (st = time_kernel(ctx, k, lglobal, 128, reps, &ms)))
-                goto out;
-            c->lfma_gflops[t] = 2.0 * tiles[t][0] * tiles[t][1] * lk * liters *
-                                (double)lglobal / (ms * 1e6);
-        }
     }
 
     /* Copy bandwidth: a buffer well beyond the caches. */
@@ -677,12 +674,16 @@ int bench_begin(const char *op, struct bench_opts *o, gdn_context **ctx,
     printf("measured ceilings: fp32 FMA %.1f GFLOP/s, copy %.1f GB/s (read+write), launch+finish "
            "%.1f us, host->device %.2f GB/s, device->host %.2f GB/s\n",
            ceil->fma_gflops, ceil->copy_gbs, ceil->launch_us, ceil->h2d_gbs, ceil->d2h_gbs);
-    printf("measured ceilings: fp32 FMA from local memory, float4 micro-tiles 4x4 %.1f, 8x4 %.1f, "
-           "8x8 %.1f GFLOP/s (%.0f%%, %.0f%%, %.0f%% of the FMA peak)\n",
-           ceil->lfma_gflops[0], ceil->lfma_gflops[1], ceil->lfma_gflops[2],
-           100 * ceil->lfma_gflops[0] / ceil->fma_gflops,
-           100 * ceil->lfma_gflops[1] / ceil->fma_gflops,
-           100 * ceil->lfma_gflops[2] / ceil->fma_gflops);
+    {
+        char lf[3][32];
+        for (int t = 0; t < 3; t++)
+            gflops_or_na(ceil->lfma_gflops[t], lf[t], sizeof(lf[t]));
+        printf("measured ceilings: fp32 FMA from local memory, float4 micro-tiles 4x4 %s, 8x4 %s, "
+               "8x8 %s GFLOP/s (%.0f%%, %.0f%%, %.0f%% of the FMA peak)\n",
+               lf[0], lf[1], lf[2], 100 * ceil->lfma_gflops[0] / ceil->fma_gflops,
+               100 * ceil->lfma_gflops[1] / ceil->fma_gflops,
+               100 * ceil->lfma_gflops[2] / ceil->fma_gflops);
+    }
     {
         char fp16[32], tf32[32], bf16[32], f16[32];
         if (ceil->fp16_gflops > 0)

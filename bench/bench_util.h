@@ -5,10 +5,10 @@
  * library version, git revision, date and the ceilings.
  *
  * Ceilings (microkernels of cl/bench/ceiling.cl, FLOP counts there): fp32
- * FMA, fp32 FMA fed from local memory, device copy, launch latency and
- * host <-> device transfers on every device; fp16 FMA and tensor-core
- * mma.sync (tf32, bf16, f16) where the device has them. Those are
- * feature-tested at run time, never assumed:
+ * FMA, device copy, launch latency and host <-> device transfers on every
+ * device; fp32 FMA fed from local memory where the device runs its kernel;
+ * fp16 FMA and tensor-core mma.sync (tf32, bf16, f16) where the device has
+ * them. Those are feature-tested at run time, never assumed:
  * fp16 by building the half kernel (with the cl_khr_fp16 pragma, whether or
  * not the device advertises the extension), mma.sync only on devices with
  * GDN_DEVICE_FLAG_INLINE_PTX, by building and running each type. A build or
@@ -30,7 +30,8 @@ struct bench_ceilings {
     double d2h_gbs;      /* device -> host transfer (blocking read), GB/s  */
     /* fp32 FMA with operands from local memory (float4 micro-tiles of 4 x 4,
      * 8 x 4 and 8 x 8 per work-item, groups of 128): the ceiling of the
-     * chunk kernels' tile products at each shape, GFLOP/s */
+     * chunk kernels' tile products at each shape, GFLOP/s (0: the device
+     * cannot run it, e.g. fewer than 128 work-items or 24 KiB per group) */
     double lfma_gflops[3];
     /* Where the device has them (0: not available; the notes say why): */
     double fp16_gflops;     /* half FMA throughput (x * x + c on half8), GFLOP/s */
@@ -44,7 +45,8 @@ struct bench_ceilings {
 
 /* Measure the ceilings with the microkernels of cl/bench/ceiling.cl. Errors
  * are those of the fp32, copy and transfer ceilings; the optional ones
- * (fp16, mma) are 0 when their build or run fails. Quick: small sizes. */
+ * (local-memory FMA, fp16, mma) are 0 when their build or run fails.
+ * Quick: small sizes. */
 gdn_status bench_measure_ceilings(gdn_context *ctx, bool quick, struct bench_ceilings *c);
 
 /* Results file: opened in dir (created), named <op>-<device slug>.{csv,json}.
