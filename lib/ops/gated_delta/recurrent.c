@@ -250,26 +250,19 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
     if ((st = gdn__arg_mem(ctx, kr, a++, o_mem)))
         return st;
     global = p.groups * p.local;
-    if (p.in_place) { /* then one launch: nwin == 1 */
-        if ((st = gdn__arg_mem(ctx, kr, a++, h0_mem)) ||
-            (st = gdn__arg_int(ctx, kr, a++, s->H)) || (st = gdn__arg_int(ctx, kr, a++, s->HV)) ||
-            (st = gdn__arg_float(ctx, kr, a++, s->scale)) ||
-            (st = gdn__arg_float(ctx, kr, a++, s->eps)))
-            return st;
-        if (!p.unit_seq && ((st = gdn__arg_int(ctx, kr, a++, 0)) ||
-                            (st = gdn__arg_int(ctx, kr, a++, INT32_MAX))))
-            return st;
-        return gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
-    }
-    /* h0 (a), ht (a + 1), H, HV, scale, eps, has_h0 (a + 6), store_ht,
-     * [tb (a + 8), te] */
-    if ((st = gdn__arg_int(ctx, kr, a + 2, s->H)) || (st = gdn__arg_int(ctx, kr, a + 3, s->HV)) ||
-        (st = gdn__arg_float(ctx, kr, a + 4, s->scale)) ||
-        (st = gdn__arg_float(ctx, kr, a + 5, s->eps)))
-        return st;
+    /* Then the state (IN_PLACE) or h0, ht (at as, set per window below); H,
+     * HV, scale, eps (at ai); has_h0, store_ht (at af, not IN_PLACE); tb,
+     * te (at aw, not UNIT_SEQ). */
     {
-        cl_mem  S = NULL;
-        int32_t w;
+        const cl_uint as = a, ai = as + (p.in_place ? 1 : 2), af = ai + 4;
+        const cl_uint aw = af + (p.in_place ? 0 : 2);
+        cl_mem        S  = NULL;
+        int32_t       w;
+        if ((st = gdn__arg_int(ctx, kr, ai, s->H)) ||
+            (st = gdn__arg_int(ctx, kr, ai + 1, s->HV)) ||
+            (st = gdn__arg_float(ctx, kr, ai + 2, s->scale)) ||
+            (st = gdn__arg_float(ctx, kr, ai + 3, s->eps)))
+            return st;
         if (nwin > 1 && (st = gdn__scratch_acquire(ctx, (size_t)s->N * (size_t)s->HV *
                                                             (size_t)s->K * (size_t)s->V * 4,
                                                    &S)))
@@ -277,16 +270,16 @@ gdn_status gdn__gd_recurrent_forward(struct gdn_gated_delta_tape *tp, cl_mem h0_
         for (w = 0; w < nwin && !st; w++) {
             const bool   first = w == 0, last = w == nwin - 1;
             const cl_mem in = first ? h0_mem : S, out = last ? ht_mem : S;
-            if ((st = gdn__arg_mem(ctx, kr, a, in ? in : tp->q->mem)) ||
-                (st = gdn__arg_mem(ctx, kr, a + 1, out ? out : o_mem)) ||
-                (st = gdn__arg_int(ctx, kr, a + 6, in ? 1 : 0)) ||
-                (st = gdn__arg_int(ctx, kr, a + 7, out ? 1 : 0)))
-                break;
-            if (!p.unit_seq &&
-                ((st = gdn__arg_int(ctx, kr, a + 8, nwin > 1 ? w * win : 0)) ||
-                 (st = gdn__arg_int(ctx, kr, a + 9, last ? INT32_MAX : (w + 1) * win))))
-                break;
-            st = gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
+            if (p.in_place) /* (one window: in == out == the state) */
+                st = gdn__arg_mem(ctx, kr, as, in);
+            else if (!(st = gdn__arg_mem(ctx, kr, as, in ? in : tp->q->mem)) &&
+                     !(st = gdn__arg_mem(ctx, kr, as + 1, out ? out : o_mem)) &&
+                     !(st = gdn__arg_int(ctx, kr, af, in ? 1 : 0)))
+                st = gdn__arg_int(ctx, kr, af + 1, out ? 1 : 0);
+            if (!st && !p.unit_seq && !(st = gdn__arg_int(ctx, kr, aw, nwin > 1 ? w * win : 0)))
+                st = gdn__arg_int(ctx, kr, aw + 1, last ? INT32_MAX : (w + 1) * win);
+            if (!st)
+                st = gdn__launch(ctx, kr, 1, &global, &p.local, NULL);
         }
         gdn__scratch_release(ctx, S);
     }
