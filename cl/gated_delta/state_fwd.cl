@@ -525,7 +525,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #define RS_LOAD_G(f_, l_)                                                                          \
     for (int p_ = 0; p_ < NGS; p_++) {                                                             \
         const int r_ = lid + p_ * WG;                                                              \
-        gr[p_] = r_ < (l_) ? G[(ulong)((f_) + r_) * (ulong)HV + (ulong)hv] : 0.0f;                 \
+        gr[p_] = r_ < (l_) ? G[((f_) + r_) * HV + hv] : 0.0f;                                     \
     }
 #if RSVEC
 /* RSVEC moves every global and staged operand as float4: pr holds float4s
@@ -535,37 +535,39 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * its transposed stores into SL hit at most 2 lanes per bank. */
 /* Slice sl of chunk cc into pr: sl < NSL is w[:, sl BK ...] (64 x BK; with
  * SPLITK columns sl HB ... and K/2 + sl HB ... of both halves), else
- * k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
+ * k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. Offsets into
+ * the token-major tensors are int (the host keeps T HV max(K, V) below
+ * 2^31, api.c), added to a pointer to the chunk's first row: 64-bit
+ * products per load took a tenth of the scan's instructions (H200). */
 #define RS_LOAD_SLICE(cc, sl)                                                                      \
     do {                                                                                           \
-        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        const int              f_  = bos + (cc) * CH, l_ = min(CH, eos - f_);                     \
+        const bool             k_  = (sl) >= NSL;                                                  \
+        const __global float *b_  = k_ ? k + (f_ * H + kh) * K : w + (f_ * HV + hv) * K;          \
+        const int              rs_ = (k_ ? H : HV) * K; /* row stride */                           \
         for (int p_ = 0; p_ < NP4; p_++) {                                                         \
             const int e_ = lid + p_ * WG;                                                          \
-            if ((sl) >= NSL) {                                                                     \
-                const int r_ = ((sl) - NSL) * BI + e_ / (K / 4), d_ = 4 * (e_ % (K / 4));          \
-                pr[p_] = r_ < l_ ? GDN_LD4G(k + ((ulong)(f_ + r_) * (ulong)H + (ulong)kh) *        \
-                                                    (ulong)K + (ulong)d_)                          \
-                                 : (float4)(0.0f);                                                 \
+            int       r_, d_;                                                                      \
+            if (k_) {                                                                              \
+                r_ = ((sl) - NSL) * BI + e_ / (K / 4), d_ = 4 * (e_ % (K / 4));                    \
             } else {                                                                               \
-                const int r_ = GDN_TILE_T_ROW(e_, BK), c_ = GDN_TILE_T_COL(e_, BK);                \
-                const int d_ = (c_ / HB) * KH + (sl) * HB + c_ % HB;                               \
-                pr[p_] = r_ < l_ ? GDN_LD4G(w + ((ulong)(f_ + r_) * (ulong)HV + (ulong)hv) *       \
-                                                    (ulong)K + (ulong)d_)                          \
-                                 : (float4)(0.0f);                                                 \
+                const int c_ = GDN_TILE_T_COL(e_, BK);                                             \
+                r_ = GDN_TILE_T_ROW(e_, BK), d_ = (c_ / HB) * KH + (sl) * HB + c_ % HB;            \
             }                                                                                      \
+            pr[p_] = r_ < l_ ? GDN_LD4G(b_ + (r_ * rs_ + d_)) : (float4)(0.0f);                   \
         }                                                                                          \
     } while (0)
 /* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
 #define RS_LOAD_UG(cc)                                                                             \
     do {                                                                                           \
-        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        const int              f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                      \
+        const __global float *b_ = u + (f_ * HV + hv) * V + v0;                                   \
         for (int a_ = 0; a_ < RVS; a_++) {                                                         \
             const int i_ = VROW(a_);                                                               \
             for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
                 float4 t_ = (float4)(0.0f);                                                        \
                 if (i_ < l_ && (!SPLITK || (a_ < RVS / 2) == (hf == 0)))                           \
-                    t_ = GDN_LD4G(u + ((ulong)(f_ + i_) * (ulong)HV + (ulong)hv) * (ulong)V +      \
-                                      (ulong)(v0 + SCOL(j_)));                                     \
+                    t_ = GDN_LD4G(b_ + (i_ * HV * V + SCOL(j_)));                                  \
                 ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
                 ur[a_][j_ + 3] = t_.w;                                                             \
             }                                                                                      \
@@ -715,8 +717,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                     const int    col = SCOL(j);
                     const float4 vn  = RS_ROW4(ur, a, j) - RS_ROW4(acc, a, j);
                     if (ok && mine)
-                        GDN_ST4G(vn, v_new + ((ulong)(first + i) * (ulong)HV + (ulong)hv) *
-                                             (ulong)V + (ulong)(v0 + col));
+                        GDN_ST4G(vn, v_new + ((first + i) * HV + hv) * V + v0 + col);
                     if (mine)
                         GDN_ST4L(ok ? vn * dec : (float4)(0.0f), XL + i * BV + col);
                 }
