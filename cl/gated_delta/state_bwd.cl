@@ -328,26 +328,28 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
  * contiguous columns at a time. */
 /* Slice qi of chunk cc into pr: qi < NSL is k[:, qi BKS ...] (64 x BKS);
  * NSL <= qi < 2 NSL is q[(qi - NSL) BI ..., :] and 2 NSL <= qi < 3 NSL is
- * w[(qi - 2 NSL) BI ..., :] (BI x K_DIM); rows past the chunk: 0. */
+ * w[(qi - 2 NSL) BI ..., :] (BI x K_DIM). Rows past the chunk repeat its
+ * last row, as in state_fwd_rs: k's give rows of k dH that are masked to
+ * zeros before dv2 is stored or staged, q's and w's meet the rows of do
+ * and dv2 past L, which are exact zeros. Offsets into the token-major
+ * tensors are int (the host keeps T HV max(K, V) below 2^31, api.c). */
 #define RS_LOAD_SLICE(cc, qi)                                                                      \
     do {                                                                                           \
-        const int4 e_ = chunks[cc];                                                                \
-        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        const int4             e_  = chunks[cc];                                                   \
+        const int              t_  = e_.y, l_ = e_.z;                                              \
+        const int              kd_ = (qi) < NSL ? 0 : (qi) < 2 * NSL ? 1 : 2; /* k, q, w */        \
+        const __global float *b_  = kd_ == 2 ? w + (t_ * HV + hv) * K_DIM                          \
+                                              : (kd_ ? q : k) + (t_ * H + hk) * K_DIM;             \
+        const int              rs_ = (kd_ == 2 ? HV : H) * K_DIM; /* row stride */                 \
         for (int p_ = 0; p_ < NP4; p_++) {                                                         \
             const int e2_ = tid + p_ * WG;                                                         \
-            if ((qi) < NSL) {                                                                      \
-                const int r_ = GDN_TILE_T_ROW(e2_, BKS);                                           \
-                const int d_ = (qi) * BKS + GDN_TILE_T_COL(e2_, BKS);                              \
-                pr[p_] = r_ < l_ ? GDN_LD4G(k + ((ulong)(t_ + r_) * H + hk) * K_DIM + d_)          \
-                                 : (float4)(0.0f);                                                 \
+            int       r_, d_;                                                                      \
+            if (kd_ == 0) {                                                                        \
+                r_ = GDN_TILE_T_ROW(e2_, BKS), d_ = (qi) * BKS + GDN_TILE_T_COL(e2_, BKS);         \
             } else {                                                                               \
-                const int kd_ = (qi) < 2 * NSL ? 1 : 2;                                            \
-                const int r_  = ((qi) - kd_ * NSL) * BI + e2_ / (K_DIM / 4);                       \
-                const int d_  = 4 * (e2_ % (K_DIM / 4));                                           \
-                pr[p_] = r_ >= l_   ? (float4)(0.0f)                                               \
-                         : kd_ == 2 ? GDN_LD4G(w + ((ulong)(t_ + r_) * HV + hv) * K_DIM + d_)      \
-                                    : GDN_LD4G(q + ((ulong)(t_ + r_) * H + hk) * K_DIM + d_);      \
+                r_ = ((qi) - kd_ * NSL) * BI + e2_ / (K_DIM / 4), d_ = 4 * (e2_ % (K_DIM / 4));   \
             }                                                                                      \
+            pr[p_] = GDN_LD4G(b_ + (min(r_, l_ - 1) * rs_ + d_));                                 \
         }                                                                                          \
     } while (0)
 /* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
