@@ -176,7 +176,10 @@
  * work-items read neighbouring float4s. The inner index stops past the
  * work-item's last row (Ai is lower triangular), and at L. The row scales
  * b exp2(G) and b are read from global memory per staged float4 (no local
- * arrays), so BN = 128 fits in 48 KiB. Needs 64 / LY, BNK / LX and BNV / LX
+ * arrays), so BN = 128 fits in 48 KiB. The product never reads operand
+ * rows past L, so those rows repeat row L - 1 (unconditional loads: on the
+ * H200 wy_fwd took 0.267 -> 0.222 ms at B = 4, T = 4096, H = 16, against
+ * predicated loads with a zero fill). Needs 64 / LY, BNK / LX and BNV / LX
  * multiples of 4. Local memory: 4 * (64 * 64 + 64 * max(BNK, BNV)) bytes
  * (32 KiB at BN = 64, 48 KiB at BN = 128).
  */
@@ -188,14 +191,11 @@
         for (int n0 = 0; n0 < (D); n0 += (BN)) {                                                   \
             float acc_[TMW][(BN) / LX];                                                            \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-            for (int e = lid; e < CH * ((BN) / 4); e += WG) {                                      \
-                const int r = e / ((BN) / 4), d = 4 * (e - r * ((BN) / 4));                        \
-                float4    x = (float4)0.0f;                                                        \
-                if (r < L)                                                                         \
-                    x = GDN_LD4G(src + ((ulong)(first + r) * (ulong)(src_heads) +                  \
-                                        (ulong)(src_head)) * (ulong)(D) + (ulong)(n0 + d)) *       \
-                        scl(r);                                                                    \
-                GDN_ST4L(x, XL + r * (BN) + d);                                                    \
+            for (int e = lid; e < CH * ((BN) / 4); e += WG) { /* rows past L: never read */    \
+                const int r = e / ((BN) / 4), d = 4 * (e - r * ((BN) / 4)), rc = min(r, L - 1);    \
+                GDN_ST4L(GDN_LD4G(src + ((first + rc) * (src_heads) + (src_head)) * (D) + n0 +    \
+                                  d) * scl(rc),                                                    \
+                         XL + r * (BN) + d);                                                       \
             }                                                                                      \
             barrier(CLK_LOCAL_MEM_FENCE);                                                          \
             GDN_TILE_ZERO(acc_, TMW, (BN) / LX);                                                   \
