@@ -427,7 +427,13 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
  * hides behind the previous step's products. A work-item holds NPT float4s
  * of a tile (GDN_TILE_T_ROW / GDN_TILE_T_COL order: coalesced reads).
  * WY_LOAD(R, src, RS, c0, BW): columns c0 ... c0 + BW - 1 of the 64 chunk
- * rows of src (row r at src + (t0 + r) RS) into R, zero past L.
+ * rows of src (row r at src + (t0 + r) RS) into R; rows past L repeat row
+ * L - 1 (unconditional loads, int offsets: T HV max(K, V) < 2^31, api.c).
+ * Those rows reach only entries that are masked or multiplied by exact
+ * zeros: rows and columns of dT past L (masked when staged), rows of k k^T
+ * past L (met by dA's zeros), the rows of the triangular products' operands
+ * past L (their inner index stops at L), and the dbeta terms of rows past L
+ * (dkb is zero there and they are not stored).
  * WY_PUT_T(R, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR): each float4 x of R
  * (row r, columns c ...) transposed as DST_T[c LDT + r] = EXPR_T (an
  * expression of x and r) and, if ROWMAJ, row-major as DST_R[r LDR + c] = x. */
@@ -437,9 +443,9 @@ gated_delta_wy_bwd(WY_BWD_PARAMS)
         for (int p_ = 0; p_ < NPT; p_++) {                                                         \
             const int idx_ = tid + p_ * WG, r_ = GDN_TILE_T_ROW(idx_, BW);                         \
             (R)[p_]        = (float4)(0.0f);                                                       \
-            if (idx_ < CH * (BW) / 4 && r_ < L)                                                    \
-                (R)[p_] = GDN_LD4G((src) + (ulong)(t0 + r_) * (RS) + (c0) +                        \
-                                        GDN_TILE_T_COL(idx_, BW));                                 \
+            if (idx_ < CH * (BW) / 4)                                                              \
+                (R)[p_] = GDN_LD4G((src) + (t0 + min(r_, L - 1)) * (int)(RS) + (c0) +              \
+                                   GDN_TILE_T_COL(idx_, BW));                                      \
         }                                                                                          \
     } while (0)
 #define WY_PUT_T(R, BW, EXPR_T, DST_T, ROWMAJ, DST_R, LDR)                                         \
