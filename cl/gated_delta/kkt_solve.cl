@@ -139,12 +139,11 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             }
         }
 #else
+        /* rows past L repeat row L - 1 (unconditional loads, int offsets:
+         * T HV K < 2^31, api.c); the mask below zeroes what they reach */
         for (int e = lid; e < CH * BK; e += WG) {
             const int r = e / BK, d = e - r * BK;
-            float     x = 0.0f;
-            if (r < L)
-                x = k[((ulong)(first + r) * (ulong)H + (ulong)kh) * (ulong)K + (ulong)(k0 + d)];
-            KL[d * LDT + r] = x;
+            KL[d * LDT + r] = k[((first + min(r, L - 1)) * H + kh) * K + k0 + d];
         }
 #endif
         barrier(CLK_LOCAL_MEM_FENCE);
