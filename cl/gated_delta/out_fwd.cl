@@ -36,12 +36,14 @@
  * Tuning macros (#ifndef defaults; set by the out_fwd plan in
  * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
- *   BK    K slice: 16 or 32, dividing K (default 16)
+ *   BK    K slice: 16 or 32 (8 or 16 with VEC=2), dividing K (default 16)
  *   BV    V tile: 16, 32, 64 or 128, dividing V (default 16)
  *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BV (16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
- *   VEC   1: the float4 form below (#if VEC), for GPUs; 0 (default): the
- *         two forms above
+ *   VEC   1 or 2: the float4 forms below, for GPUs (2: row-major operands,
+ *         copied ahead); 0 (default): the two forms above
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2 only; the host sets it on
+ *         NVIDIA compute capability >= 8.0), 0 (default): its plain twin
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)
@@ -72,6 +74,9 @@
 #ifndef LX
 #define LX 16
 #endif
+#ifndef VEC
+#define VEC 0
+#endif
 #ifndef LY
 #define LY 16
 #endif
@@ -89,8 +94,9 @@
 #define P2  (CH * LDS + CH * BV)
 #define SCRATCH (P1 > P2 ? P1 : P2)
 
-#if (K % BK) != 0 || (V % BV) != 0 || (BK % 16) != 0 || (BV % 16) != 0 || BK > 64
-#error "out_fwd: BK / BV must be multiples of 16 dividing K / V (BK <= 64)"
+#if (K % BK) != 0 || (V % BV) != 0 || ((BK % 16) != 0 && !(VEC == 2 && BK == 8)) ||            \
+    (BV % 16) != 0 || BK > 64
+#error "out_fwd: BK / BV must be multiples of 16 (BK 8 too with VEC=2) dividing K / V (BK <= 64)"
 #endif
 #if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4 || (BV % LX) != 0
 #error "out_fwd: LX must divide 16 and BV, LY must be 4, 8 or 16"
@@ -120,10 +126,42 @@
     const int   first = ch.y, L = ch.z;                                                            \
     const ulong hbase = ((ulong)c * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0
 
-#ifndef VEC
-#define VEC 0
-#endif
-#if VEC
+/* Phase 2 of the forms with strided columns of S (VEC=2 and the scalar GPU
+ * form): o rows ROW(a) scaled by exp2(G_i), and S (columns tx + LX e) masked
+ * and stored at S_AT(i, j), with the gates GI(a) of the rows and GJ(e) of the
+ * columns. The exponent is masked before exp2. */
+#define OUT_SCALE_MASK(ROW, GI, GJ, S_AT)                                                          \
+    do {                                                                                           \
+        for (int a_ = 0; a_ < TMS; a_++) {                                                         \
+            const int   i_  = ROW(a_);                                                             \
+            const float ei_ = exp2(select(0.0f, GI(a_), (int)(i_ < L)));                           \
+            for (int j_ = 0; j_ < TNO; j_++)                                                       \
+                acco[a_][j_] *= ei_;                                                               \
+            for (int e_ = 0; e_ < TNS; e_++) {                                                     \
+                const int   j_ = tx + LX * e_;                                                     \
+                const bool  m_ = j_ <= i_ && i_ < L;                                               \
+                const float x_ = select(0.0f, GI(a_) - GJ(e_), (int)m_);                           \
+                S_AT(i_, j_)   = select(0.0f, accs[a_][e_] * exp2(x_), (int)m_);                   \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The float4 forms' output: rows ra + a < L of o, column groups 4 tx + 4 LX g
+ * (g < TNO / 4), times scale. */
+#define OUT_STORE4()                                                                               \
+    do {                                                                                           \
+        for (int a_ = 0; a_ < TMS; a_++) {                                                         \
+            const int i_ = ra + a_;                                                                \
+            if (i_ < L)                                                                            \
+                for (int g_ = 0; g_ < TNO / 4; g_++)                                               \
+                    GDN_ST4G(scale * (float4)(acco[a_][4 * g_], acco[a_][4 * g_ + 1],              \
+                                              acco[a_][4 * g_ + 2], acco[a_][4 * g_ + 3]),         \
+                             o + ((ulong)(first + i_) * (ulong)HV + (ulong)hv) * (ulong)V +        \
+                                 (ulong)(v0 + 4 * tx + 4 * LX * g_));                              \
+        }                                                                                          \
+    } while (0)
+
+#if VEC == 1
 /*
  * VEC=1: every product reads its operands from local memory as float4
  * (GDN_TILE_MMA4, outer-product layout: A k-major, B row-major). Work-item
@@ -145,7 +183,6 @@
  */
 #define LDV  (BV >= 128 ? CH : CH + 4)
 #define NGS  (TNS / 4) /* column groups of S per work-item */
-#define NGO  (TNO / 4) /* column groups of o per work-item */
 #define LDQT (CH + 4) /* rows of QT and KT */
 #define VP1  (2 * BK * LDQT + BK * BV)
 #define VP2  (CH * LDV + CH * BV)
@@ -234,15 +271,125 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
     barrier(CLK_LOCAL_MEM_FENCE);
     /* o += S v_new over j < min(last row + 1, L) (S_ij = 0 past them). */
     GDN_TILE_MMA4(acco, TMS, TNO, ST, LDV, ra, 4, VL, BV, 4 * tx, 4 * LX, min(rend, L));
-    for (int a = 0; a < TMS; a++) {
-        const int i = ra + a;
-        if (i < L)
-            for (int g = 0; g < NGO; g++)
-                GDN_ST4G(scale * (float4)(acco[a][4 * g], acco[a][4 * g + 1], acco[a][4 * g + 2],
-                                          acco[a][4 * g + 3]),
-                         o + ((ulong)(first + i) * (ulong)HV + (ulong)hv) * (ulong)V +
-                             (ulong)(v0 + VCOL(g, 0)));
+    OUT_STORE4();
+}
+#elif VEC == 2
+/*
+ * VEC=2: the float4 products of VEC=1 with every operand staged row-major
+ * and copied by GDN_CP16 (cp.async on NVIDIA, a plain load and store on
+ * other devices: cl/include/gdn_tile.clh) into two slots, so the copy of K
+ * slice s + 1 runs while slice s is multiplied, with one barrier per slice.
+ * (H200, B = 4: VEC=1 took 0.56 ms, and 0.44 without its phase 1 loads: the
+ * loads and the products of its groups did not overlap.) A slot holds the q
+ * and k slices (64 x BK each, rows padded to BK + 4 floats, so the float4
+ * reads of k rows by 8 neighbouring work-items hit different banks) and h
+ * rows (BK x BV).
+ * Work-item (tx, ty) owns the TMS contiguous rows ra = TMS ty ... of S and
+ * o, the strided columns tx + LX e (e < TNS) of S and the column groups
+ * 4 tx + 4 LX g of o. q is read as one float4 of four k per row
+ * (GDN_TILE_LOAD4R) for both products: S += q k^T (GDN_TILE_DOT4_STEP) and
+ * o += q h (GDN_TILE_MMA4R_STEP). A column stride e of S whose columns all
+ * lie past the work-item's last row or past L (LX e >= min(row end, L)) is
+ * skipped; with LX = 16 and 8 rows per work-item the two row groups of a
+ * warp of 32 skip the same strides, so the causal half of q k^T costs no
+ * time. Phase 2: S masked into SR (row-major, 64 x 64) while v_new is copied
+ * (VL, 64 x BV); o += S v_new over j < min(row end, L) rounded up to 4 (S is
+ * an exact 0 there). q, k and v_new rows past L repeat row L - 1: they reach
+ * only entries of S the mask zeroes, rows of o never stored and exact zeros
+ * of S. Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
+ * api.c). Needs BK = 8 or 16 and BV / LX a multiple of 4. Local memory:
+ * 4 * max(2 (2 * 64 (BK + 4) + BK BV), 64 * 64 + 64 BV) bytes, 48 KiB at
+ * BV = 128.
+ */
+#define LDQ2 (BK + 4) /* row stride of the q and k slices */
+#define SLOT (2 * CH * LDQ2 + BK * BV)
+#define AP1  (2 * SLOT)
+#define AP2  (CH * CH + CH * BV)
+#define ASCR (AP1 > AP2 ? AP1 : AP2)
+#if (BK != 8 && BK != 16) || (TNO % 4) != 0
+#error "out_fwd: VEC=2 needs BK = 8 or 16 and BV / LX a multiple of 4"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_out_fwd(OUT_FWD_PARAMS)
+{
+    __local float4 LM4[ASCR / 4]; /* float4: aligned for the float4 reads and copies */
+    __local float *LM = (__local float *)LM4;
+    __local float *SR = LM, *VL = LM + CH * CH;
+    OUT_INDICES();
+    const __global float *qc = q + (first * H + kh) * K; /* the chunk's first rows */
+    const __global float *kc = k + (first * H + kh) * K;
+    const __global float *hc = h + hbase;
+    const int             ra = TMS * ty, rend = ra + TMS;
+    const int             ne = min(TNS, (min(rend, L) + LX - 1) / LX); /* S column strides */
+    float                 accs[TMS][TNS], acco[TMS][TNO], gr[TMS], gc[TNS];
+
+    for (int a = 0; a < TMS; a++)
+        gr[a] = ra + a < L ? G[(first + ra + a) * HV + hv] : 0.0f;
+    for (int e = 0; e < TNS; e++)
+        gc[e] = tx + LX * e < L ? G[(first + tx + LX * e) * HV + hv] : 0.0f;
+    GDN_TILE_ZERO(accs, TMS, TNS);
+    GDN_TILE_ZERO(acco, TMS, TNO);
+
+/* Slice s (columns s BK ... of q and k, rows s BK ... of h) into slot b. */
+#define OUT_COPY_SLICE(s, b)                                                                       \
+    do {                                                                                           \
+        __local float *d_ = LM + (b) * SLOT;                                                       \
+        const int      k0_ = (s) * BK;                                                             \
+        for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
+            const int o_ = min(r_, L - 1) * (H * K) + k0_ + c_;                                    \
+            GDN_CP16(d_ + r_ * LDQ2 + c_, qc + o_);                                                \
+            GDN_CP16(d_ + CH * LDQ2 + r_ * LDQ2 + c_, kc + o_);                                    \
+        }                                                                                          \
+        for (int e_ = lid; e_ < BK * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(d_ + 2 * CH * LDQ2 + r_ * BV + c_, hc + ((k0_ + r_) * V + c_));               \
+        }                                                                                          \
+    } while (0)
+
+    OUT_COPY_SLICE(0, 0);
+    for (int s = 0; s < K / BK; s++) {
+        __local const float *QS = LM + (s & 1) * SLOT, *KS = QS + CH * LDQ2;
+        __local const float *HS = KS + CH * LDQ2;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+        if (s + 1 < K / BK)
+            OUT_COPY_SLICE(s + 1, (s + 1) & 1);
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 4) {
+            float4 a4[TMS];
+            GDN_TILE_LOAD4R(a4, TMS, QS, LDQ2, ra, kk);
+            GDN_TILE_DOT4_STEP(accs, TMS, TNS, a4, KS, LDQ2, tx, LX, ne, kk);
+            GDN_TILE_MMA4R_STEP(acco, TMS, TNO, a4, HS, BV, 4 * tx, 4 * LX, kk);
+        }
     }
+#undef OUT_COPY_SLICE
+    barrier(CLK_LOCAL_MEM_FENCE); /* the slots are free: phase 2 reuses them */
+
+    /* Phase 2: v_new copied while S is masked into SR. */
+    for (int e = lid; e < CH * (BV / 4); e += WG) {
+        const int r = e / (BV / 4), c = 4 * (e - r * (BV / 4));
+        GDN_CP16(VL + r * BV + c, v_new + ((first + min(r, L - 1)) * HV + hv) * V + v0 + c);
+    }
+#define OUT_ROW(a)  (ra + (a))
+#define OUT_GI(a)   gr[a]
+#define OUT_GJ(e)   gc[e]
+#define OUT_S(i, j) SR[(i) * CH + (j)]
+    OUT_SCALE_MASK(OUT_ROW, OUT_GI, OUT_GJ, OUT_S);
+#undef OUT_ROW
+#undef OUT_GI
+#undef OUT_GJ
+#undef OUT_S
+    GDN_CP_WAIT();
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* o += S v_new over j < min(row end, L) (S_ij = 0 past it) */
+    for (int kk = 0; kk < min(rend, L); kk += 4) {
+        float4 a4[TMS];
+        GDN_TILE_LOAD4R(a4, TMS, SR, CH, ra, kk);
+        GDN_TILE_MMA4R_STEP(acco, TMS, TNO, a4, VL, BV, 4 * tx, 4 * LX, kk);
+    }
+    OUT_STORE4();
 }
 #else /* VEC */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -453,18 +600,15 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         }
     }
 #else
-    for (int a = 0; a < TMS; a++) {
-        const int   i   = ty + LY * a;
-        const float gi  = exp2(select(0.0f, Gs[i], (int)(i < L)));
-        for (int j = 0; j < TNO; j++)
-            acco[a][j] *= gi;
-        for (int e = 0; e < TNS; e++) {
-            const int   jj = tx + LX * e;
-            const bool  m  = jj <= i && i < L;
-            const float x  = select(0.0f, Gs[i] - Gs[jj], (int)m);
-            SL[i * LDS + jj] = select(0.0f, accs[a][e] * exp2(x), (int)m);
-        }
-    }
+#define OUT_ROW(a)  (ty + LY * (a))
+#define OUT_GI(a)   Gs[ty + LY * (a)]
+#define OUT_GJ(e)   Gs[tx + LX * (e)]
+#define OUT_S(i, j) SL[(i) * LDS + (j)]
+    OUT_SCALE_MASK(OUT_ROW, OUT_GI, OUT_GJ, OUT_S);
+#undef OUT_ROW
+#undef OUT_GI
+#undef OUT_GJ
+#undef OUT_S
     for (int e = lid; e < CH * BV; e += WG) {
         const int r = e / BV, j = e - r * BV;
         float     x = 0.0f;

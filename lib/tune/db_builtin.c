@@ -80,8 +80,14 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * work-items (LX = 16, LY = 8: 8 rows each) 0.574-0.577 ms at UNROLL=4,
      * 0.558-0.563 at 8, 0.594 at 2, against 0.612-0.614 for 16 x 16; LX =
      * 8, LY = 16: 0.609 (UNROLL=4), 0.592 (8); BK = 16 or BV = 64 with LX =
-     * 8: 0.697, 0.767. */
-    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=1 BK=32 BV=128 LX=16 LY=8 UNROLL=8"},
+     * 8: 0.697, 0.767. The form with cp.async copies a slice ahead (VEC=2),
+     * B = 4, three alternated runs against 0.559-0.561 ms for VEC=1 16 x 8
+     * BK=32 UNROLL=8: 16 x 16 work-items, BK=16, 0.487-0.489 ms; BK=8,
+     * 0.507-0.508; 16 x 8, 0.533 (BK=16), 0.551-0.553 (BK=8); 8 x 16,
+     * 0.581-0.582 (BK=16), 0.613-0.614 (BK=8); V tiles of 64: 0.598-0.600
+     * (16 x 8), 0.647-0.649 (16 x 16), 0.835-0.836 (8 x 8).
+     * (UNROLL has no loop to act on in VEC=2.) */
+    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=2 BK=16 BV=128 LX=16 LY=16"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
      * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).

@@ -89,7 +89,7 @@ static size_t tile_plan_defines(const char *na, int32_t a, const char *nb, int32
     d[4].name = "LY", d[4].value = ly;
     d[5].name = "V", d[5].value = s->V;
     if (vec) { /* (VEC=0 keeps the options, hence the cached programs, of before) */
-        d[6].name = "VEC", d[6].value = 1;
+        d[6].name = "VEC", d[6].value = vec;
         n         = 7;
     }
     return n + gdn__gd_unroll_define(unroll, d + n);
@@ -830,13 +830,22 @@ struct gd_out_plan {
     int32_t lx; /* LX: work-items along columns (4, 8, 16; divides BV) */
     int32_t ly; /* LY: work-items along rows (4, 8, 16) */
     int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
-                    (LX, LY in {4, 8, 16}, BV a multiple of 4 LX) */
+                    (LX, LY in {4, 8, 16}, BV a multiple of 4 LX); 2 = the
+                    same products on row-major operands copied a slice ahead
+                    (BK 8 or 16, BV a multiple of 4 LX) */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
+    bool    async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1), set
+                       from the device's GDN_DEVICE_FLAG_INLINE_PTX */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
 {
     size_t p1, p2;
+    if (p->vec == 2) { /* two slots of q, k (ld BK + 4) and h; then S (64 x 64) + v_new */
+        p1 = 2 * (2 * (size_t)CH * (size_t)(p->bk + 4) + (size_t)p->bk * (size_t)p->bv);
+        p2 = (size_t)CH * CH + (size_t)CH * (size_t)p->bv;
+        return sizeof(float) * (p1 > p2 ? p1 : p2);
+    }
     if (p->vec) { /* q, k transposed (ld 68) + h; then S transposed (ld 68, 64 at BV 128) + v_new */
         p1 = 2 * (size_t)(CH + 4) * (size_t)p->bk + (size_t)p->bk * (size_t)p->bv;
         p2 = (size_t)CH * (p->bv >= 128 ? CH : CH + 4) + (size_t)CH * (size_t)p->bv;
@@ -855,6 +864,21 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
     int32_t cap;
 
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    p->async  = false;
+    /* GPUs with cp.async (GDN_DEVICE_FLAG_INLINE_PTX): the form whose copies
+     * run a slice ahead, 16 x 16 work-items, V tiles of 128 (H200, K = V =
+     * 128, B = 4, T = 4096, H = 16: 0.487-0.489 ms against 0.559-0.561 for
+     * the VEC=1 plan below, three alternated runs; B = 1, T = 16384: 0.489
+     * against 0.559-0.561). Its plain twin was slower than VEC=1 there (16 x
+     * 8 work-items: 0.619 against 0.533 with cp.async and 0.560 for VEC=1). */
+    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+        p->vec = 2, p->lx = p->ly = 16, p->bk = 16;
+        for (cap = 128; cap >= 64; cap /= 2) {
+            p->bv = tile_for(s->V, cap);
+            if (out_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), out_plan_local(p)))
+                return;
+        }
+    }
     /* GPUs: the float4 form, 16 x 8 work-items, V tiles of 128 (H200, K = V
      * = 128, B = 4, T = 4096, H = 16: 0.84 ms against 1.10 for the best
      * scalar plan; sweep of 8 plans with GDN_TUNE). */
@@ -882,11 +906,14 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
 {
-    if (p->bk % 16 || p->bk > 32 || s->K % p->bk || p->bv % 16 || p->bv > 128 ||
-        s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx || 16 % p->ly || p->bv % p->lx)
+    if ((p->vec == 2 ? p->bk != 8 && p->bk != 16 : p->bk % 16 || p->bk > 32) || s->K % p->bk ||
+        p->bv % 16 || p->bv > 128 || s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx ||
+        16 % p->ly || p->bv % p->lx)
         return false;
-    /* VEC: 64 / LY, 64 / LX and BV / LX multiples of 4 (the kernel's #error) */
-    return p->vec == 0 || (p->vec == 1 && p->lx >= 4 && p->bv % (4 * p->lx) == 0);
+    /* VEC=1: 64 / LY, 64 / LX and BV / LX multiples of 4; VEC=2: BV / LX (the
+     * kernel's #error) */
+    return p->vec == 0 || (p->vec == 1 && p->lx >= 4 && p->bv % (4 * p->lx) == 0) ||
+           (p->vec == 2 && p->bv % (4 * p->lx) == 0);
 }
 
 static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
@@ -900,12 +927,15 @@ static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
 static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_shape *s,
                                struct gdn_define *d)
 {
-    return tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
+    size_t n = tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
+    if (p->async)
+        d[n].name = "GDN_ASYNC", d[n++].value = 1;
+    return n;
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5], false};
     return out_plan_ok(&p, problem) &&
            space_fits(dev, problem, (size_t)(p.lx * p.ly), out_plan_local(&p), -1);
 }
@@ -918,11 +948,11 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
 }
 
 static const struct gdn_tune_param out_params[] = {
-    {"BK", 16, 2, {16, 32}},
+    {"BK", 16, 3, {8, 16, 32}},
     {"BV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
-    {"VEC", 0, 2, {0, 1}},
+    {"VEC", 0, 3, {0, 1, 2}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_out_space = {
@@ -934,7 +964,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_out_plan         p;
-    struct gdn_define          defs[8];
+    struct gdn_define          defs[10];
     size_t                     nd, global[2], local[2] = {OUT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -948,6 +978,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
         p.unroll = vals[5];
+        p.async  = p.vec == 2 && (ctx->dev.info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = out_plan_check(ctx, &p, s)))
