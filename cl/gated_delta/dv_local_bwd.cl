@@ -170,6 +170,125 @@ gated_delta_dv_local(DV_LOCAL_PARAMS)
 #define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
 #define VSZ   (2 * BK * LDA > CH * (LDA + LDB) ? 2 * BK * LDA : CH * (LDA + LDB))
 
+#if VEC == 2
+/*
+ * VEC=2: the same function with every operand staged row-major and copied
+ * by GDN_CP16 (cp.async on NVIDIA, a plain load and store on other devices:
+ * cl/include/gdn_tile.clh) a tile ahead: the k and q slices (64 x BK each,
+ * rows padded to BK + 4 floats) in two slots, one barrier per slice, and
+ * the do tiles (64 x BV) in two slots, the first copied with the first
+ * slice, the next while the current one is multiplied. A work-item owns the
+ * TM contiguous rows ra = TM ty ..., the strided columns tx + TX e of Akq
+ * (e < TNC) and the column groups 4 tx + 4 TX g of dv_local. k rows are read
+ * as float4s of four k (GDN_TILE_LOAD4R) against q rows (GDN_TILE_DOT4_STEP);
+ * a column stride whose columns all lie before the work-item's first row or
+ * at or past L is skipped (Akq is 0 there). Akq, masked, is stored row-major
+ * (sS) and multiplied by do over rows j in [ra rounded down to 4, L rounded
+ * up to 4) (GDN_TILE_MMA4R_STEP): Akq is 0 outside [ra, L). k, q and do rows
+ * past L repeat row L - 1 (finite; they meet only Akq's zeros and rows never
+ * stored). Offsets into the token-major tensors are int (T HV max(K, V) <
+ * 2^31, api.c). Needs BV/TX a multiple of 4. Local memory: sS (64 x 64) and
+ * do slot 1 after it, do slot 0 at max(64 (64 + BV), 4 * 64 (BK + 4)) floats
+ * (the k and q slots lie below it): 48 KiB at BK = 16, BV = 64.
+ */
+#define LDQ2 (BK + 4)
+#define D1   (CH * CH)
+#define D0   (CH * (CH + BV) > 4 * CH * LDQ2 ? CH * (CH + BV) : 4 * CH * LDQ2)
+#if TNV % 4 != 0
+#    error "dv_local_bwd.cl: VEC=2 needs BV/TX a multiple of 4"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_dv_local_v(DV_LOCAL_PARAMS)
+{
+    __local float4 sX4[(D0 + CH * BV) / 4]; /* float4: aligned for the float4 reads, copies */
+    __local float *sX = (__local float *)sX4, *sS = sX;
+
+    const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int   c = (int)get_group_id(1), hv = (int)get_group_id(2);
+    const int4  e4 = chunks[c];
+    const int   t0 = e4.y, L = e4.z;
+    const int   hk = hv / (HV / H);
+    const int   ra = TM * ty;
+    const int   e0 = ra / TX, e1 = min(TNC, (L + TX - 1) / TX); /* Akq column strides */
+    const __global float *kc = k + (t0 * H + hk) * K_DIM, *qc = q + (t0 * H + hk) * K_DIM;
+    const __global float *dc = do_ + (t0 * HV + hv) * V_DIM;
+    float       acc[TM][TNC], gr[TM], gc[TNC];
+
+/* Slice s of k and q into slot b; do tile t into slot t & 1. */
+#define DVL_COPY_KQ(s, b)                                                                          \
+    do {                                                                                           \
+        __local float *d_ = sX + (b) * 2 * CH * LDQ2;                                              \
+        for (int e_ = tid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
+            const int o_ = min(r_, L - 1) * (H * K_DIM) + (s) * BK + c_;                           \
+            GDN_CP16(d_ + r_ * LDQ2 + c_, kc + o_);                                                \
+            GDN_CP16(d_ + CH * LDQ2 + r_ * LDQ2 + c_, qc + o_);                                    \
+        }                                                                                          \
+    } while (0)
+#define DVL_COPY_DO(t)                                                                             \
+    do {                                                                                           \
+        __local float *d_ = sX + (((t) & 1) ? D1 : D0);                                            \
+        for (int e_ = tid; e_ < CH * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(d_ + r_ * BV + c_, dc + (min(r_, L - 1) * (HV * V_DIM) + (t) * BV + c_));     \
+        }                                                                                          \
+    } while (0)
+
+    for (int a = 0; a < TM; a++)
+        gr[a] = G[(t0 + min(ra + a, L - 1)) * HV + hv];
+    for (int e = 0; e < TNC; e++)
+        gc[e] = G[(t0 + min(tx + TX * e, L - 1)) * HV + hv];
+    DVL_COPY_DO(0);
+    DVL_COPY_KQ(0, 0);
+    GDN_TILE_ZERO(acc, TM, TNC);
+    for (int s = 0; s < K_DIM / BK; s++) {
+        __local const float *sK = sX + (s & 1) * 2 * CH * LDQ2, *sQ = sK + CH * LDQ2;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+        if (s + 1 < K_DIM / BK)
+            DVL_COPY_KQ(s + 1, (s + 1) & 1);
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 4) {
+            float4 a4[TM];
+            GDN_TILE_LOAD4R(a4, TM, sK, LDQ2, ra, kk);
+            GDN_TILE_DOT4_STEP(acc, TM, TNC, a4, sQ, LDQ2, tx, TX, e0, e1, kk);
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* the k, q slots are free */
+    if (V_DIM / BV > 1)
+        DVL_COPY_DO(1);
+    for (int a = 0; a < TM; a++)
+        for (int e = 0; e < TNC; e++) {
+            const int  i = ra + a, j = tx + TX * e;
+            const bool on = i <= j && j < L;
+            sS[i * CH + j] = on ? scale * acc[a][e] * exp2(on ? gc[e] - gr[a] : 0.0f) : 0.0f;
+        }
+    for (int t = 0; t < V_DIM / BV; t++) {
+        __local const float *sD = sX + ((t & 1) ? D1 : D0);
+        float                out[TM][TNV];
+        if (t > 0)
+            GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* sS and do tile t are in; tile t - 1's readers are done */
+        if (t > 0 && t + 1 < V_DIM / BV)
+            DVL_COPY_DO(t + 1);
+        GDN_TILE_ZERO(out, TM, TNV);
+        for (int j = ra & ~3; j < L; j += 4) {
+            float4 a4[TM];
+            GDN_TILE_LOAD4R(a4, TM, sS, CH, ra, j);
+            GDN_TILE_MMA4R_STEP(out, TM, TNV, a4, sD, BV, 4 * tx, 4 * TX, j);
+        }
+        for (int a = 0; a < TM; a++)
+            if (ra + a < L)
+                for (int b = 0; b < TNV; b += 4)
+                    GDN_ST4G((float4)(out[a][b], out[a][b + 1], out[a][b + 2], out[a][b + 3]),
+                             dvl + (t0 + ra + a) * HV * V_DIM + hv * V_DIM + t * BV + 4 * tx +
+                                 4 * TX * (b / 4));
+    }
+#undef DVL_COPY_KQ
+#undef DVL_COPY_DO
+}
+#else /* VEC == 1 */
 #if TM % 4 != 0 || TNC % 4 != 0 || TNV % 4 != 0
 #    error "dv_local_bwd.cl: VEC needs 64/TY, 64/TX and BV/TX multiples of 4"
 #endif
@@ -240,4 +359,5 @@ gated_delta_dv_local_v(DV_LOCAL_PARAMS)
                              dvl + v_base + (ulong)RV(a) * HV * V_DIM + v0 + CC(b));
     }
 }
+#endif /* VEC == 2 */
 #endif /* VEC */

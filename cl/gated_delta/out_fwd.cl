@@ -360,7 +360,7 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         for (int kk = 0; kk < BK; kk += 4) {
             float4 a4[TMS];
             GDN_TILE_LOAD4R(a4, TMS, QS, LDQ2, ra, kk);
-            GDN_TILE_DOT4_STEP(accs, TMS, TNS, a4, KS, LDQ2, tx, LX, ne, kk);
+            GDN_TILE_DOT4_STEP(accs, TMS, TNS, a4, KS, LDQ2, tx, LX, 0, ne, kk);
             GDN_TILE_MMA4R_STEP(acco, TMS, TNO, a4, HS, BV, 4 * tx, 4 * LX, kk);
         }
     }

@@ -103,7 +103,13 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
     /* dv_local: its GPU default (chunk_bwd.c) at UNROLL=8 against 0, B = 4,
      * T = 4096, H = 16, fwd+bwd, two runs each: 0.306-0.310 ms against
      * 0.319-0.321 (no gain before 488c06a's float4 global accesses). */
-    {"sm_90",  "gated_delta/dv_local",  "K128.V128", "VEC=1 BK=32 BV=64 TY=16 TX=8 UNROLL=8"},
+    /* Later, the form with cp.async copies a tile ahead (VEC=2), three
+     * alternated runs against 0.305-0.306 ms for the row above: 8 x 16
+     * work-items, BK=16, BV=64, 0.236-0.238 ms (also the GPU default where
+     * cp.async is); 16 x 16, 0.246-0.247; 16 x 8, 0.255; BK=32 or BV=32 at
+     * 16 x 8, 0.251-0.252 and 0.266-0.267. (UNROLL has no loop to act on in
+     * VEC=2.) */
+    {"sm_90",  "gated_delta/dv_local",  "K128.V128", "VEC=2 BK=16 BV=64 TY=8 TX=16"},
     /* UNROLL (the float4 products' loops over k, GDN_TILE_UNROLL), fwd+bwd
      * at B = 4, T = 4096, H = 16, 0 (the compiler's choice), 2, 4 or 8 for
      * every stage at once (wall, two runs each): 8.16-8.25 ms at 0, 8.05-8.08

@@ -110,13 +110,20 @@ static bool format_defines(struct gdn_define *d, size_t n, int unroll, struct la
 /* B3: dv_local_bwd.cl */
 struct dvl_plan {
     int                bk, bv, ty, tx;
-    int                vec;    /* VEC: gated_delta_dv_local_v, float4 operand reads */
+    int                vec;    /* VEC: gated_delta_dv_local_v, float4 operand reads; 2: on
+                                  row-major operands copied a tile ahead */
     int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
+    bool               async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1),
+                                  set from the device's GDN_DEVICE_FLAG_INLINE_PTX */
     struct launch_geom g;
 };
 
 static size_t dvl_lmem(const struct dvl_plan *p)
 {
+    if (p->vec == 2) { /* Akq and do slot 1, then do slot 0 past the k, q slots */
+        const size_t d0 = max_sz((size_t)CH * (CH + p->bv), (size_t)4 * CH * (p->bk + 4));
+        return (d0 + (size_t)CH * p->bv) * 4;
+    }
     if (p->vec) { /* k, q tiles, then Akq and the do tile over them; a float4 array */
         const size_t lda = CH + 4, ldb = (size_t)p->bv + 4;
         return ((max_sz((size_t)2 * p->bk * lda, CH * (lda + ldb)) + 3) / 4 * 4 + CH) * 4;
@@ -133,6 +140,8 @@ static bool dvl_plan_ok(const struct gdn_gd_shape *s, const struct dvl_plan *p)
         return false;
     if (p->vec == 1) /* 64/TY, 64/TX, BV/TX multiples of 4 */
         return (CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 && (p->bv / p->tx) % 4 == 0;
+    if (p->vec == 2) /* BK a multiple of 4 (float4 copies), BV/TX of 4 */
+        return p->bk % 4 == 0 && (p->bv / p->tx) % 4 == 0;
     return p->vec == 0;
 }
 
@@ -140,6 +149,18 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
                              struct dvl_plan *p)
 {
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    p->async  = false;
+    /* GPUs with cp.async (GDN_DEVICE_FLAG_INLINE_PTX): the form whose copies
+     * run a tile ahead, 8 x 16 work-items (TY x TX), slices of 16, V tiles
+     * of 64. H200 (K = V = 128, B = 4, T = 4096, H = 16), three alternated
+     * runs: 0.236-0.238 ms against 0.305-0.306 for the VEC=1 plan below
+     * (16 x 16: 0.246-0.247; 16 x 8: 0.255; V tiles of 32, 0.266-0.267). */
+    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+        p->vec = 2, p->ty = 8, p->tx = 16, p->bk = 16;
+        p->bv = pick_div(s->V, 64);
+        if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
+            return;
+    }
     /* GPUs: the float4 form, 16 x 8 work-items, V tiles of 64 where legal.
      * H200 (K = V = 128, B = 4, T = 4096, H = 16), since its transposed
      * stagings read whole sectors: 0.324 ms against 0.461 for the best
@@ -162,6 +183,7 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 static void dvl_plan_from(const int32_t *v, struct dvl_plan *p)
 {
     p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->vec = v[4], p->unroll = v[5];
+    p->async = false;
 }
 
 /* Tuning space: BK, BV, TY, TX, VEC, UNROLL (the plan's fields in this order). */
@@ -186,7 +208,7 @@ static const struct gdn_tune_param dvl_params[] = {
     {"BV", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
-    {"VEC", 0, 2, {0, 1}},
+    {"VEC", 0, 3, {0, 1, 2}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_dvl_space = {
@@ -198,14 +220,18 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
 {
     struct gdn_define   d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
                                {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
-                               {"VEC", p->vec}, UNROLL_SLOT};
+                               {"VEC", p->vec}, {NULL, 0} /* GDN_ASYNC */, UNROLL_SLOT};
     struct launch_geom *g   = &p->g;
+    size_t              n   = GDN_ARRAY_SIZE(d) - 2;
     if (!dvl_plan_ok(s, p))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
+    p->async = p->vec == 2 && (ctx->dev.info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
+    if (p->async)
+        d[n].name = "GDN_ASYNC", d[n++].value = 1;
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
+    if (!format_defines(d, n, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: defines too long");
     return geom_check(ctx, "dv_local", g);
 }
