@@ -47,6 +47,10 @@
  *   BK  key columns per staged slice: 16, 32, 64 or 128, dividing K (16)
  *   LX  work-items along Gram columns: 1, 2, 4, 8 or 16 (default 16)
  *   LY  work-items along Gram rows: 4, 8 or 16 (default 16)
+ *   VEC 2: the GPU form's Gram from row-major slices copied ahead (below);
+ *       0 (default): as above
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2 only; the host sets it on
+ *       NVIDIA compute capability >= 8.0), 0 (default): its plain twin
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -60,6 +64,9 @@
 
 #ifndef LX
 #define LX 16
+#endif
+#ifndef VEC
+#define VEC 0
 #endif
 #ifndef LY
 #define LY 16
@@ -79,6 +86,29 @@
 #if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4
 #error "LX must divide 16, LY must be 4, 8 or 16"
 #endif
+#if VEC == 2 && (BK != 16 || LX == 1)
+#error "kkt_solve: VEC=2 needs BK = 16 and LX > 1"
+#endif
+/*
+ * VEC=2 (the GPU form only): the Gram matrix from key slices staged
+ * row-major and copied by GDN_CP16 (cp.async on NVIDIA, a plain load and
+ * store on other devices: cl/include/gdn_tile.clh) into two slots in AL's
+ * space (free until the mask writes A), the next slice in flight while the
+ * current one is multiplied, one barrier per slice. A work-item owns the TMG
+ * contiguous rows TMG ty ... (KKT_ROW) and the strided columns tx + LX e;
+ * its rows are read as float4s of four k (GDN_TILE_LOAD4R) against the
+ * column rows (GDN_TILE_DOT4_STEP), and a column stride whose columns all
+ * lie at or past min(row end, L) is skipped (A is 0 there): with LX = 16 and
+ * 8 rows per work-item a warp skips the upper blocks as a whole. Key rows
+ * past L repeat row L - 1 (the mask zeroes what they reach); int offsets
+ * (T HV max(K, V) < 2^31, api.c). Needs BK = 16 (two slots of 64 x 20
+ * floats fit in AL).
+ */
+#if VEC == 2
+#define KKT_ROW(a) (TMG * ty + (a))
+#else
+#define KKT_ROW(a) (ty + LY * (a))
+#endif
 /* The trip count n, written so that PoCL sees it depend on the work-item
  * (lid >> 30 is 0; the term folds away once PoCL has built the work-item
  * loops). PoCL (ImplicitLoopBarriers) adds an implicit barrier to every
@@ -94,7 +124,12 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
                            __global const float *G, __global const int4 *chunks,
                            __global float *Ai, int H, int HV)
 {
+#if VEC == 2
+    __local float4 AL4[(CH * LDA + 3) / 4]; /* A, then Ai in place; first the key slots */
+    __local float *AL = (__local float *)AL4;
+#else
     __local float AL[CH * LDA];       /* A, then Ai in place */
+#endif
     __local float KL[BK * LDT];       /* key slice K_c^T; later the solve scratch */
     __local float Gs[CH], bs[CH];
     const int     lid = (int)get_local_id(0);
@@ -125,6 +160,35 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 #else
     GDN_TILE_ZERO(acc, TMG, TNG);
 #endif
+#if VEC == 2
+    {
+        const __global float *kc = k + (first * H + kh) * K;
+        const int             rend = TMG * ty + TMG;
+        const int             ne = min(TNG, (min(rend, L) + LX - 1) / LX); /* column strides */
+#define KKT_COPY(s_, b_)                                                                           \
+    for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                             \
+        const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                               \
+        GDN_CP16(AL + (b_) * CH * (BK + 4) + r_ * (BK + 4) + c_,                                   \
+                 kc + (min(r_, L - 1) * (H * K) + (s_) * BK + c_));                                \
+    }
+        KKT_COPY(0, 0);
+        for (int s = 0; s < K / BK; s++) {
+            __local const float *KS = AL + (s & 1) * CH * (BK + 4);
+            GDN_CP_WAIT();
+            barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+            if (s + 1 < K / BK)
+                KKT_COPY(s + 1, (s + 1) & 1);
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 4) {
+                float4 a4[TMG];
+                GDN_TILE_LOAD4R(a4, TMG, KS, BK + 4, TMG * ty, kk);
+                GDN_TILE_DOT4_STEP(acc, TMG, TNG, a4, KS, BK + 4, tx, LX, 0, ne, kk);
+            }
+        }
+#undef KKT_COPY
+        barrier(CLK_LOCAL_MEM_FENCE); /* the slots' readers are done: the mask writes AL */
+    }
+#else
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
 #if LX == 1
@@ -194,6 +258,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
         }
 #endif
     }
+#endif /* VEC == 2 */
 
     /* Gate, beta and the strict-lower mask (mask first, then exp2). */
 #if LX == 1
@@ -215,7 +280,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 #else
     for (int a = 0; a < TMG; a++)
         for (int e = 0; e < TNG; e++) {
-            const int   i = ty + LY * a, j = tx + LX * e;
+            const int   i = KKT_ROW(a), j = tx + LX * e;
             const bool  m = j < i && i < L;
             const float x = select(0.0f, Gs[i] - Gs[j], (int)m);
             AL[i * LDA + j] = select(0.0f, bs[i] * acc[a][e] * exp2(x), (int)m);

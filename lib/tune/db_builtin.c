@@ -61,7 +61,11 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * 1.315 ms; the other six stages kept their defaults. Whole op at B=4,
      * T=4096, H=16 (bench_gated_delta): fwd 4.74 -> 4.66 ms, fwd+bwd
      * 19.63 -> 19.11 ms. */
-    {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=32 LX=16 LY=8"},
+    /* Later, the Gram from key slices copied ahead with cp.async (VEC=2, BK
+     * 16), B = 4, three alternated runs: 16 x 8 work-items 0.211-0.217 ms
+     * against 0.236-0.238 for the row before (BK=32 LX=16 LY=8); 16 x 16,
+     * 0.224-0.225; 8 x 8, 0.259-0.260; 16 x 4, 0.242-0.244. */
+    {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=16 LX=16 LY=8 VEC=2"},
     /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans);
      * with coalesced, prefetched staging 16 x 4 work-items over tiles of 16:
      * 1.735 -> 1.689 ms (5 plans, twice for the two best). With the
