@@ -30,6 +30,7 @@
 
 #include "gated_delta_ref.h"
 #include "gdn_test.h"
+#include "runtime.h" /* struct gdn_tensor, for test_index_range's descriptors */
 
 #define TOL 2e-5
 
@@ -333,6 +334,55 @@ START_TEST(test_bad_head_dim)
 }
 END_TEST
 
+/* ------------------------------------------- index range of the kernels */
+
+/* The chunk kernels address token-major tensors with int offsets, so the op
+ * refuses T HV max(K, V) >= 2^31 (api.c). Reaching that needs q and v of
+ * 8 GiB; their shapes are checked first, so q and v here are copies of small
+ * tensors' descriptors with T raised (the op fails before any kernel could
+ * read past their buffers). */
+START_TEST(test_index_range)
+{
+    const int32_t         K = 16, V = 16, T = 8, H = 1, HV = 1;
+    const int64_t         Tbig = ((int64_t)1 << 31) / (HV * K) + 1; /* T HV K = 2^31 + 16 */
+    int64_t               sq[3] = {T, H, K}, sv[3] = {T, HV, V}, sg[2] = {T, HV};
+    gdn_tensor           *tq, *tk, *tv, *tg, *tb, *to;
+    struct gdn_tensor     bq, bv;
+    gdn_gated_delta_args  args;
+    gdn_gated_delta_tape *tape = (gdn_gated_delta_tape *)&args; /* must be reset to NULL */
+    gdn_status            st;
+    const char           *msg;
+    float                *o;
+    int64_t               i;
+
+    tq = gdn_test_tensor(3, sq, NULL), tk = gdn_test_tensor(3, sq, NULL);
+    tv = gdn_test_tensor(3, sv, NULL), tg = gdn_test_tensor(2, sg, NULL);
+    tb = gdn_test_tensor(2, sg, NULL), to = gdn_test_tensor(3, sv, NULL);
+    GDN_TEST_OK(gdn_tensor_fill(to, 7.0f));
+    bq = *tq, bv = *tv;
+    bq.shape[0] = bv.shape[0] = Tbig;
+    bq.numel = Tbig * H * K, bv.numel = Tbig * HV * V;
+    bq.nbytes = (size_t)bq.numel * sizeof(float), bv.nbytes = (size_t)bv.numel * sizeof(float);
+    memset(&args, 0, sizeof(args));
+    args.q = &bq, args.k = tk, args.v = &bv, args.g = tg, args.beta = tb;
+
+    st  = gdn_gated_delta_forward(gdn_test_ctx, NULL, &args, to, NULL, &tape);
+    msg = gdn_context_last_error(gdn_test_ctx);
+    ck_assert_msg(st == GDN_STATUS_UNSUPPORTED, "got %s (%s)", gdn_status_name(st), msg);
+    ck_assert_msg(msg && strstr(msg, "2^31"), "message does not name the limit: %s",
+                  msg ? msg : "(null)");
+    ck_assert_ptr_null(tape);
+    GDN_TEST_OK(gdn_context_finish(gdn_test_ctx));
+    o = gdn_test_read(to);
+    for (i = 0; i < gdn_tensor_numel(to); i++)
+        ck_assert_msg(o[i] == 7.0f, "o[%lld] was touched", (long long)i);
+    printf("gd_forward T = %lld: %s: %s\n", (long long)Tbig, gdn_status_name(st), msg);
+    free(o);
+    gdn_tensor_destroy(tq), gdn_tensor_destroy(tk), gdn_tensor_destroy(tv);
+    gdn_tensor_destroy(tg), gdn_tensor_destroy(tb), gdn_tensor_destroy(to);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gd_forward");
@@ -344,6 +394,7 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     gdn_test_add_ctx_fixture(tb, 120.0);
     tcase_add_loop_test(tb, test_bad_head_dim, 0, (int)(sizeof(bad_k) / sizeof(bad_k[0])));
+    tcase_add_test(tb, test_index_range);
     suite_add_tcase(s, tb);
     return s;
 }
