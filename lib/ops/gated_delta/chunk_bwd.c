@@ -114,7 +114,7 @@ struct dvl_plan {
                                   row-major operands copied a tile ahead */
     int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     bool               async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1),
-                                  set from the device's GDN_DEVICE_FLAG_INLINE_PTX */
+                                  set from gdn__gd_cp_async */
     struct launch_geom g;
 };
 
@@ -155,7 +155,7 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * of 64. H200 (K = V = 128, B = 4, T = 4096, H = 16), three alternated
      * runs: 0.236-0.238 ms against 0.305-0.306 for the VEC=1 plan below
      * (16 x 16: 0.246-0.247; 16 x 8: 0.255; V tiles of 32, 0.266-0.267). */
-    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+    if (gdn__gd_cp_async(dev)) {
         p->vec = 2, p->ty = 8, p->tx = 16, p->bk = 16;
         p->bv = pick_div(s->V, 64);
         if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
@@ -225,9 +225,8 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
     size_t              n   = GDN_ARRAY_SIZE(d) - 2;
     if (!dvl_plan_ok(s, p))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
-    p->async = p->vec == 2 && (ctx->dev.info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
-    if (p->async)
-        d[n].name = "GDN_ASYNC", d[n++].value = 1;
+    p->async = p->vec == 2 && gdn__gd_cp_async(&ctx->dev);
+    n += gdn__gd_async_define(p->async, d + n);
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;

@@ -118,6 +118,20 @@ size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d)
     return 1;
 }
 
+bool gdn__gd_cp_async(const struct gdn_device *dev)
+{
+    return (dev->info.flags & GDN_DEVICE_FLAG_GPU) &&
+           (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
+}
+
+size_t gdn__gd_async_define(bool async, struct gdn_define *d)
+{
+    if (!async)
+        return 0;
+    d->name = "GDN_ASYNC", d->value = 1;
+    return 1;
+}
+
 /* Largest tile in {64, 32, 16} (capped at cap) that divides d. */
 static int32_t tile_for(int32_t d, int32_t cap)
 {
@@ -262,7 +276,7 @@ struct gd_kkt_plan {
     int32_t vec; /* VEC: 2 = the Gram from row-major key slices copied a slice
                     ahead (BK 16, LX > 1), 0 = staged transposed */
     bool    async; /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1), set
-                      from the device's GDN_DEVICE_FLAG_INLINE_PTX */
+                      from gdn__gd_cp_async */
 };
 
 static size_t kkt_plan_local(const struct gd_kkt_plan *p)
@@ -281,7 +295,7 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * 4096, H = 16, three alternated runs: 0.211-0.217 ms against 0.236-0.238
      * for the sm_90 row before, BK=32 16 x 8 without it; 16 x 16, 0.224-0.225;
      * 8 x 8, 0.259-0.260; 16 x 4, 0.242-0.244). */
-    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+    if (gdn__gd_cp_async(dev)) {
         p->vec = 2, p->bk = 16, p->lx = 16, p->ly = 8;
         if (kkt_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), kkt_plan_local(p)))
             return;
@@ -319,9 +333,7 @@ static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_
     n = 4;
     if (p->vec) /* (VEC=0 keeps the options, hence the cached programs, of before) */
         d[n].name = "VEC", d[n++].value = p->vec;
-    if (p->async)
-        d[n].name = "GDN_ASYNC", d[n++].value = 1;
-    return n;
+    return n + gdn__gd_async_define(p->async, d + n);
 }
 
 static bool kkt_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -366,7 +378,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2], p.vec = vals[3];
-        p.async  = p.vec == 2 && (ctx->dev.info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
+        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = kkt_plan_check(ctx, &p, s)))
@@ -862,7 +874,7 @@ struct gd_out_plan {
                     (BK 8 or 16, BV a multiple of 4 LX) */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
     bool    async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1), set
-                       from the device's GDN_DEVICE_FLAG_INLINE_PTX */
+                       from gdn__gd_cp_async */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
@@ -898,7 +910,7 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * the VEC=1 plan below, three alternated runs; B = 1, T = 16384: 0.489
      * against 0.559-0.561). Its plain twin was slower than VEC=1 there (16 x
      * 8 work-items: 0.619 against 0.533 with cp.async and 0.560 for VEC=1). */
-    if ((dev->info.flags & GDN_DEVICE_FLAG_GPU) && (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX)) {
+    if (gdn__gd_cp_async(dev)) {
         p->vec = 2, p->lx = p->ly = 16, p->bk = 16;
         for (cap = 128; cap >= 64; cap /= 2) {
             p->bv = tile_for(s->V, cap);
@@ -955,9 +967,7 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
                                struct gdn_define *d)
 {
     size_t n = tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
-    if (p->async)
-        d[n].name = "GDN_ASYNC", d[n++].value = 1;
-    return n;
+    return n + gdn__gd_async_define(p->async, d + n);
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -1005,7 +1015,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
         p.unroll = vals[5];
-        p.async  = p.vec == 2 && (ctx->dev.info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
+        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = out_plan_check(ctx, &p, s)))

@@ -125,6 +125,14 @@ bool gdn__gd_loop_limit_ok(const struct gdn_device *dev, const struct gdn_gd_sha
  * without it keep the options, hence the cached programs, of before):
  * the number of defines written, 0 or 1. */
 size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d);
+/* Whether the device runs GDN_CP16 (cl/include/gdn_tile.clh) as PTX cp.async:
+ * an NVIDIA GPU of compute capability 8.0 or more (GDN_DEVICE_FLAG_INLINE_PTX).
+ * The one feature test of the stages' forms that copy tiles ahead (kkt_solve,
+ * out_fwd and dv_local VEC=2): their GPU defaults there, and GDN_ASYNC=1. */
+bool gdn__gd_cp_async(const struct gdn_device *dev);
+/* A plan's async flag as the define GDN_ASYNC=1 into d (when set only, so the
+ * twins keep their options): the number of defines written, 0 or 1. */
+size_t gdn__gd_async_define(bool async, struct gdn_define *d);
 /* The bucket of every tuned stage's rows: "K<K>.V<V>". */
 void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap);
 /* gdn__tune_lookup of a stage for this problem (bucket from K, V). */
