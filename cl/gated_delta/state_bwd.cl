@@ -199,7 +199,7 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
     }
 }
 
-#ifdef REGSTATE
+#if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
 /*
  * gated_delta_state_bwd_rs - the same function as gated_delta_state_bwd
  * (same arguments, outputs dh, dv2, dh0, chunk windows and masking), with
@@ -581,3 +581,247 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
     }
 }
 #endif /* REGSTATE */
+
+#if defined(REGSTATE) && defined(RSVEC) && RSVEC == 2
+/*
+ * gated_delta_state_bwd_rs, RSVEC=2 (tuning parameter RS = 3): dH in
+ * registers as in the forms above, with every slice staged row-major as it
+ * lies in memory and copied by GDN_CP16 (cp.async on NVIDIA, a plain load
+ * and store elsewhere: cl/include/gdn_tile.clh) into three slots, so the
+ * copies of slices i + 1 and i + 2 are in flight while slice i is
+ * multiplied, with one barrier per slice and no registers holding the next
+ * slices (as state_fwd_rs's RSVEC=2). A chunk's 3 K_DIM / BKS slices are
+ * k[:, s BKS ...] (64 x BKS, rows padded to BKS + 4 floats), then q[s BI
+ * ..., :] and w[s BI ..., :] (BI x K_DIM), then the next chunk's (the one
+ * before); they take the slots in turn.
+ *   acc = k dH: work-item (tx, ty) owns the strided rows ty + TY a of acc
+ *     (and dv2) and the column groups SCOL; it reads one float4 of four k
+ *     per k row (GDN_TILE_MMA4R_STEP) and the dH rows from local memory.
+ *   dH = exp2(gl) dH + q^T [scale exp2(G) do] + w^T [-dv2]: the scale and
+ *     sign go onto the staged do and dv2 rows (the copied q and w are raw),
+ *     q and w rows are k-major for this product as they come (GDN_TILE_MMA4).
+ * Rows past the chunk repeat its last row, as in the float4 form above.
+ * Needs K_DIM / TY and BV / TX multiples of 4, K_DIM / BKS dividing 64.
+ * Local memory: 4 * (3 max(64 (BKS + 4), BI K_DIM) + max(K_DIM, 128) BV +
+ * 128) bytes (47.5 KiB at K = 128, BV = 64, BKS = 16; 43.5 KiB at BV = 32,
+ * BKS = 32).
+ */
+#define RTR   (K_DIM / TY)         /* dH rows per work-item (contiguous) */
+#define NSL   (K_DIM / BKS)        /* slices of k (and of q, of w) per chunk */
+#define BI    (CH / NSL)           /* rows of q or w per slice */
+#define NGS   ((CH + WG - 1) / WG) /* gates per work-item */
+#define XROWS (K_DIM > 2 * CH ? K_DIM : 2 * CH)
+#define LDW2  (BKS + 4)
+#define SLOT2 (CH * LDW2 > BI * K_DIM ? CH * LDW2 : BI * K_DIM)
+#define NSC   (3 * NSL) /* slices per chunk */
+#define SROW(a) (ty * RTR + (a))
+#define VROW(a) (ty + TY * (a))
+/* columns: TN / 4 groups of 4 contiguous ones, 4 TX apart */
+#define SCOL(j) (4 * tx + ((j) / 4) * (4 * TX) + (j) % 4)
+#if RTR % 4 != 0 || TN % 4 != 0 || K_DIM % BKS != 0 || CH % NSL != 0
+#    error "state_bwd.cl (RSVEC=2): K_DIM/TY and BV/TX must be multiples of 4, K_DIM/BKS | 64"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
+{
+    __local float4 SL4[3 * SLOT2 / 4];  /* three slots of k, q or w slices */
+    __local float4 XL4[XROWS * BV / 4]; /* dH [K][BV], then [do' ; -dv2] [128][BV] */
+    __local float  Gs[CH], Es[CH];      /* G and exp2(G) of the chunk's rows (0 and 1 past L) */
+    __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
+
+    const int   tid = (int)get_local_id(0), tx = tid % TX, ty = tid / TX;
+    const int   v0 = (int)get_group_id(0) * BV, n = (int)get_group_id(1);
+    const int   hv = (int)get_group_id(2);
+    const int   hk = hv / (HV / H);
+    const ulong st_base = ((ulong)n * HV + hv) * K_DIM * V_DIM + v0;
+    float       S[RTR][TN], acc[TM][TN], dor[TM][TN], dvr[TM][TN], gr[NGS];
+    int         cur = 0; /* the slot of the slice multiplied next */
+
+    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
+    if (rb > 0 && rb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */
+    const int c_lo = max(c_first, c_first + nc - re); /* last one */
+    {
+        const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)SROW(a) * V_DIM + SCOL(j);
+                S[a][j]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
+            }
+    }
+
+/* Slice qi of chunk cc into slot b: qi < NSL is k[:, qi BKS ...], NSL <= qi
+ * < 2 NSL is q[(qi - NSL) BI ..., :], then w[(qi - 2 NSL) BI ..., :]. Rows
+ * past the chunk repeat its last row. Offsets into the token-major tensors
+ * are int (T HV max(K, V) < 2^31, api.c). */
+#define RS2_COPY(cc, qi, b)                                                                        \
+    do {                                                                                           \
+        const int4     e_ = chunks[cc];                                                            \
+        const int      t_ = e_.y, l_ = e_.z;                                                       \
+        __local float *d_ = SL + (b) * SLOT2;                                                      \
+        if ((qi) < NSL) {                                                                          \
+            const __global float *s_ = k + ((t_ * H + hk) * K_DIM + (qi) * BKS);                   \
+            for (int e2_ = tid; e2_ < CH * (BKS / 4); e2_ += WG) {                                 \
+                const int r_ = e2_ / (BKS / 4), c_ = 4 * (e2_ - r_ * (BKS / 4));                   \
+                GDN_CP16(d_ + r_ * LDW2 + c_, s_ + (min(r_, l_ - 1) * (H * K_DIM) + c_));          \
+            }                                                                                      \
+        } else {                                                                                   \
+            const bool            w_  = (qi) >= 2 * NSL;                                           \
+            const int             r0_ = ((qi) - (w_ ? 2 : 1) * NSL) * BI;                          \
+            const __global float *s_  = w_ ? w + (t_ * HV + hv) * K_DIM                            \
+                                           : q + (t_ * H + hk) * K_DIM;                            \
+            const int             rs_ = (w_ ? HV : H) * K_DIM; /* row stride */                    \
+            for (int e2_ = tid; e2_ < BI * (K_DIM / 4); e2_ += WG) {                               \
+                const int r_ = e2_ / (K_DIM / 4), c_ = 4 * (e2_ - r_ * (K_DIM / 4));               \
+                GDN_CP16(d_ + r_ * K_DIM + c_, s_ + (min(r0_ + r_, l_ - 1) * rs_ + c_));           \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
+#define RS2_LOAD_DG(cc)                                                                            \
+    do {                                                                                           \
+        const int4 e_ = chunks[cc];                                                                \
+        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        for (int a_ = 0; a_ < TM; a_++) {                                                          \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                const int o_ = ((t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);                     \
+                float4    x_ = (float4)(0.0f), y_ = (float4)(0.0f);                                \
+                if (i_ < l_) {                                                                     \
+                    x_ = GDN_LD4G(do_ + o_);                                                       \
+                    y_ = GDN_LD4G(dvl + o_);                                                       \
+                }                                                                                  \
+                dor[a_][j_] = x_.x, dor[a_][j_ + 1] = x_.y, dor[a_][j_ + 2] = x_.z;                \
+                dor[a_][j_ + 3] = x_.w;                                                            \
+                dvr[a_][j_] = y_.x, dvr[a_][j_ + 1] = y_.y, dvr[a_][j_ + 2] = y_.z;                \
+                dvr[a_][j_ + 3] = y_.w;                                                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = tid + p_ * WG;                                                          \
+            gr[p_]       = r_ < l_ ? G[(t_ + r_) * HV + hv] : 0.0f;                                \
+        }                                                                                          \
+    } while (0)
+/* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
+ * the slot after the next), then a commit, also when nothing is left. */
+#define RS2_AHEAD(cc, p)                                                                           \
+    do {                                                                                           \
+        const int b_ = cur == 0 ? 2 : cur - 1;                                                     \
+        if ((p) + 2 < NSC)                                                                         \
+            RS2_COPY(cc, (p) + 2, b_);                                                             \
+        else if ((cc) - 1 >= c_lo)                                                                 \
+            RS2_COPY((cc) - 1, (p) + 2 - NSC, b_);                                                 \
+        GDN_CP_COMMIT();                                                                           \
+    } while (0)
+#define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
+#define RS2_ROW4(acc, a, j)                                                                        \
+    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
+
+    if (c_hi >= c_lo) {
+        RS2_COPY(c_hi, 0, 0);
+        GDN_CP_COMMIT();
+        RS2_COPY(c_hi, 1, 1); /* k slice 1, or q slice 0 */
+        GDN_CP_COMMIT();
+        RS2_LOAD_DG(c_hi);
+    }
+    for (int c = c_hi; c >= c_lo; c--) {
+        const int4  e       = chunks[c];
+        const int   t0      = e.y, L = e.z;
+        const ulong dh_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + v0;
+
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL, Gs, Es are done */
+        /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j += 4) {
+                const int    r = SROW(a), col = SCOL(j);
+                const float4 x = RS2_ROW4(S, a, j);
+                GDN_ST4L(x, XL + r * BV + col);
+                GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
+            }
+        for (int p = 0; p < NGS; p++) {
+            const int r = tid + p * WG;
+            if (r < CH) {
+                Gs[r] = gr[p];
+                Es[r] = exp2(gr[p]);
+            }
+        }
+
+        /* acc = k dH, one BKS-column slice of k at a time. */
+        GDN_TILE_ZERO(acc, TM, TN);
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            __local const float *KS = SL + cur * SLOT2;
+            __local const float *HS = XL + s * BKS * BV;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
+            RS2_AHEAD(c, s);
+#pragma unroll
+            for (int kk = 0; kk < BKS; kk += 4) {
+                float4 a4[TM];
+                for (int a = 0; a < TM; a++)
+                    a4[a] = GDN_LD4L(KS + VROW(a) * LDW2 + kk);
+                GDN_TILE_MMA4R_STEP(acc, TM, TN, a4, HS, BV, 4 * tx, 4 * TX, kk);
+            }
+            RS2_NEXT();
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL is done */
+        {
+            /* dv2 = diag(exp2(gl - G)) (k dH) + dv_local; [do' ; -dv2] into XL,
+             * do' = scale exp2(G) do */
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < TM; a++) {
+                const int   i   = VROW(a);
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                const float sq  = scale * Es[i];
+                for (int j = 0; j < TN; j += 4) {
+                    const int    col = SCOL(j);
+                    const float4 val =
+                        ok ? dec * RS2_ROW4(acc, a, j) + RS2_ROW4(dvr, a, j) : (float4)(0.0f);
+                    if (ok)
+                        GDN_ST4G(val, dv2 + ((t0 + i) * HV + hv) * V_DIM + v0 + col);
+                    GDN_ST4L(sq * RS2_ROW4(dor, a, j), XL + i * BV + col);
+                    GDN_ST4L(-val, XL + (CH + i) * BV + col);
+                }
+            }
+            const float decay = exp2(gl);
+            for (int a = 0; a < RTR; a++)
+                for (int j = 0; j < TN; j++)
+                    S[a][j] *= decay;
+        }
+        if (c - 1 >= c_lo)
+            RS2_LOAD_DG(c - 1);
+
+        /* dH += [q ; w]^T [do' ; -dv2], one BI-row slice of q or w (all
+         * K_DIM columns) at a time: slice s is stacked rows s BI ... */
+#pragma unroll
+        for (int s = 0; s < 2 * NSL; s++) {
+            __local const float *QS = SL + cur * SLOT2;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* slice s (and XL) is in */
+            RS2_AHEAD(c, NSL + s);
+            GDN_TILE_MMA4(S, RTR, TN, QS, K_DIM, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0),
+                          4 * TX, BI);
+            RS2_NEXT();
+        }
+    }
+#undef RS2_COPY
+#undef RS2_LOAD_DG
+#undef RS2_AHEAD
+#undef RS2_NEXT
+#undef RS2_ROW4
+
+    if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
+        const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++)
+                dh[hb + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
+    } else if (write_dh0) {
+        for (int a = 0; a < RTR; a++)
+            for (int j = 0; j < TN; j++)
+                dh0[st_base + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
+    }
+}
+#endif /* REGSTATE, RSVEC == 2 */

@@ -388,7 +388,7 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
 }
 #endif /* PREFETCH */
 
-#ifdef REGSTATE
+#if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
 /*
  * gated_delta_state_fwd_rs - the same function as gated_delta_state_fwd,
  * with the running state in registers: work-item (tx, ty) owns the state
@@ -787,3 +787,227 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
     }
 }
 #endif /* REGSTATE */
+
+#if defined(REGSTATE) && defined(RSVEC) && RSVEC == 2
+/*
+ * gated_delta_state_fwd_rs, RSVEC=2 (PREFETCH=5 in the tuning space): the
+ * state in registers as in the form above, with every slice of w and k
+ * staged row-major and copied by GDN_CP16 (cp.async on NVIDIA, a plain
+ * load and store elsewhere: cl/include/gdn_tile.clh) into three slots, so
+ * the copies of slices i + 1 and i + 2 are in flight while slice i is
+ * multiplied, with one barrier per slice and no registers holding the next
+ * slices. A chunk's slices are w[:, s BK ...] (64 x BK, s < K / BK), then
+ * k[s BI ..., :] (BI x K), then the next chunk's; they take the slots in
+ * turn. (Two slots, one slice ahead: H200, B = 4, 0.68 ms per scan at BK
+ * = 32, and far slower at BK = 16: a slice of 8 KiB did not cover the
+ * latency of the copies.)
+ *   Vn = u - w Hs: work-item (tx, ty) owns the strided rows ty + LY a of Vn
+ *     and the contiguous columns TN tx ...; it reads one float4 of four k
+ *     per w row (GDN_TILE_MMA4R_STEP; rows LY apart, padded to BK + 4
+ *     floats, so the four row groups of a warp hit different banks) and
+ *     the state rows from local memory.
+ *   Hs = exp2(gl) Hs + K_c^T VL: k rows are k-major for this product as
+ *     they come (GDN_TILE_MMA4); the work-item's state rows TRS ty ... and
+ *     columns are its registers.
+ * Rows past the chunk repeat its last row, as in the form above.
+ * Needs K / LY and BV / LX multiples of 4, BK a multiple of 4 dividing K
+ * with K / BK dividing 64. Local memory: 4 * (3 max(64 (BK + 4), BI K) +
+ * max(K, 64) BV + 64) bytes (43.3 KiB at K = 128, BV = 32, BK = 32).
+ */
+#define TRS   (K / LY)             /* state rows per work-item (contiguous) */
+#define RVS   (CH / LY)            /* Vn rows per work-item (strided by LY) */
+#define NSL   (K / BK)             /* slices of w (and of k) per chunk */
+#define BI    (CH / NSL)           /* rows of k per slice */
+#define NGS   ((CH + WG - 1) / WG) /* gates per work-item */
+#define XROWS (K > CH ? K : CH)
+#define LDW2  (BK + 4)
+#define SLOT2 (CH * LDW2 > BI * K ? CH * LDW2 : BI * K)
+#define NSC   (2 * NSL) /* slices per chunk */
+#define SROW(a) (TRS * ty + (a))
+#define VROW(a) (ty + LY * (a))
+#define SCOL(j) (TN * tx + (j))
+#if (TRS % 4) != 0 || (TN % 4) != 0 || (BK % 4) != 0 || (K % BK) != 0 || (CH % NSL) != 0
+#error "state_fwd_rs: RSVEC=2 needs K / LY and BV / LX multiples of 4, BK | K, (K / BK) | 64"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
+{
+    __local float4 SL4[3 * SLOT2 / 4];  /* three slots of w or k slices */
+    __local float4 XL4[XROWS * BV / 4]; /* the state tile, then the decayed Vn */
+    __local float  Gs[CH];
+    __local float *SL = (__local float *)SL4, *XL = (__local float *)XL4;
+    SCAN_INDICES();
+    float S[TRS][TN], ur[RVS][TN], gr[NGS];
+    int   cur = 0; /* the slot of the slice multiplied next */
+
+    if (cb > 0 && cb >= nc)
+        return; /* this sequence was finished by an earlier window */
+
+    /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]. */
+    {
+        const ulong hb = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
+                S[a][j]       = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
+            }
+    }
+
+/* Slice sl of chunk cc into slot b (rows past the chunk: its last row).
+ * Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
+ * api.c), added to a pointer to the chunk's first row. */
+#define RS2_COPY(cc, sl, b)                                                                        \
+    do {                                                                                           \
+        const int      f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                               \
+        __local float *d_ = SL + (b) * SLOT2;                                                      \
+        if ((sl) < NSL) {                                                                          \
+            const __global float *s_ = w + ((f_ * HV + hv) * K + (sl) * BK);                       \
+            for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                     \
+                const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                       \
+                GDN_CP16(d_ + r_ * LDW2 + c_, s_ + (min(r_, l_ - 1) * (HV * K) + c_));             \
+            }                                                                                      \
+        } else {                                                                                   \
+            const int             r0_ = ((sl) - NSL) * BI;                                         \
+            const __global float *s_ = k + (f_ * H + kh) * K;                                      \
+            for (int e_ = lid; e_ < BI * (K / 4); e_ += WG) {                                      \
+                const int r_ = e_ / (K / 4), c_ = 4 * (e_ - r_ * (K / 4));                         \
+                GDN_CP16(d_ + r_ * K + c_, s_ + (min(r0_ + r_, l_ - 1) * (H * K) + c_));           \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
+#define RS2_LOAD_UG(cc)                                                                            \
+    do {                                                                                           \
+        const int              f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                      \
+        const __global float *b_ = u + (f_ * HV + hv) * V + v0;                                   \
+        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                const float4 t_ = i_ < l_ ? GDN_LD4G(b_ + (i_ * HV * V + SCOL(j_)))              \
+                                          : (float4)(0.0f);                                        \
+                ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
+                ur[a_][j_ + 3] = t_.w;                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = lid + p_ * WG;                                                          \
+            gr[p_] = r_ < l_ ? G[(f_ + r_) * HV + hv] : 0.0f;                                      \
+        }                                                                                          \
+    } while (0)
+/* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
+ * the slot after the next), then a commit, also when nothing is left. */
+#define RS2_AHEAD(cc, p)                                                                           \
+    do {                                                                                           \
+        const int b_ = cur == 0 ? 2 : cur - 1;                                                     \
+        if ((p) + 2 < NSC)                                                                         \
+            RS2_COPY(cc, (p) + 2, b_);                                                             \
+        else if ((cc) + 1 < c_end)                                                                 \
+            RS2_COPY((cc) + 1, (p) + 2 - NSC, b_);                                                 \
+        GDN_CP_COMMIT();                                                                           \
+    } while (0)
+#define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
+#define RS2_ROW4(acc, a, j)                                                                        \
+    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
+
+    if (cb < c_end) {
+        RS2_COPY(cb, 0, 0);
+        GDN_CP_COMMIT();
+        RS2_COPY(cb, 1, 1); /* w slice 1, or k slice 0 */
+        GDN_CP_COMMIT();
+        RS2_LOAD_UG(cb);
+    }
+    for (int c = cb; c < c_end; c++) {
+        const int   first = bos + c * CH;
+        const int   L = min(CH, eos - first);
+        const ulong hbase =
+            ((ulong)(c0 + c) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+        float acc[RVS][TN];
+
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL and Gs are done */
+        /* h[c] = the state entering the chunk, also the B operand of w Hs. */
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j += 4) {
+                const int    r = SROW(a), col = SCOL(j);
+                const float4 x = RS2_ROW4(S, a, j);
+                GDN_ST4L(x, XL + r * BV + col);
+                GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
+            }
+        for (int p = 0; p < NGS; p++)
+            if (lid + p * WG < CH)
+                Gs[lid + p * WG] = gr[p];
+
+        /* Vn = u - w Hs, one BK-column slice of w at a time. */
+        GDN_TILE_ZERO(acc, RVS, TN);
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            __local const float *WS = SL + cur * SLOT2;
+            __local const float *HS = XL + s * BK * BV;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
+            RS2_AHEAD(c, s);
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 4) {
+                float4 a4[RVS];
+                for (int a = 0; a < RVS; a++)
+                    a4[a] = GDN_LD4L(WS + VROW(a) * LDW2 + kk);
+                GDN_TILE_MMA4R_STEP(acc, RVS, TN, a4, HS, BV, SCOL(0), 4, kk);
+            }
+            RS2_NEXT();
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL is done */
+        {
+            const float gl = Gs[L - 1];
+            for (int a = 0; a < RVS; a++) {
+                const int   i   = VROW(a);
+                const bool  ok  = i < L;
+                const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
+                for (int j = 0; j < TN; j += 4) {
+                    const int    col = SCOL(j);
+                    const float4 vn  = RS2_ROW4(ur, a, j) - RS2_ROW4(acc, a, j);
+                    if (ok)
+                        GDN_ST4G(vn, v_new + ((first + i) * HV + hv) * V + v0 + col);
+                    GDN_ST4L(ok ? vn * dec : (float4)(0.0f), XL + i * BV + col);
+                }
+            }
+            for (int a = 0; a < TRS; a++)
+                for (int j = 0; j < TN; j++)
+                    S[a][j] *= exp2(gl);
+        }
+        if (c + 1 < c_end)
+            RS2_LOAD_UG(c + 1);
+
+        /* Hs += K_c^T VL, one BI-row slice of k (all K columns) at a time. */
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            __local const float *KS = SL + cur * SLOT2;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* k slice s (and VL) is in */
+            RS2_AHEAD(c, NSL + s);
+            GDN_TILE_MMA4(S, TRS, TN, KS, K, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0), 4, BI);
+            RS2_NEXT();
+        }
+    }
+#undef RS2_COPY
+#undef RS2_LOAD_UG
+#undef RS2_AHEAD
+#undef RS2_NEXT
+#undef RS2_ROW4
+
+    /* After the window: the state entering chunk c_end into h[c_end] when the
+     * sequence goes on, else the final state into ht. */
+    if (c_end < nc || has_ht) {
+        const ulong hb = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        for (int a = 0; a < TRS; a++)
+            for (int j = 0; j < TN; j++) {
+                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
+                if (c_end < nc)
+                    h[hb + o] = S[a][j];
+                else
+                    ht[sbase + o] = S[a][j];
+            }
+    }
+}
+#endif /* REGSTATE, RSVEC == 2 */

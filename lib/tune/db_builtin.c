@@ -129,8 +129,11 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * columns (BK=64, 2 w and 2 k slices per chunk), B = 4, T = 4096, H =
      * 16: 0.817 ms at UNROLL=8 against 0.881 at BK=32 (0.844 at UNROLL=4,
      * 0.853 at 0; the scalar loads' default, BK=32: 0.846); B = 1, T =
-     * 16384 (the split form): 2.060 against 2.058. LY=8 at BK=64: 1.25 ms. */
-    {"sm_90",  "gated_delta/state_fwd", "K128.V128", "BK=64 UNROLL=8"},
+     * 16384 (the split form): 2.060 against 2.058. LY=8 at BK=64: 1.25 ms.
+     * Later, the copied form (PREFETCH=5, its default where groups are
+     * many: chunk_fwd.c) does not fit BK = 64 in 48 KiB; the row leaves BK
+     * to the default (32). */
+    {"sm_90",  "gated_delta/state_fwd", "K128.V128", "UNROLL=8"},
     {"*",      "",                      "",     ""}, /* sentinel, never matches */
 };
 // clang-format on

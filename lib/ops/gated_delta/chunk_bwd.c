@@ -243,13 +243,22 @@ struct sbwd_plan {
                                   1 = gated_delta_state_bwd_rs (dH in registers, BKS
                                   its k slice width, next slice prefetched);
                                   2 = the same with contiguous micro-tiles read as
-                                  float4 (RSVEC) */
+                                  float4 (RSVEC); 3 = dH in registers with row-major
+                                  slices copied ahead into three slots (RSVEC=2,
+                                  cp.async where gdn__gd_cp_async) */
     int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
+    bool               async;  /* not tuned: RS = 3's copies are cp.async (GDN_ASYNC=1) */
     struct launch_geom g;
 };
 
 static size_t sbwd_lmem(const struct gdn_gd_shape *s, int bv, int bks, int rs)
 {
+    if (rs == 3) { /* three slots of a k slice (rows padded) or a q / w slice */
+        const size_t bi = (size_t)CH * (size_t)bks / (size_t)s->K;
+        return (3 * max_sz((size_t)CH * (size_t)(bks + 4), bi * (size_t)s->K) +
+                max_sz((size_t)s->K, 2 * CH) * bv + 2 * CH) *
+               4;
+    }
     if (rs == 2) { /* k slice transposed or q / w slice, rows padded to 4 floats */
         const size_t bi = (size_t)CH * (size_t)bks / (size_t)s->K;
         return (max_sz((size_t)bks * (CH + 4), bi * (size_t)(s->K + 4)) +
@@ -268,6 +277,9 @@ static bool sbwd_plan_ok(const struct gdn_gd_shape *s, int bv, int bks, int ty, 
     if (bv < 1 || bks < 1 || ty < 1 || tx < 1 || s->V % bv || s->K % bks || bv % tx ||
         bks % ty || CH % ty)
         return false;
+    if (rs == 3) /* state_bwd.cl, RSVEC=2 */
+        return s->K % ty == 0 && CH % (s->K / bks) == 0 && (s->K / ty) % 4 == 0 &&
+               (bv / tx) % 4 == 0;
     if (rs == 1 || rs == 2) {
         if (s->K % ty || CH % (s->K / bks) || (CH * bks) % (ty * tx))
             return false;
@@ -305,10 +317,26 @@ static void sbwd_plan_default(const struct gdn_device *dev, const struct gdn_gd_
      * work-items, 3.38-3.76 ms. So below about one group per compute unit
      * for BV 64: BV 32 with 16 x 8 work-items, and BV 16 (16 x 16) only
      * below 0.45 groups per compute unit for BV 32 (not measured). */
+    /* Later, with cp.async (gdn__gd_cp_async): dH in registers and row-major
+     * slices copied two ahead into three slots (RS = 3), V tiles of 32,
+     * slices of 32, 16 x 8 work-items (H200, B = 4, T = 4096, fwd+bwd, four
+     * runs: 0.910-0.913 ms against 0.943-0.948 for RS = 2 with V tiles of 64;
+     * UNROLL=0, 0.944-0.948; slices of 16, 2.27-2.35 ms; 8 x 8 work-items,
+     * 2.73-2.78). At B = 1, T = 16384 (0.48 groups per compute unit) it
+     * loses: 3.27 ms against 2.60 for the RS = 2 plan below, and at B = 2,
+     * T = 8192 (0.97 per compute unit): 3.19-3.24 against 1.72; so, as
+     * state_fwd's copied form (chunk_fwd.c), from 1.5 groups per compute
+     * unit. */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups64 = (int64_t)s->N * s->HV * (s->V / 64);
         const int64_t groups32 = (int64_t)s->N * s->HV * (s->V / 32);
         const int64_t cu       = (int64_t)dev->info.compute_units;
+        if (gdn__gd_cp_async(dev) && s->V % 32 == 0 && groups32 * 2 >= cu * 3) {
+            p->rs = 3, p->bv = 32, p->bks = 32, p->ty = 16, p->tx = 8;
+            if (sbwd_plan_ok(s, p->bv, p->bks, p->ty, p->tx, 3) &&
+                lmem_fits(dev, sbwd_lmem(s, p->bv, p->bks, 3)))
+                return;
+        }
         p->rs = 1, p->ty = p->tx = 16;
         p->bks = s->K % 64 ? 16 : 64; /* slices of 64 below V tiles of 64 */
         if (s->V % 64 == 0 && groups64 * 10 >= cu * 9)
@@ -366,7 +394,7 @@ static const struct gdn_tune_param sbwd_params[] = {
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
     {"CHUNKS", 0, GDN_GD_SCAN_CHUNKS},
-    {"RS", 0, 3, {0, 1, 2}},
+    {"RS", 0, 4, {0, 1, 2, 3}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_sbwd_space = {
@@ -388,8 +416,10 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
     g->global[1] = (size_t)s->N, g->global[2] = (size_t)s->HV;
     if (p->rs >= 1)
         d[nd++] = (struct gdn_define){"REGSTATE", 1};
-    if (p->rs == 2)
-        d[nd++] = (struct gdn_define){"RSVEC", 1};
+    if (p->rs >= 2)
+        d[nd++] = (struct gdn_define){"RSVEC", p->rs - 1};
+    p->async = p->rs == 3 && gdn__gd_cp_async(&ctx->dev);
+    nd += gdn__gd_async_define(p->async, d + nd);
     if (!format_defines(d, nd, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);

@@ -563,10 +563,14 @@ struct gd_state_plan {
                    w / k staged, next slice prefetched); 3 = the same with
                    contiguous micro-tiles read as float4 (RSVEC); 4 = that
                    with two halves of LX x LY work-items splitting the
-                   state's rows (SPLITK) */
+                   state's rows (SPLITK); 5 = the state in registers with
+                   row-major slices copied ahead into three slots (RSVEC=2,
+                   cp.async where gdn__gd_cp_async) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
+    bool    async;  /* (host side) GDN_ASYNC: the copies of PREFETCH=5 are cp.async,
+                       from gdn__gd_cp_async */
 };
 
 /* Work-items per group: LX x LY, twice that for the split form. */
@@ -578,6 +582,13 @@ static size_t state_plan_wg(const struct gd_state_plan *p)
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
     size_t staged;
+    if (p->pf == 5) { /* three slots of a w or k slice, the state tile / decayed Vn, gates */
+        const size_t wsl = (size_t)CH * (size_t)(p->bk + 4);
+        const size_t ksl = (size_t)CH * (size_t)p->bk; /* 64 BK / K rows of K */
+        staged = wsl > ksl ? wsl : ksl;
+        return sizeof(float) *
+               (3 * staged + (size_t)(s->K > CH ? s->K : CH) * (size_t)p->bv + CH);
+    }
     if (p->pf >= 2) { /* a w or k slice; the state tile and the decayed Vn share one buffer;
                          the split form's partial w Hs of both halves (RL) */
         const bool   v4  = p->pf >= 3;
@@ -629,14 +640,34 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * runs beside this one, chunk_bwd.c) the plain form wins instead: B =
      * 1, fwd+bwd 9.22 ms against 9.60 for the split form with V tiles of 16
      * and 9.27 with V tiles of 32. */
+    /* Later, with cp.async (gdn__gd_cp_async): the state in registers and
+     * row-major slices copied two ahead into three slots (PREFETCH=5), 8 x
+     * 16 work-items, V tiles of 32, BK = 32 (H200, B = 4, two alternated
+     * runs, forward: 0.625 ms per scan against 0.709-0.711 for the float4
+     * form with the sm_90 row, BK=64 UNROLL=8; BK = 16, 0.671-0.673; 16 x 16
+     * work-items with V tiles of 64, 0.676-0.679; 8 x 32, 0.711-0.712;
+     * fwd+bwd, both scans: 1.244-1.249 against 1.416-1.421). It loses where
+     * groups are few: B = 1, T = 16384 (0.48 groups of V tiles of 32 per
+     * compute unit), fwd+bwd, both scans: 4.12 ms (V tiles of 32) and 5.20
+     * (16) against 3.19 for the forms below; B = 2, T = 8192 (0.97 per
+     * compute unit): 3.80-3.87 against 2.61. So it is taken from 1.5 groups
+     * per compute unit (between 0.97 and 1.94 not measured). The forms below
+     * then start at BK = 64 (the sm_90 row's value before; B = 1, fwd+bwd,
+     * both scans: 3.20 ms against 3.59 at 32). */
     if (dev->info.flags & GDN_DEVICE_FLAG_GPU) {
         const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
         const int64_t cu     = (int64_t)dev->info.compute_units;
+        if (gdn__gd_cp_async(dev) && groups * 2 >= cu * 3) {
+            p->pf = 5, p->bv = tile_for(s->V, 32), p->lx = p->bv / 4, p->ly = 16;
+            for (p->bk = 32; p->bk >= 16; p->bk /= 2)
+                if (state_plan_ok(p, s) && fits(dev, state_plan_wg(p), state_plan_local(p, s)))
+                    return;
+        }
         for (p->pf = groups < cu && !s->scan_shared ? 4 : 3; p->pf >= 3; p->pf--) {
             p->bv = tile_for(s->V, p->pf == 4 && groups * 10 < cu * 7 ? 16 : 32);
             p->lx = p->bv / 4;
             p->ly = 16;
-            for (p->bk = 32; p->bk >= 16; p->bk /= 2)
+            for (p->bk = gdn__gd_cp_async(dev) ? 64 : 32; p->bk >= 16; p->bk /= 2)
                 if (state_plan_ok(p, s) && fits(dev, state_plan_wg(p), state_plan_local(p, s)))
                     return;
         }
@@ -675,6 +706,9 @@ static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_sha
         return false;
     if (p->pf == 1 && (s->K % p->ly || (CH * s->K) % (p->lx * p->ly) || p->lx * p->ly < CH))
         return false;
+    if (p->pf == 5) /* the copied slices: see state_fwd.cl, RSVEC=2 */
+        return s->K % p->ly == 0 && (s->K / p->ly) % 4 == 0 && (p->bv / p->lx) % 4 == 0 &&
+               CH % (s->K / p->bk) == 0;
     if (p->pf >= 2 &&
         (s->K % p->ly || (CH * p->bk) % (int32_t)state_plan_wg(p) || CH % (s->K / p->bk)))
         return false;
@@ -699,6 +733,7 @@ static void state_plan_from(const int32_t *v, struct gd_state_plan *p)
 {
     p->pf = v[0], p->bv = v[1], p->bk = v[2], p->lx = v[3], p->ly = v[4], p->chunks = v[5];
     p->unroll = v[6];
+    p->async  = false;
 }
 
 static bool state_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -719,7 +754,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
 }
 
 static const struct gdn_tune_param state_params[] = {
-    {"PREFETCH", 0, 5, {0, 1, 2, 3, 4}},
+    {"PREFETCH", 0, 6, {0, 1, 2, 3, 4, 5}},
     {"BV", 16, 3, {16, 32, 64}},
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
@@ -748,12 +783,13 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     }
     if (p->pf >= 3) {
         d[n].name    = "RSVEC";
-        d[n++].value = 1;
+        d[n++].value = p->pf == 5 ? 2 : 1;
     }
     if (p->pf == 4) {
         d[n].name    = "SPLITK";
         d[n++].value = 1;
     }
+    n += gdn__gd_async_define(p->async, d + n);
     return n + gdn__gd_unroll_define(p->unroll, d + n);
 }
 
@@ -813,6 +849,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_state_space, s, vals);
         state_plan_from(vals, &p);
+        p.async = p.pf == 5 && gdn__gd_cp_async(&ctx->dev);
     }
     if ((st = state_plan_check(ctx, &p, s)))
         return st;
