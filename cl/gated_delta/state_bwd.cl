@@ -199,6 +199,39 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
     }
 }
 
+/* The register forms (gated_delta_state_bwd_rs, below): the window's chunks
+ * c_hi down to c_lo of sequence n, and dH entering it (dht or 0 at the
+ * sequence's last chunk, else dh[c_hi] as the previous window left it) into
+ * the work-item's S[RTR][TN], rows SROW(a) and columns SCOL(j) as each form
+ * defines them; at the end, S into dh[c_lo - 1] when chunks are left (the
+ * next window starts there), else into dh0. */
+#define RS_WINDOW_BEGIN()                                                                          \
+    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;                             \
+    if (rb > 0 && rb >= nc)                                                                        \
+        return; /* this sequence was finished by an earlier window */                              \
+    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */             \
+    const int c_lo = max(c_first, c_first + nc - re); /* last one */                               \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;                            \
+        for (int a_ = 0; a_ < RTR; a_++)                                                           \
+            for (int j_ = 0; j_ < TN; j_++) {                                                      \
+                const ulong o_ = (ulong)SROW(a_) * V_DIM + SCOL(j_);                               \
+                S[a_][j_] = rb > 0 ? dh[hb_ + o_] : has_dht ? dht[st_base + o_] : 0.0f;            \
+            }                                                                                      \
+    } while (0)
+#define RS_WINDOW_END()                                                                            \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;                      \
+        for (int a_ = 0; a_ < RTR; a_++)                                                           \
+            for (int j_ = 0; j_ < TN; j_++) {                                                      \
+                const ulong o_ = (ulong)SROW(a_) * V_DIM + SCOL(j_);                               \
+                if (c_lo > c_first)                                                                \
+                    dh[hb_ + o_] = S[a_][j_];                                                      \
+                else if (write_dh0)                                                                \
+                    dh0[st_base + o_] = S[a_][j_];                                                 \
+            }                                                                                      \
+    } while (0)
+
 #if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
 /*
  * gated_delta_state_bwd_rs - the same function as gated_delta_state_bwd
@@ -300,19 +333,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
     float       pr[NPS];
 #endif
 
-    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
-    if (rb > 0 && rb >= nc)
-        return; /* this sequence was finished by an earlier window */
-    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */
-    const int c_lo = max(c_first, c_first + nc - re); /* last one */
-    {
-        const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V_DIM + SCOL(j);
-                S[a][j]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
-            }
-    }
+    RS_WINDOW_BEGIN();
 
 /* The gates of rows t_ ... t_ + l_ - 1 into gr (0 past them). */
 #define RS_LOAD_G(t_, l_)                                                                          \
@@ -391,9 +412,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             }                                                                                      \
         }                                                                                          \
     } while (0)
-/* Four contiguous columns j ... j + 3 of accumulator row a, as a float4. */
-#define RS_ROW4(acc, a, j)                                                                         \
-    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
 #else
 /* Slice qi of chunk cc into pr: qi < NSL is k[:, qi BKS ...] (64 x BKS);
  * NSL <= qi < 2 NSL is q[(qi - NSL) BI ..., :] and 2 NSL <= qi < 3 NSL is
@@ -466,7 +484,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #if RSVEC
             for (int j = 0; j < TN; j += 4) {
                 const int    r = SROW(a), col = SCOL(j);
-                const float4 x = RS_ROW4(S, a, j);
+                const float4 x = GDN_TILE_ROW4(S, a, j);
                 GDN_ST4L(x, XL + r * BV + col);
                 GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
             }
@@ -514,11 +532,12 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #if RSVEC
                 for (int j = 0; j < TN; j += 4) {
                     const int    col = SCOL(j);
-                    const float4 val =
-                        ok ? dec * RS_ROW4(acc, a, j) + RS_ROW4(dvr, a, j) : (float4)(0.0f);
+                    const float4 val = ok ? dec * GDN_TILE_ROW4(acc, a, j) +
+                                                GDN_TILE_ROW4(dvr, a, j)
+                                          : (float4)(0.0f);
                     if (ok)
                         GDN_ST4G(val, dv2 + ((ulong)(t0 + i) * HV + hv) * V_DIM + v0 + col);
-                    GDN_ST4L(RS_ROW4(dor, a, j), XL + i * BV + col);
+                    GDN_ST4L(GDN_TILE_ROW4(dor, a, j), XL + i * BV + col);
                     GDN_ST4L(val, XL + (CH + i) * BV + col);
                 }
 #else
@@ -566,19 +585,9 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #undef RS_LOAD_SLICE
 #undef RS_LOAD_DG
 #undef RS_STORE_SLICE
-#undef RS_ROW4
 #undef RS_LOAD_G
 
-    if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
-        const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++)
-                dh[hb + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
-    } else if (write_dh0) {
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++)
-                dh0[st_base + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
-    }
+    RS_WINDOW_END();
 }
 #endif /* REGSTATE */
 
@@ -638,19 +647,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
     float       S[RTR][TN], acc[TM][TN], dor[TM][TN], dvr[TM][TN], gr[NGS];
     int         cur = 0; /* the slot of the slice multiplied next */
 
-    const int c_first = chunk_off[n], nc = chunk_off[n + 1] - c_first;
-    if (rb > 0 && rb >= nc)
-        return; /* this sequence was finished by an earlier window */
-    const int c_hi = c_first + nc - 1 - rb;           /* first chunk of this window */
-    const int c_lo = max(c_first, c_first + nc - re); /* last one */
-    {
-        const ulong hb = ((ulong)c_hi * HV + hv) * K_DIM * V_DIM + v0;
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V_DIM + SCOL(j);
-                S[a][j]       = rb > 0 ? dh[hb + o] : has_dht ? dht[st_base + o] : 0.0f;
-            }
-    }
+    RS_WINDOW_BEGIN();
 
 /* Slice qi of chunk cc into slot b: qi < NSL is k[:, qi BKS ...], NSL <= qi
  * < 2 NSL is q[(qi - NSL) BI ..., :], then w[(qi - 2 NSL) BI ..., :]. Rows
@@ -716,8 +713,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         GDN_CP_COMMIT();                                                                           \
     } while (0)
 #define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
-#define RS2_ROW4(acc, a, j)                                                                        \
-    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
 
     if (c_hi >= c_lo) {
         RS2_COPY(c_hi, 0, 0);
@@ -736,7 +731,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         for (int a = 0; a < RTR; a++)
             for (int j = 0; j < TN; j += 4) {
                 const int    r = SROW(a), col = SCOL(j);
-                const float4 x = RS2_ROW4(S, a, j);
+                const float4 x = GDN_TILE_ROW4(S, a, j);
                 GDN_ST4L(x, XL + r * BV + col);
                 GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
             }
@@ -778,11 +773,12 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                 const float sq  = scale * Es[i];
                 for (int j = 0; j < TN; j += 4) {
                     const int    col = SCOL(j);
-                    const float4 val =
-                        ok ? dec * RS2_ROW4(acc, a, j) + RS2_ROW4(dvr, a, j) : (float4)(0.0f);
+                    const float4 val = ok ? dec * GDN_TILE_ROW4(acc, a, j) +
+                                                GDN_TILE_ROW4(dvr, a, j)
+                                          : (float4)(0.0f);
                     if (ok)
                         GDN_ST4G(val, dv2 + ((t0 + i) * HV + hv) * V_DIM + v0 + col);
-                    GDN_ST4L(sq * RS2_ROW4(dor, a, j), XL + i * BV + col);
+                    GDN_ST4L(sq * GDN_TILE_ROW4(dor, a, j), XL + i * BV + col);
                     GDN_ST4L(-val, XL + (CH + i) * BV + col);
                 }
             }
@@ -811,17 +807,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #undef RS2_LOAD_DG
 #undef RS2_AHEAD
 #undef RS2_NEXT
-#undef RS2_ROW4
 
-    if (c_lo > c_first) { /* dH leaving chunk c_lo - 1: the next window starts there */
-        const ulong hb = ((ulong)(c_lo - 1) * HV + hv) * K_DIM * V_DIM + v0;
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++)
-                dh[hb + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
-    } else if (write_dh0) {
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j++)
-                dh0[st_base + (ulong)SROW(a) * V_DIM + SCOL(j)] = S[a][j];
-    }
+    RS_WINDOW_END();
 }
 #endif /* REGSTATE, RSVEC == 2 */

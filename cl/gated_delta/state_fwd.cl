@@ -136,6 +136,36 @@
             }                                                                                      \
     } while (0)
 
+/* The register forms (gated_delta_state_fwd_rs, below): the state entering
+ * chunk cb (h0 or 0 for the first window, else h[cb]) into the work-item's
+ * S[TRS][TN], rows SROW(a) and columns SCOL(j) as each form defines them;
+ * after the window, S into h[c_end] when the sequence goes on, else into
+ * ht. */
+#define RS_WINDOW_LOAD_S()                                                                         \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +      \
+                          (ulong)v0;                                                               \
+        for (int a_ = 0; a_ < TRS; a_++)                                                           \
+            for (int j_ = 0; j_ < TN; j_++) {                                                      \
+                const ulong o_ = (ulong)SROW(a_) * V + (ulong)SCOL(j_);                            \
+                S[a_][j_]      = cb > 0 ? h[hb_ + o_] : has_h0 ? h0[sbase + o_] : 0.0f;            \
+            }                                                                                      \
+    } while (0)
+#define RS_WINDOW_STORE_S()                                                                        \
+    do {                                                                                           \
+        const ulong hb_ = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +   \
+                          (ulong)v0;                                                               \
+        if (c_end < nc || has_ht)                                                                  \
+            for (int a_ = 0; a_ < TRS; a_++)                                                       \
+                for (int j_ = 0; j_ < TN; j_++) {                                                  \
+                    const ulong o_ = (ulong)SROW(a_) * V + (ulong)SCOL(j_);                        \
+                    if (c_end < nc)                                                                \
+                        h[hb_ + o_] = S[a_][j_];                                                   \
+                    else                                                                           \
+                        ht[sbase + o_] = S[a_][j_];                                                \
+                }                                                                                  \
+    } while (0)
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_state_fwd(STATE_FWD_PARAMS)
 {
@@ -510,16 +540,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
     if (cb > 0 && cb >= nc)
         return; /* this sequence was finished by an earlier window */
 
-    /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]. */
-    {
-        const ulong hb = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
-                         (ulong)v0;
-        for (int a = 0; a < TRS; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
-                S[a][j]       = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
-            }
-    }
+    RS_WINDOW_LOAD_S();
 
 /* The gates of rows f_ ... f_ + l_ - 1 into gr (0 past them). */
 #define RS_LOAD_G(f_, l_)                                                                          \
@@ -594,9 +615,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             GDN_ST4L(pr[p_], SL + r_ * LDK + 4 * (e_ - r_ * (K / 4)));                             \
         }                                                                                          \
     } while (0)
-/* Four contiguous columns j ... j + 3 of accumulator row a, as a float4. */
-#define RS_ROW4(acc, a, j)                                                                         \
-    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
 #else
 /* Slice sl of chunk cc into pr: sl < NSL is w[:, sl BK ...] (64 x BK),
  * else k[(sl - NSL) BI ..., :] (BI x K); rows past the chunk: 0. */
@@ -666,7 +684,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #if RSVEC
             for (int j = 0; j < TN; j += 4) {
                 const int    r = SROW(a), col = SCOL(j);
-                const float4 x = RS_ROW4(S, a, j);
+                const float4 x = GDN_TILE_ROW4(S, a, j);
                 GDN_ST4L(x, XL + r * BV + col);
                 GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
             }
@@ -719,7 +737,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #if RSVEC
                 for (int j = 0; j < TN; j += 4) {
                     const int    col = SCOL(j);
-                    const float4 vn  = RS_ROW4(ur, a, j) - RS_ROW4(acc, a, j);
+                    const float4 vn  = GDN_TILE_ROW4(ur, a, j) - GDN_TILE_ROW4(acc, a, j);
                     if (ok && mine)
                         GDN_ST4G(vn, v_new + ((first + i) * HV + hv) * V + v0 + col);
                     if (mine)
@@ -768,23 +786,9 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #undef RS_LOAD_UG
 #undef RS_STORE_W
 #undef RS_STORE_K
-#undef RS_ROW4
 #undef RS_LOAD_G
 
-    /* After the window: the state entering chunk c_end into h[c_end] when the
-     * sequence goes on, else the final state into ht. */
-    if (c_end < nc || has_ht) {
-        const ulong hb = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
-                         (ulong)v0;
-        for (int a = 0; a < TRS; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
-                if (c_end < nc)
-                    h[hb + o] = S[a][j];
-                else
-                    ht[sbase + o] = S[a][j];
-            }
-    }
+    RS_WINDOW_STORE_S();
 }
 #endif /* REGSTATE */
 
@@ -844,16 +848,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
     if (cb > 0 && cb >= nc)
         return; /* this sequence was finished by an earlier window */
 
-    /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]. */
-    {
-        const ulong hb = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
-                         (ulong)v0;
-        for (int a = 0; a < TRS; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
-                S[a][j]       = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
-            }
-    }
+    RS_WINDOW_LOAD_S();
 
 /* Slice sl of chunk cc into slot b (rows past the chunk: its last row).
  * Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
@@ -908,8 +903,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         GDN_CP_COMMIT();                                                                           \
     } while (0)
 #define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
-#define RS2_ROW4(acc, a, j)                                                                        \
-    ((float4)((acc)[a][j], (acc)[a][(j) + 1], (acc)[a][(j) + 2], (acc)[a][(j) + 3]))
 
     if (cb < c_end) {
         RS2_COPY(cb, 0, 0);
@@ -930,7 +923,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         for (int a = 0; a < TRS; a++)
             for (int j = 0; j < TN; j += 4) {
                 const int    r = SROW(a), col = SCOL(j);
-                const float4 x = RS2_ROW4(S, a, j);
+                const float4 x = GDN_TILE_ROW4(S, a, j);
                 GDN_ST4L(x, XL + r * BV + col);
                 GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
             }
@@ -965,7 +958,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                 const float dec = exp2(select(0.0f, gl - Gs[i], (int)ok));
                 for (int j = 0; j < TN; j += 4) {
                     const int    col = SCOL(j);
-                    const float4 vn  = RS2_ROW4(ur, a, j) - RS2_ROW4(acc, a, j);
+                    const float4 vn  = GDN_TILE_ROW4(ur, a, j) - GDN_TILE_ROW4(acc, a, j);
                     if (ok)
                         GDN_ST4G(vn, v_new + ((first + i) * HV + hv) * V + v0 + col);
                     GDN_ST4L(ok ? vn * dec : (float4)(0.0f), XL + i * BV + col);
@@ -993,21 +986,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #undef RS2_LOAD_UG
 #undef RS2_AHEAD
 #undef RS2_NEXT
-#undef RS2_ROW4
 
-    /* After the window: the state entering chunk c_end into h[c_end] when the
-     * sequence goes on, else the final state into ht. */
-    if (c_end < nc || has_ht) {
-        const ulong hb = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
-                         (ulong)v0;
-        for (int a = 0; a < TRS; a++)
-            for (int j = 0; j < TN; j++) {
-                const ulong o = (ulong)SROW(a) * V + (ulong)SCOL(j);
-                if (c_end < nc)
-                    h[hb + o] = S[a][j];
-                else
-                    ht[sbase + o] = S[a][j];
-            }
-    }
+    RS_WINDOW_STORE_S();
 }
 #endif /* REGSTATE, RSVEC == 2 */
