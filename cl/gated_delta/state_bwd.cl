@@ -232,6 +232,37 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
             }                                                                                      \
     } while (0)
 
+/* The gates of rows t_ ... t_ + l_ - 1 into gr (0 past them). */
+#define RS_LOAD_G(t_, l_)                                                                          \
+    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
+        const int r_ = tid + p_ * WG;                                                              \
+        gr[p_]       = r_ < (l_) ? G[(ulong)((t_) + r_) * HV + hv] : 0.0f;                         \
+    }
+/* The float4 forms (RSVEC = 1, 2): chunk cc's do and dv_local (the
+ * work-item's dv2 entries, rows VROW(a) and columns SCOL(j)) and its gates.
+ * Offsets are int (T HV max(K, V) < 2^31, api.c). */
+#define RS_LOAD_DG4(cc)                                                                            \
+    do {                                                                                           \
+        const int4 e_ = chunks[cc];                                                                \
+        const int  t_ = e_.y, l_ = e_.z;                                                           \
+        for (int a_ = 0; a_ < TM; a_++) {                                                          \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                const int o_ = ((t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);                      \
+                float4    x_ = (float4)(0.0f), y_ = (float4)(0.0f);                                \
+                if (i_ < l_) {                                                                     \
+                    x_ = GDN_LD4G(do_ + o_);                                                       \
+                    y_ = GDN_LD4G(dvl + o_);                                                       \
+                }                                                                                  \
+                dor[a_][j_] = x_.x, dor[a_][j_ + 1] = x_.y, dor[a_][j_ + 2] = x_.z;                \
+                dor[a_][j_ + 3] = x_.w;                                                            \
+                dvr[a_][j_] = y_.x, dvr[a_][j_ + 1] = y_.y, dvr[a_][j_ + 2] = y_.z;                \
+                dvr[a_][j_ + 3] = y_.w;                                                            \
+            }                                                                                      \
+        }                                                                                          \
+        RS_LOAD_G(t_, l_);                                                                         \
+    } while (0)
+
 #if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
 /*
  * gated_delta_state_bwd_rs - the same function as gated_delta_state_bwd
@@ -335,12 +366,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 
     RS_WINDOW_BEGIN();
 
-/* The gates of rows t_ ... t_ + l_ - 1 into gr (0 past them). */
-#define RS_LOAD_G(t_, l_)                                                                          \
-    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
-        const int r_ = tid + p_ * WG;                                                              \
-        gr[p_]       = r_ < (l_) ? G[(ulong)((t_) + r_) * HV + hv] : 0.0f;                         \
-    }
 #if RSVEC
 /* RSVEC moves every global and staged operand as float4 (GDN_LD4G, ...): pr
  * holds NP4 float4s of a slice; a k slice is read in the order of
@@ -373,28 +398,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             pr[p_] = GDN_LD4G(b_ + (min(r_, l_ - 1) * rs_ + d_));                                 \
         }                                                                                          \
     } while (0)
-/* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
-#define RS_LOAD_DG(cc)                                                                             \
-    do {                                                                                           \
-        const int4 e_ = chunks[cc];                                                                \
-        const int  t_ = e_.y, l_ = e_.z;                                                           \
-        for (int a_ = 0; a_ < TM; a_++) {                                                          \
-            const int i_ = VROW(a_);                                                               \
-            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
-                const ulong o_ = ((ulong)(t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);             \
-                float4      x_ = (float4)(0.0f), y_ = (float4)(0.0f);                              \
-                if (i_ < l_) {                                                                     \
-                    x_ = GDN_LD4G(do_ + o_);                                                       \
-                    y_ = GDN_LD4G(dvl + o_);                                                       \
-                }                                                                                  \
-                dor[a_][j_] = x_.x, dor[a_][j_ + 1] = x_.y, dor[a_][j_ + 2] = x_.z;                \
-                dor[a_][j_ + 3] = x_.w;                                                            \
-                dvr[a_][j_] = y_.x, dvr[a_][j_ + 1] = y_.y, dvr[a_][j_ + 2] = y_.z;                \
-                dvr[a_][j_ + 3] = y_.w;                                                            \
-            }                                                                                      \
-        }                                                                                          \
-        RS_LOAD_G(t_, l_);                                                                         \
-    } while (0)
+#define RS_LOAD_DG(cc) RS_LOAD_DG4(cc)
 /* pr into SL: a k slice transposed (element (r, d) at SL[d LDA + r]) or a
  * q or w slice (at SL[r LDQ + d]); q rows times scale exp2(G), w negated. */
 #define RS_STORE_SLICE(qi)                                                                         \
@@ -585,7 +589,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #undef RS_LOAD_SLICE
 #undef RS_LOAD_DG
 #undef RS_STORE_SLICE
-#undef RS_LOAD_G
 
     RS_WINDOW_END();
 }
@@ -676,31 +679,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             }                                                                                      \
         }                                                                                          \
     } while (0)
-/* Chunk cc's do and dv_local (this work-item's dv2 entries) and gates. */
-#define RS2_LOAD_DG(cc)                                                                            \
-    do {                                                                                           \
-        const int4 e_ = chunks[cc];                                                                \
-        const int  t_ = e_.y, l_ = e_.z;                                                           \
-        for (int a_ = 0; a_ < TM; a_++) {                                                          \
-            const int i_ = VROW(a_);                                                               \
-            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
-                const int o_ = ((t_ + i_) * HV + hv) * V_DIM + v0 + SCOL(j_);                     \
-                float4    x_ = (float4)(0.0f), y_ = (float4)(0.0f);                                \
-                if (i_ < l_) {                                                                     \
-                    x_ = GDN_LD4G(do_ + o_);                                                       \
-                    y_ = GDN_LD4G(dvl + o_);                                                       \
-                }                                                                                  \
-                dor[a_][j_] = x_.x, dor[a_][j_ + 1] = x_.y, dor[a_][j_ + 2] = x_.z;                \
-                dor[a_][j_ + 3] = x_.w;                                                            \
-                dvr[a_][j_] = y_.x, dvr[a_][j_ + 1] = y_.y, dvr[a_][j_ + 2] = y_.z;                \
-                dvr[a_][j_ + 3] = y_.w;                                                            \
-            }                                                                                      \
-        }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = tid + p_ * WG;                                                          \
-            gr[p_]       = r_ < l_ ? G[(t_ + r_) * HV + hv] : 0.0f;                                \
-        }                                                                                          \
-    } while (0)
 /* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
  * the slot after the next), then a commit, also when nothing is left. */
 #define RS2_AHEAD(cc, p)                                                                           \
@@ -719,7 +697,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         GDN_CP_COMMIT();
         RS2_COPY(c_hi, 1, 1); /* k slice 1, or q slice 0 */
         GDN_CP_COMMIT();
-        RS2_LOAD_DG(c_hi);
+        RS_LOAD_DG4(c_hi);
     }
     for (int c = c_hi; c >= c_lo; c--) {
         const int4  e       = chunks[c];
@@ -788,7 +766,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
                     S[a][j] *= decay;
         }
         if (c - 1 >= c_lo)
-            RS2_LOAD_DG(c - 1);
+            RS_LOAD_DG4(c - 1);
 
         /* dH += [q ; w]^T [do' ; -dv2], one BI-row slice of q or w (all
          * K_DIM columns) at a time: slice s is stacked rows s BI ... */
@@ -804,7 +782,6 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         }
     }
 #undef RS2_COPY
-#undef RS2_LOAD_DG
 #undef RS2_AHEAD
 #undef RS2_NEXT
 

@@ -418,6 +418,32 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
 }
 #endif /* PREFETCH */
 
+/* The gates of rows f_ ... f_ + l_ - 1 into gr (0 past them). */
+#define RS_LOAD_G(f_, l_)                                                                          \
+    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
+        const int r_ = lid + p_ * WG;                                                              \
+        gr[p_] = r_ < (l_) ? G[((f_) + r_) * HV + hv] : 0.0f;                                     \
+    }
+/* The float4 forms (RSVEC = 1, 2): chunk cc's u (the work-item's Vn
+ * entries, rows VROW(a) and columns SCOL(j); of row a_ only where keep
+ * holds, else 0) and its gates. */
+#define RS_LOAD_UG4(cc, keep)                                                                      \
+    do {                                                                                           \
+        const int              f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                      \
+        const __global float *b_ = u + (f_ * HV + hv) * V + v0;                                   \
+        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
+            const int i_ = VROW(a_);                                                               \
+            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
+                float4 t_ = (float4)(0.0f);                                                        \
+                if (i_ < l_ && (keep))                                                             \
+                    t_ = GDN_LD4G(b_ + (i_ * HV * V + SCOL(j_)));                                  \
+                ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
+                ur[a_][j_ + 3] = t_.w;                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        RS_LOAD_G(f_, l_);                                                                         \
+    } while (0)
+
 #if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
 /*
  * gated_delta_state_fwd_rs - the same function as gated_delta_state_fwd,
@@ -542,12 +568,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 
     RS_WINDOW_LOAD_S();
 
-/* The gates of rows f_ ... f_ + l_ - 1 into gr (0 past them). */
-#define RS_LOAD_G(f_, l_)                                                                          \
-    for (int p_ = 0; p_ < NGS; p_++) {                                                             \
-        const int r_ = lid + p_ * WG;                                                              \
-        gr[p_] = r_ < (l_) ? G[((f_) + r_) * HV + hv] : 0.0f;                                     \
-    }
 #if RSVEC
 /* RSVEC moves every global and staged operand as float4: pr holds float4s
  * of the slice (NP4 per work-item), u, v_new, h and the state tile in XL
@@ -582,23 +602,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             pr[p_] = GDN_LD4G(b_ + (min(r_, l_ - 1) * rs_ + d_));                                \
         }                                                                                          \
     } while (0)
-/* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
-#define RS_LOAD_UG(cc)                                                                             \
-    do {                                                                                           \
-        const int              f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                      \
-        const __global float *b_ = u + (f_ * HV + hv) * V + v0;                                   \
-        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
-            const int i_ = VROW(a_);                                                               \
-            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
-                float4 t_ = (float4)(0.0f);                                                        \
-                if (i_ < l_ && (!SPLITK || (a_ < RVS / 2) == (hf == 0)))                           \
-                    t_ = GDN_LD4G(b_ + (i_ * HV * V + SCOL(j_)));                                  \
-                ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
-                ur[a_][j_ + 3] = t_.w;                                                             \
-            }                                                                                      \
-        }                                                                                          \
-        RS_LOAD_G(f_, l_);                                                                         \
-    } while (0)
+#define RS_LOAD_UG(cc) RS_LOAD_UG4(cc, (!SPLITK || (a_ < RVS / 2) == (hf == 0)))
 /* pr into SL: a w slice transposed (element (r, d) at SL[d LDW + r]), or a
  * k slice (at SL[r LDK + d]). */
 #define RS_STORE_W()                                                                               \
@@ -786,7 +790,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #undef RS_LOAD_UG
 #undef RS_STORE_W
 #undef RS_STORE_K
-#undef RS_LOAD_G
 
     RS_WINDOW_STORE_S();
 }
@@ -872,25 +875,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             }                                                                                      \
         }                                                                                          \
     } while (0)
-/* Chunk cc's u (this work-item's Vn entries) and gates into registers. */
-#define RS2_LOAD_UG(cc)                                                                            \
-    do {                                                                                           \
-        const int              f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                      \
-        const __global float *b_ = u + (f_ * HV + hv) * V + v0;                                   \
-        for (int a_ = 0; a_ < RVS; a_++) {                                                         \
-            const int i_ = VROW(a_);                                                               \
-            for (int j_ = 0; j_ < TN; j_ += 4) {                                                   \
-                const float4 t_ = i_ < l_ ? GDN_LD4G(b_ + (i_ * HV * V + SCOL(j_)))              \
-                                          : (float4)(0.0f);                                        \
-                ur[a_][j_] = t_.x, ur[a_][j_ + 1] = t_.y, ur[a_][j_ + 2] = t_.z;                   \
-                ur[a_][j_ + 3] = t_.w;                                                             \
-            }                                                                                      \
-        }                                                                                          \
-        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
-            const int r_ = lid + p_ * WG;                                                          \
-            gr[p_] = r_ < l_ ? G[(f_ + r_) * HV + hv] : 0.0f;                                      \
-        }                                                                                          \
-    } while (0)
 /* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
  * the slot after the next), then a commit, also when nothing is left. */
 #define RS2_AHEAD(cc, p)                                                                           \
@@ -909,7 +893,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         GDN_CP_COMMIT();
         RS2_COPY(cb, 1, 1); /* w slice 1, or k slice 0 */
         GDN_CP_COMMIT();
-        RS2_LOAD_UG(cb);
+        RS_LOAD_UG4(cb, 1);
     }
     for (int c = cb; c < c_end; c++) {
         const int   first = bos + c * CH;
@@ -969,7 +953,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
                     S[a][j] *= exp2(gl);
         }
         if (c + 1 < c_end)
-            RS2_LOAD_UG(c + 1);
+            RS_LOAD_UG4(c + 1, 1);
 
         /* Hs += K_c^T VL, one BI-row slice of k (all K columns) at a time. */
 #pragma unroll
@@ -983,7 +967,6 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         }
     }
 #undef RS2_COPY
-#undef RS2_LOAD_UG
 #undef RS2_AHEAD
 #undef RS2_NEXT
 
