@@ -42,7 +42,11 @@
  *   REGSTATE      also build gated_delta_state_bwd_rs (end of this file):
  *                 the same function with dH in registers (tuning parameter
  *                 RS = 1; BKS is then its k slice width)
- *   RSVEC         with REGSTATE: its float4 form (RS = 2)
+ *   RSVEC         with REGSTATE: 1, its float4 form (RS = 2); 2, its form
+ *                 with slices copied two ahead (RS = 3)
+ *   GDN_ASYNC     1: GDN_CP16 is cp.async (RSVEC=2 only; the host sets it
+ *                 on NVIDIA compute capability >= 8.0), 0 (default): its
+ *                 plain twin
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)

@@ -45,6 +45,11 @@
  *   LY    work-items along rows, dividing 64 and BK (default 16)
  *   PREFETCH, REGSTATE  build the variants gated_delta_state_fwd_pf and
  *         gated_delta_state_fwd_rs below (same function, other schedules)
+ *   RSVEC, SPLITK  with REGSTATE: RSVEC=1 its float4 form (tuning value
+ *         PREFETCH=3; with SPLITK=1, PREFETCH=4), RSVEC=2 its form with
+ *         slices copied two ahead (PREFETCH=5)
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (RSVEC=2 only; the host sets it on
+ *         NVIDIA compute capability >= 8.0), 0 (default): its plain twin
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)
