@@ -811,8 +811,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * slices. A chunk's slices are w[:, s BK ...] (64 x BK, s < K / BK), then
  * k[s BI ..., :] (BI x K), then the next chunk's; they take the slots in
  * turn. (Two slots, one slice ahead: H200, B = 4, 0.68 ms per scan at BK
- * = 32, and far slower at BK = 16: a slice of 8 KiB did not cover the
- * latency of the copies.)
+ * = 32 and 0.85 at BK = 16, against 0.625 now: one slice in flight did not
+ * cover the latency of the copies.)
  *   Vn = u - w Hs: work-item (tx, ty) owns the strided rows ty + LY a of Vn
  *     and the contiguous columns TN tx ...; it reads one float4 of four k
  *     per w row (GDN_TILE_MMA4R_STEP; rows LY apart, padded to BK + 4
