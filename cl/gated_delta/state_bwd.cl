@@ -236,6 +236,38 @@ gated_delta_state_bwd(STATE_BWD_PARAMS)
             }                                                                                      \
     } while (0)
 
+/* At a chunk's start in the register forms: dH (S) into dh[c] (at hb_) and
+ * into XL, the B operand of k dH (float4s in the forms with RSVEC), and the
+ * chunk's gates gr and exp2 of them into Gs, Es. */
+#if defined(RSVEC) && RSVEC
+#define RS_STATE_OUT_(hb_)                                                                         \
+    for (int a_ = 0; a_ < RTR; a_++)                                                               \
+        for (int j_ = 0; j_ < TN; j_ += 4) {                                                       \
+            const int    r_ = SROW(a_), c_ = SCOL(j_);                                             \
+            const float4 x_ = GDN_TILE_ROW4(S, a_, j_);                                            \
+            GDN_ST4L(x_, XL + r_ * BV + c_);                                                       \
+            GDN_ST4G(x_, dh + (hb_) + (ulong)r_ * V_DIM + c_);                                     \
+        }
+#else
+#define RS_STATE_OUT_(hb_)                                                                         \
+    for (int a_ = 0; a_ < RTR; a_++)                                                               \
+        for (int j_ = 0; j_ < TN; j_++) {                                                          \
+            const int r_ = SROW(a_), c_ = SCOL(j_);                                                \
+            XL[r_ * BV + c_]                     = S[a_][j_];                                      \
+            dh[(hb_) + (ulong)r_ * V_DIM + c_] = S[a_][j_];                                        \
+        }
+#endif
+#define RS_CHUNK_STAGE(hb_)                                                                        \
+    do {                                                                                           \
+        RS_STATE_OUT_(hb_);                                                                        \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = tid + p_ * WG;                                                          \
+            if (r_ < CH) {                                                                         \
+                Gs[r_] = gr[p_];                                                                   \
+                Es[r_] = exp2(gr[p_]);                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
 /* The gates of rows t_ ... t_ + l_ - 1 into gr (0 past them). */
 #define RS_LOAD_G(t_, l_)                                                                          \
     for (int p_ = 0; p_ < NGS; p_++) {                                                             \
@@ -487,29 +519,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         const ulong dh_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + v0;
 
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL, SL, Gs, Es are done */
-        /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
-        for (int a = 0; a < RTR; a++)
-#if RSVEC
-            for (int j = 0; j < TN; j += 4) {
-                const int    r = SROW(a), col = SCOL(j);
-                const float4 x = GDN_TILE_ROW4(S, a, j);
-                GDN_ST4L(x, XL + r * BV + col);
-                GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
-            }
-#else
-            for (int j = 0; j < TN; j++) {
-                const int r = SROW(a), col = SCOL(j);
-                XL[r * BV + col]                          = S[a][j];
-                dh[dh_base + (ulong)r * V_DIM + col] = S[a][j];
-            }
-#endif
-        for (int p = 0; p < NGS; p++) {
-            const int r = tid + p * WG;
-            if (r < CH) {
-                Gs[r] = gr[p];
-                Es[r] = exp2(gr[p]);
-            }
-        }
+        RS_CHUNK_STAGE(dh_base); /* dh[c] = dH (leaving the chunk); XL, Gs, Es */
 
         /* acc = k dH, one BKS-column slice of k at a time. */
         GDN_TILE_ZERO(acc, TM, TN);
@@ -687,14 +697,13 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
  * the slot after the next), then a commit, also when nothing is left. */
 #define RS2_AHEAD(cc, p)                                                                           \
     do {                                                                                           \
-        const int b_ = cur == 0 ? 2 : cur - 1;                                                     \
+        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
         if ((p) + 2 < NSC)                                                                         \
             RS2_COPY(cc, (p) + 2, b_);                                                             \
         else if ((cc) - 1 >= c_lo)                                                                 \
             RS2_COPY((cc) - 1, (p) + 2 - NSC, b_);                                                 \
         GDN_CP_COMMIT();                                                                           \
     } while (0)
-#define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
 
     if (c_hi >= c_lo) {
         RS2_COPY(c_hi, 0, 0);
@@ -709,21 +718,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
         const ulong dh_base = ((ulong)c * HV + hv) * K_DIM * V_DIM + v0;
 
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL, Gs, Es are done */
-        /* dh[c] = dH (leaving the chunk), also the B operand of k dH. */
-        for (int a = 0; a < RTR; a++)
-            for (int j = 0; j < TN; j += 4) {
-                const int    r = SROW(a), col = SCOL(j);
-                const float4 x = GDN_TILE_ROW4(S, a, j);
-                GDN_ST4L(x, XL + r * BV + col);
-                GDN_ST4G(x, dh + dh_base + (ulong)r * V_DIM + col);
-            }
-        for (int p = 0; p < NGS; p++) {
-            const int r = tid + p * WG;
-            if (r < CH) {
-                Gs[r] = gr[p];
-                Es[r] = exp2(gr[p]);
-            }
-        }
+        RS_CHUNK_STAGE(dh_base); /* dh[c] = dH (leaving the chunk); XL, Gs, Es */
 
         /* acc = k dH, one BKS-column slice of k at a time. */
         GDN_TILE_ZERO(acc, TM, TN);
@@ -737,11 +732,10 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
 #pragma unroll
             for (int kk = 0; kk < BKS; kk += 4) {
                 float4 a4[TM];
-                for (int a = 0; a < TM; a++)
-                    a4[a] = GDN_LD4L(KS + VROW(a) * LDW2 + kk);
+                GDN_TILE_LOAD4R_S(a4, TM, KS, LDW2, VROW(0), TY, kk);
                 GDN_TILE_MMA4R_STEP(acc, TM, TN, a4, HS, BV, 4 * tx, 4 * TX, kk);
             }
-            RS2_NEXT();
+            GDN_SLOT3_NEXT(cur);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL is done */
         {
@@ -782,12 +776,11 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             RS2_AHEAD(c, NSL + s);
             GDN_TILE_MMA4(S, RTR, TN, QS, K_DIM, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0),
                           4 * TX, BI);
-            RS2_NEXT();
+            GDN_SLOT3_NEXT(cur);
         }
     }
 #undef RS2_COPY
 #undef RS2_AHEAD
-#undef RS2_NEXT
 
     RS_WINDOW_END();
 }

@@ -423,6 +423,34 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
 }
 #endif /* PREFETCH */
 
+/* At a chunk's start in the register forms: S into h[c] (at hb_) and into XL,
+ * the B operand of w Hs (float4s in the forms with RSVEC), and the chunk's
+ * gates gr into Gs. */
+#if defined(RSVEC) && RSVEC
+#define RS_STATE_OUT_(hb_)                                                                         \
+    for (int a_ = 0; a_ < TRS; a_++)                                                               \
+        for (int j_ = 0; j_ < TN; j_ += 4) {                                                       \
+            const int    r_ = SROW(a_), c_ = SCOL(j_);                                             \
+            const float4 x_ = GDN_TILE_ROW4(S, a_, j_);                                            \
+            GDN_ST4L(x_, XL + r_ * BV + c_);                                                       \
+            GDN_ST4G(x_, h + (hb_) + (ulong)r_ * V + (ulong)c_);                                   \
+        }
+#else
+#define RS_STATE_OUT_(hb_)                                                                         \
+    for (int a_ = 0; a_ < TRS; a_++)                                                               \
+        for (int j_ = 0; j_ < TN; j_++) {                                                          \
+            const int r_ = SROW(a_), c_ = SCOL(j_);                                                \
+            XL[r_ * BV + c_]                       = S[a_][j_];                                    \
+            h[(hb_) + (ulong)r_ * V + (ulong)c_] = S[a_][j_];                                      \
+        }
+#endif
+#define RS_CHUNK_STAGE(hb_)                                                                        \
+    do {                                                                                           \
+        RS_STATE_OUT_(hb_);                                                                        \
+        for (int p_ = 0; p_ < NGS; p_++)                                                           \
+            if (lid + p_ * WG < CH)                                                                \
+                Gs[lid + p_ * WG] = gr[p_];                                                        \
+    } while (0)
 /* The gates of rows f_ ... f_ + l_ - 1 into gr (0 past them). */
 #define RS_LOAD_G(f_, l_)                                                                          \
     for (int p_ = 0; p_ < NGS; p_++) {                                                             \
@@ -688,25 +716,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         float acc[RVS][TN];
 
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL and SL are done */
-        /* h[c] = the state entering the chunk, also the B operand of w Hs. */
-        for (int a = 0; a < TRS; a++)
-#if RSVEC
-            for (int j = 0; j < TN; j += 4) {
-                const int    r = SROW(a), col = SCOL(j);
-                const float4 x = GDN_TILE_ROW4(S, a, j);
-                GDN_ST4L(x, XL + r * BV + col);
-                GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
-            }
-#else
-            for (int j = 0; j < TN; j++) {
-                const int r = SROW(a), col = SCOL(j);
-                XL[r * BV + col]                       = S[a][j];
-                h[hbase + (ulong)r * V + (ulong)col] = S[a][j];
-            }
-#endif
-        for (int p = 0; p < NGS; p++)
-            if (lid + p * WG < CH)
-                Gs[lid + p * WG] = gr[p];
+        RS_CHUNK_STAGE(hbase); /* h[c] = the state entering the chunk; XL, Gs */
 
         /* Vn = u - w Hs, one BK-column slice of w at a time. */
         GDN_TILE_ZERO(acc, RVS, TN);
@@ -884,14 +894,13 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * the slot after the next), then a commit, also when nothing is left. */
 #define RS2_AHEAD(cc, p)                                                                           \
     do {                                                                                           \
-        const int b_ = cur == 0 ? 2 : cur - 1;                                                     \
+        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
         if ((p) + 2 < NSC)                                                                         \
             RS2_COPY(cc, (p) + 2, b_);                                                             \
         else if ((cc) + 1 < c_end)                                                                 \
             RS2_COPY((cc) + 1, (p) + 2 - NSC, b_);                                                 \
         GDN_CP_COMMIT();                                                                           \
     } while (0)
-#define RS2_NEXT() (cur = cur == 2 ? 0 : cur + 1)
 
     if (cb < c_end) {
         RS2_COPY(cb, 0, 0);
@@ -908,17 +917,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
         float acc[RVS][TN];
 
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of XL and Gs are done */
-        /* h[c] = the state entering the chunk, also the B operand of w Hs. */
-        for (int a = 0; a < TRS; a++)
-            for (int j = 0; j < TN; j += 4) {
-                const int    r = SROW(a), col = SCOL(j);
-                const float4 x = GDN_TILE_ROW4(S, a, j);
-                GDN_ST4L(x, XL + r * BV + col);
-                GDN_ST4G(x, h + hbase + (ulong)r * V + (ulong)col);
-            }
-        for (int p = 0; p < NGS; p++)
-            if (lid + p * WG < CH)
-                Gs[lid + p * WG] = gr[p];
+        RS_CHUNK_STAGE(hbase); /* h[c] = the state entering the chunk; XL, Gs */
 
         /* Vn = u - w Hs, one BK-column slice of w at a time. */
         GDN_TILE_ZERO(acc, RVS, TN);
@@ -932,11 +931,10 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 #pragma unroll
             for (int kk = 0; kk < BK; kk += 4) {
                 float4 a4[RVS];
-                for (int a = 0; a < RVS; a++)
-                    a4[a] = GDN_LD4L(WS + VROW(a) * LDW2 + kk);
+                GDN_TILE_LOAD4R_S(a4, RVS, WS, LDW2, VROW(0), LY, kk);
                 GDN_TILE_MMA4R_STEP(acc, RVS, TN, a4, HS, BV, SCOL(0), 4, kk);
             }
-            RS2_NEXT();
+            GDN_SLOT3_NEXT(cur);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL is done */
         {
@@ -968,12 +966,11 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             barrier(CLK_LOCAL_MEM_FENCE); /* k slice s (and VL) is in */
             RS2_AHEAD(c, NSL + s);
             GDN_TILE_MMA4(S, TRS, TN, KS, K, SROW(0), 4, (XL + s * BI * BV), BV, SCOL(0), 4, BI);
-            RS2_NEXT();
+            GDN_SLOT3_NEXT(cur);
         }
     }
 #undef RS2_COPY
 #undef RS2_AHEAD
-#undef RS2_NEXT
 
     RS_WINDOW_STORE_S();
 }
