@@ -342,7 +342,21 @@ gated_delta_dqkwg(DQKWG_PARAMS)
  * kernel's other global loads and stores keep vload4 / vstore4 (four scalar
  * accesses each on NVIDIA) rather than GDN_LD4G / GDN_ST4G: with the vector
  * accesses it took 1.71-1.74 ms against 1.63 ms on the H200 (B=4, T=4096,
- * H=16, K=V=128), while the other stages gained. */
+ * H=16, K=V=128), while the other stages gained.
+ * Where the 1.63 ms go (probes with parts left out, wrong results, same
+ * plan): without the V loop's products 1.11 ms, without q k^T and the two
+ * intra-chunk products 1.33, without any product 0.77, and without any
+ * product nor the V loop's loads 0.39. Products alone would take about
+ * 0.86 ms and the memory traffic (about 1.6 GB) about 0.42 at the copy
+ * bandwidth: they barely overlap with two groups of four warps per compute
+ * unit (255 registers; 167 with no products at all, for the epilogue's ds,
+ * dq, dk, q k^T and q, k registers). Leaving out ds's product (computed
+ * once per K tile) saves 0.13 ms only. Forms tried instead of this one:
+ * the next V tile copied by cp.async into a raw row-major slot and
+ * transposed from there (no registers held): 1.69 ms; every operand
+ * row-major with the V tiles copied two ahead into three slots and products
+ * of rows against rows (GDN_TILE_DOT4_STEP; 255 registers and spills): 2.0
+ * ms at BVT=8, 8 x 16 work-items, 2.09-2.28 with 16 x 8 and 16 x 16. */
 #    define NPA (CH * (BVT / 4) / WG)
 #    define NPH (BK * (BVT / 4) / WG)
 #    if (CH * (BVT / 4)) % WG != 0 || (BK * (BVT / 4)) % WG != 0

@@ -822,7 +822,13 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * k[s BI ..., :] (BI x K), then the next chunk's; they take the slots in
  * turn. (Two slots, one slice ahead: H200, B = 4, 0.68 ms per scan at BK
  * = 32 and 0.85 at BK = 16, against 0.625 now: one slice in flight did not
- * cover the latency of the copies.)
+ * cover the latency of the copies. Four slots, three ahead, with unpadded
+ * w slices swizzled per row and the gates in registers to fit 48 KiB:
+ * 0.630-0.638 ms against 0.637-0.638 in the same run, so two slices in
+ * flight are enough. With no copies at all (a probe, wrong results) the
+ * scan took 0.517-0.520 ms against 0.624-0.626: the copies cost about a
+ * sixth; the rest is the products and barriers of two groups of four warps
+ * per compute unit.)
  *   Vn = u - w Hs: work-item (tx, ty) owns the strided rows ty + LY a of Vn
  *     and the contiguous columns TN tx ...; it reads one float4 of four k
  *     per w row (GDN_TILE_MMA4R_STEP; rows LY apart, padded to BK + 4

@@ -294,7 +294,12 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * slices copied ahead, 16 x 8 work-items (H200, K = V = 128, B = 4, T =
      * 4096, H = 16, three alternated runs: 0.211-0.217 ms against 0.236-0.238
      * for the sm_90 row before, BK=32 16 x 8 without it; 16 x 16, 0.224-0.225;
-     * 8 x 8, 0.259-0.260; 16 x 4, 0.242-0.244). */
+     * 8 x 8, 0.259-0.260; 16 x 4, 0.242-0.244). Going on to w and u in the
+     * same work-group (Ai transposed from local memory into wy_fwd's
+     * float4 product, no wy_fwd launch, no re-read of Ai): 0.416-0.446 ms
+     * for both stages against 0.200 + 0.223 for the two kernels (B = 4,
+     * tiles of 64 and 128, 16 x 8 and 16 x 16 work-items): nothing gained,
+     * so the stages stay apart. */
     if (gdn__gd_cp_async(dev)) {
         p->vec = 2, p->bk = 16, p->lx = 16, p->ly = 8;
         if (kkt_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), kkt_plan_local(p)))
