@@ -129,7 +129,9 @@ static gdn_status context_init_common(gdn_context *ctx, const gdn_context_params
         return GDN_STATUS_OUT_OF_HOST_MEMORY;
     {
         /* params.build_options, else GDN_BUILD_OPTIONS (developers: e.g.
-         * -cl-nv-verbose, whose register report GDN_LOG=debug prints) */
+         * -cl-nv-verbose, whose register report GDN_LOG=debug prints; NVIDIA
+         * driver 580 accepts -cl-nv-maxrregcount=N but leaves the register
+         * counts as they were, and rejects the spec's -cl-nv-maxrregcount N) */
         const char *bo = p->build_options ? p->build_options : getenv("GDN_BUILD_OPTIONS");
         if (bo && *bo && !(ctx->build_options = gdn__strdup(bo)))
             return GDN_STATUS_OUT_OF_HOST_MEMORY;
