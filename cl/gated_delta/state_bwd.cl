@@ -729,12 +729,7 @@ gated_delta_state_bwd_rs(STATE_BWD_PARAMS)
             GDN_CP_WAIT1();
             barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
             RS2_AHEAD(c, s);
-#pragma unroll
-            for (int kk = 0; kk < BKS; kk += 4) {
-                float4 a4[TM];
-                GDN_TILE_LOAD4R_S(a4, TM, KS, LDW2, VROW(0), TY, kk);
-                GDN_TILE_MMA4R_STEP(acc, TM, TN, a4, HS, BV, 4 * tx, 4 * TX, kk);
-            }
+            GDN_TILE_MMA4R_S(acc, TM, TN, KS, LDW2, VROW(0), TY, HS, BV, 4 * tx, 4 * TX, BKS);
             GDN_SLOT3_NEXT(cur);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of dH in XL is done */

@@ -934,12 +934,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             GDN_CP_WAIT1();
             barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
             RS2_AHEAD(c, s);
-#pragma unroll
-            for (int kk = 0; kk < BK; kk += 4) {
-                float4 a4[RVS];
-                GDN_TILE_LOAD4R_S(a4, RVS, WS, LDW2, VROW(0), LY, kk);
-                GDN_TILE_MMA4R_STEP(acc, RVS, TN, a4, HS, BV, SCOL(0), 4, kk);
-            }
+            GDN_TILE_MMA4R_S(acc, RVS, TN, WS, LDW2, VROW(0), LY, HS, BV, SCOL(0), 4, BK);
             GDN_SLOT3_NEXT(cur);
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* every read of the state in XL is done */
