@@ -356,7 +356,14 @@ gated_delta_dqkwg(DQKWG_PARAMS)
  * transposed from there (no registers held): 1.69 ms; every operand
  * row-major with the V tiles copied two ahead into three slots and products
  * of rows against rows (GDN_TILE_DOT4_STEP; 255 registers and spills): 2.0
- * ms at BVT=8, 8 x 16 work-items, 2.09-2.28 with 16 x 8 and 16 x 16. */
+ * ms at BVT=8, 8 x 16 work-items, 2.09-2.28 with 16 x 8 and 16 x 16; one
+ * work-group per chunk over all of K (two grids of 8 x 16, one per K tile
+ * of 64, so ds and the do, v_new, dv2 loads happen once per chunk; q k^T
+ * over all of K in ds's layout, the intra-chunk products in passes of 16
+ * chunk rows): 1.72 ms at 235 registers, 1.645 with the epilogue's q and k
+ * loads a stage ahead (253 registers, one work-group of eight warps per
+ * compute unit), 1.95 with the first of those loads in the V loop (228
+ * bytes of spills), against 1.63 for this form. */
 #    define NPA (CH * (BVT / 4) / WG)
 #    define NPH (BK * (BVT / 4) / WG)
 #    if (CH * (BVT / 4)) % WG != 0 || (BK * (BVT / 4)) % WG != 0

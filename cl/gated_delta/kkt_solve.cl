@@ -356,7 +356,11 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
      * (tile t: rows 4 (t / 4p) ..., columns 4 (t % 4p) ...), summed over m
      * in order as a 1 x 1 product would: 8 local reads per 16 fma instead of
      * 2 per fma (H200, B = 4: the merges took about 0.06 of kkt_solve's
-     * 0.21 ms, bound by local-memory reads). */
+     * 0.21 ms, bound by local-memory reads). Later probes of the sm_90 plan
+     * (VEC=2), parts left out: 0.200-0.204 ms in all, 0.144-0.145 without
+     * the diagonal substitution and the merges, 0.121-0.122 without the
+     * Gram products; their loads and stores alone are about 0.05 ms at the
+     * copy bandwidth. */
     for (int p = 1; p < 4; p++) {
         /* X_pq = A_p,[q,p) Ai_[q,p),q for every q < p, into KL (16 x 16 p) */
         for (int t = lid; t < 16 * p; t += WG) {
