@@ -828,7 +828,11 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * flight are enough. With no copies at all (a probe, wrong results) the
  * scan took 0.517-0.520 ms against 0.624-0.626: the copies cost about a
  * sixth; the rest is the products and barriers of two groups of four warps
- * per compute unit.)
+ * per compute unit. Computing Vn as Ai (beta v - beta gamma k Hs) instead,
+ * which would leave wy_fwd's u (0.22 ms) out of the forward, adds a
+ * 64 x 64 x BV product and a barrier per chunk: with only those added (a
+ * probe, wrong results) the scan took 0.768-0.773 ms against 0.625, so the
+ * forward would gain about 0.06 ms and forward+backward nothing.)
  *   Vn = u - w Hs: work-item (tx, ty) owns the strided rows ty + LY a of Vn
  *     and the contiguous columns TN tx ...; it reads one float4 of four k
  *     per w row (GDN_TILE_MMA4R_STEP; rows LY apart, padded to BK + 4
