@@ -650,7 +650,11 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * 16 work-items, V tiles of 32, BK = 32 (H200, B = 4, two alternated
      * runs, forward: 0.625 ms per scan against 0.709-0.711 for the float4
      * form with the sm_90 row, BK=64 UNROLL=8; BK = 16, 0.671-0.673; 16 x 16
-     * work-items with V tiles of 64, 0.676-0.679; 8 x 32, 0.711-0.712;
+     * work-items with V tiles of 64, 0.676-0.679; 8 x 32, 0.711-0.713;
+     * V tiles of 16 (512 groups; this form takes 128 registers and 44 KiB,
+     * so two of its groups of V tiles of 32 leave half a compute unit's
+     * registers idle): 0.717-0.718 ms with 4 x 16 work-items, 0.732-0.737
+     * with 4 x 32, 0.803-0.811 with 4 x 16 and BK = 16;
      * fwd+bwd, both scans: 1.244-1.249 against 1.416-1.421). It loses where
      * groups are few: B = 1, T = 16384 (0.48 groups of V tiles of 32 per
      * compute unit), fwd+bwd, both scans: 4.12 ms (V tiles of 32) and 5.20
