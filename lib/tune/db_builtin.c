@@ -102,7 +102,9 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * dv_local's float4 form was slower (5 plans) until the transposed
      * stagings read whole sectors: now 0.461 -> 0.324 ms with 16 x 8
      * work-items (6 plans), its GPU default; no row. dqkwg with those
-     * stagings and q, k read once: 1.71 ms, this row still the best of 7. */
+     * stagings and q, k read once: 1.71 ms, this row still the best of 7.
+     * Later, V tiles of 8 (outside the tuning space, fewer prefetch
+     * registers): 1.835-1.838 ms against 1.632-1.634, still 255 registers. */
     {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8"},
     /* dv_local: its GPU default (chunk_bwd.c) at UNROLL=8 against 0, B = 4,
      * T = 4096, H = 16, fwd+bwd, two runs each: 0.306-0.310 ms against
