@@ -832,7 +832,11 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * which would leave wy_fwd's u (0.22 ms) out of the forward, adds a
  * 64 x 64 x BV product and a barrier per chunk: with only those added (a
  * probe, wrong results) the scan took 0.768-0.773 ms against 0.625, so the
- * forward would gain about 0.06 ms and forward+backward nothing.)
+ * forward would gain about 0.06 ms and forward+backward nothing. Four more
+ * warps per group forming out_fwd's q h[c] beside w Hs (same B operand;
+ * a probe with the w slices standing in for q, 256 work-items): 0.831-0.837
+ * ms against 0.626-0.628, before any copies of q; that product is about
+ * half of out_fwd's fma (0.49 ms), so little would be left to gain.)
  *   Vn = u - w Hs: work-item (tx, ty) owns the strided rows ty + LY a of Vn
  *     and the contiguous columns TN tx ...; it reads one float4 of four k
  *     per w row (GDN_TILE_MMA4R_STEP; rows LY apart, padded to BK + 4
