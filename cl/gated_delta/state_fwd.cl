@@ -830,7 +830,7 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * sixth; the rest is the products and barriers of two groups of four warps
  * per compute unit. Computing Vn as Ai (beta v - beta gamma k Hs) instead,
  * which would leave wy_fwd's u (0.22 ms) out of the forward, adds a
- * 64 x 64 x BV product and a barrier per chunk: with only those added (a
+ * 64 x 64 x BV product and two barriers per chunk: with only those added (a
  * probe, wrong results) the scan took 0.768-0.773 ms against 0.625, so the
  * forward would gain about 0.06 ms and forward+backward nothing. Four more
  * warps per group forming out_fwd's q h[c] beside w Hs (same B operand;
