@@ -227,6 +227,23 @@ gdn_status gdn__source_load(gdn_context *ctx, const char *path, char **text, siz
     }
 }
 
+/* The program's build log as a NUL-terminated string (caller frees), ""
+ * when it could not be read back, NULL when there is none or no memory. */
+static char *build_log(gdn_context *ctx, cl_program prog)
+{
+    size_t log_size = 0;
+    char  *log;
+    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) !=
+            CL_SUCCESS ||
+        log_size == 0 || (log = gdn__malloc(log_size + 1)) == NULL)
+        return NULL;
+    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log, NULL) !=
+        CL_SUCCESS)
+        log[0] = '\0';
+    log[log_size] = '\0';
+    return log;
+}
+
 /* ---------------------------------------------------------------- disk cache */
 
 static void cache_key(const gdn_context *ctx, const char *text, size_t size, const char *options,
@@ -342,6 +359,12 @@ static cl_program cache_load(gdn_context *ctx, const char *path, const char *key
         remove(file);
     } else {
         gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: loaded from disk cache %s", path, file);
+        if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* register reports */
+            char *log = build_log(ctx, prog);
+            if (log && log[0])
+                gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
+            gdn__free(log);
+        }
     }
     gdn__free(data);
     gdn__free(file);
@@ -455,23 +478,6 @@ char *gdn__map_log_locations(const char *log, const char *src)
     return out.data;
 }
 
-/* The program's build log as a NUL-terminated string (caller frees), ""
- * when it could not be read back, NULL when there is none or no memory. */
-static char *build_log(gdn_context *ctx, cl_program prog)
-{
-    size_t log_size = 0;
-    char  *log;
-    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) !=
-            CL_SUCCESS ||
-        log_size == 0 || (log = gdn__malloc(log_size + 1)) == NULL)
-        return NULL;
-    if (clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, log_size, log, NULL) !=
-        CL_SUCCESS)
-        log[0] = '\0';
-    log[log_size] = '\0';
-    return log;
-}
-
 static gdn_status build_from_source(gdn_context *ctx, const char *path, const char *text,
                                     size_t size, const char *options, cl_program *out)
 {
@@ -517,6 +523,133 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
     return GDN_STATUS_OK;
 }
 
+/* ------------------------------------------------------ register caps */
+
+int gdn__maxreg_option(const char *options)
+{
+    static const char key[] = "-DGDN_MAXREG=";
+    const char       *p     = options ? strstr(options, key) : NULL;
+    char             *end;
+    long              v;
+    if (!p)
+        return 0;
+    v = strtol(p + sizeof(key) - 1, &end, 10);
+    if (end == p + sizeof(key) - 1 || (*end && *end != ' ') || v < 16 || v > 255)
+        return 0;
+    return (int)v;
+}
+
+/* First occurrence of the NUL-terminated needle in hay[0 .. n), or NULL. */
+static const char *find_in(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle), i;
+    for (i = 0; m <= n && i <= n - m; i++)
+        if (hay[i] == needle[0] && !memcmp(hay + i, needle, m))
+            return hay + i;
+    return NULL;
+}
+
+/* Where the body of the .entry at e starts ("\n{"), or NULL. */
+static const char *entry_body(const char *e, const char *end)
+{
+    return find_in(e, (size_t)(end - e), "\n{");
+}
+
+bool gdn__ptx_cap_registers(const char *ptx, size_t size, int maxreg, char **out,
+                            size_t *out_size)
+{
+    const char *end, *e;
+    char        ins[24], *buf, *w;
+    size_t      n = size, entries = 0, ins_len, total;
+    const char *from;
+
+    *out = NULL, *out_size = 0;
+    while (n && ptx[n - 1] == '\0')
+        n--;
+    end = ptx + n;
+    if (maxreg < 1 || !find_in(ptx, n, ".version ") || !find_in(ptx, n, ".target ") ||
+        find_in(ptx, n, ".maxnreg"))
+        return false;
+    for (e = find_in(ptx, n, ".entry "); e; e = find_in(e + 1, (size_t)(end - e - 1), ".entry ")) {
+        if (!entry_body(e, end))
+            return false;
+        entries++;
+    }
+    if (!entries)
+        return false;
+    ins_len = (size_t)snprintf(ins, sizeof(ins), "\n.maxnreg %d", maxreg);
+    total   = n + entries * ins_len + (n < size ? 1 : 0);
+    if (!(buf = gdn__malloc(total)))
+        return false;
+    w    = buf;
+    from = ptx;
+    for (e = find_in(ptx, n, ".entry "); e; e = find_in(e + 1, (size_t)(end - e - 1), ".entry ")) {
+        const char *body = entry_body(e, end);
+        memcpy(w, from, (size_t)(body - from)), w += body - from;
+        memcpy(w, ins, ins_len), w += ins_len;
+        from = body;
+    }
+    memcpy(w, from, (size_t)(end - from)), w += end - from;
+    if (n < size)
+        *w = '\0';
+    *out = buf, *out_size = total;
+    return true;
+}
+
+/* Rebuild *prog from its PTX with every entry capped at maxreg registers
+ * (gdn__ptx_cap_registers). When that cannot be done the uncapped program
+ * stays, which computes the same function: a debug line where the binaries
+ * are not PTX (every other driver), a warning where the driver refused. */
+static void cap_registers(gdn_context *ctx, const char *path, const char *options, int maxreg,
+                          cl_program *prog)
+{
+    size_t         size = 0, capped_size = 0;
+    unsigned char *bin    = NULL;
+    char          *capped = NULL;
+    const char    *why = NULL, *fail = NULL;
+
+    if (clGetProgramInfo(*prog, CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, NULL) !=
+            CL_SUCCESS ||
+        size == 0 || !(bin = gdn__malloc(size)) ||
+        clGetProgramInfo(*prog, CL_PROGRAM_BINARIES, sizeof(bin), &bin, NULL) != CL_SUCCESS)
+        why = "no program binary";
+    else if (!gdn__ptx_cap_registers((const char *)bin, size, maxreg, &capped, &capped_size))
+        why = "the program binary is not PTX";
+    if (!why) {
+        const unsigned char *cb = (const unsigned char *)capped;
+        cl_int               err, bin_status = CL_SUCCESS;
+        cl_program           p2 = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->dev.id,
+                                                            &capped_size, &cb, &bin_status, &err);
+        if (err != CL_SUCCESS || bin_status != CL_SUCCESS)
+            fail = "the driver rejected the capped PTX";
+        else if (clBuildProgram(p2, 1, &ctx->dev.id, options, NULL, NULL) != CL_SUCCESS)
+            fail = "building the capped PTX failed";
+        if (fail) {
+            if (p2)
+                clReleaseProgram(p2);
+        } else {
+            clReleaseProgram(*prog);
+            *prog = p2;
+            gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: rebuilt with .maxnreg %d", path,
+                     maxreg);
+            if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* register reports */
+                char *log = build_log(ctx, p2);
+                if (log && log[0])
+                    gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
+                gdn__free(log);
+            }
+        }
+    }
+    if (why)
+        gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: GDN_MAXREG=%d not applied (%s)", path,
+                 maxreg, why);
+    if (fail)
+        gdn__log(ctx, GDN_LOG_LEVEL_WARN, "program %s: GDN_MAXREG=%d not applied (%s); "
+                 "using the program as built", path, maxreg, fail);
+    gdn__free(capped);
+    gdn__free(bin);
+}
+
 gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *options,
                             cl_program *out)
 {
@@ -558,6 +691,8 @@ gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *opti
         st = build_from_source(ctx, path, text, size, opts.data, &prog);
         if (st)
             goto out;
+        if (gdn__maxreg_option(opts.data))
+            cap_registers(ctx, path, opts.data, gdn__maxreg_option(opts.data), &prog);
         if (ctx->cache_dir)
             cache_store(ctx, path, key, prog);
     }

@@ -192,6 +192,22 @@ gdn_status gdn__source_load(gdn_context *ctx, const char *path, char **text, siz
  * on-disk cache, or by building it. The program stays owned by ctx. */
 gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *options,
                             cl_program *out);
+/* Register caps. A program whose options hold -DGDN_MAXREG=N (16 <= N <=
+ * 255; plans add it from their MAXREG tuning value) is, where the device's
+ * program binaries are PTX text (NVIDIA's driver, which ignores
+ * -cl-nv-maxrregcount), rebuilt from its PTX with ".maxnreg N" on every
+ * kernel entry: fewer registers per work-item, more work-groups per compute
+ * unit. Elsewhere GDN_MAXREG is a define no kernel reads, so the same source
+ * computes the same function everywhere. */
+/* The value of -DGDN_MAXREG=N in options, or 0 when absent or out of range. */
+int gdn__maxreg_option(const char *options);
+/* ptx (size bytes, a trailing NUL allowed) with "\n.maxnreg maxreg" added
+ * before the body of every .entry: a new heap buffer of *out_size bytes
+ * (with the trailing NUL when ptx had one) into *out. false when ptx does not
+ * look like PTX text (.version, .target and at least one .entry), already
+ * caps an entry, or memory ran out. */
+bool gdn__ptx_cap_registers(const char *ptx, size_t size, int maxreg, char **out,
+                            size_t *out_size);
 /* Get a kernel (cached per program and name; owned by ctx). */
 gdn_status gdn__kernel_get(gdn_context *ctx, const char *path, const char *options,
                            const char *name, cl_kernel *out);

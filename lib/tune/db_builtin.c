@@ -73,9 +73,15 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * H = 16, two runs each: 16 x 8 work-items over tiles of 32, 1.231-1.235
      * ms (1.440 before the ranges); the previous row (16 x 4 over tiles of
      * 16), 1.327 (1.406); 16 x 16 over tiles of 64, 1.325; 16 x 8 at
-     * UNROLL=4, 1.264. */
+     * UNROLL=4, 1.264.
+     * Later, registers capped (MAXREG, .maxnreg in the PTX) so that three
+     * groups share a compute unit instead of two, B = 4, two alternated runs:
+     * 168 registers (from 223; 36 bytes of spills) 1.106-1.108 ms against
+     * 1.162-1.169; 128 (344 bytes of spills) 1.232-1.233. The same caps on
+     * dqkwg (255 registers, 1.63 ms) spill 1.6 and 3.8 KB: 2.47 and 7.77 ms;
+     * its 16 x 16 plan, 2.05 ms, 1.91 at 128 registers. */
     {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=16 TX=8 T_IN_GLOBAL=0 "
-                                                     "UNROLL=8"},
+                                                     "UNROLL=8 MAXREG=168"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:
      * out_fwd 1.43 -> 1.14 ms (16 x 8 work-items instead of 16 x 16); its
      * float4 form (VEC=1) with V tiles of 128: 1.10 -> 0.84 ms (8 plans);

@@ -552,6 +552,7 @@ struct wyb_plan {
     int                t_in_global; /* T_IN_GLOBAL: dT tile in global scratch */
     int                vec;         /* VEC: float4 operand reads (GDN_TILE_MMA4) */
     int                unroll;      /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
+    int                maxreg;      /* MAXREG: GDN_MAXREG (gated_delta.h) */
     struct launch_geom g;
 };
 
@@ -586,6 +587,7 @@ static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
                              struct wyb_plan *p)
 {
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    p->maxreg = 0;
     /* GPUs: the float4 variant, 16 x 8 work-items, 4 x 8 micro-tiles on the
      * 64 x 64 products and 4 x 4 on the 64 x 32 ones (42 KiB of local
      * memory at BK = BV = 32). */
@@ -608,11 +610,11 @@ static void wyb_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
         p->t_in_global = 1;
 }
 
-/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL, VEC, UNROLL. */
+/* Tuning space: BK, BV, TY, TX, T_IN_GLOBAL, VEC, UNROLL, MAXREG. */
 static void wyb_plan_from(const int32_t *v, struct wyb_plan *p)
 {
     p->bk = v[0], p->bv = v[1], p->ty = v[2], p->tx = v[3], p->t_in_global = v[4], p->vec = v[5];
-    p->unroll = v[6];
+    p->unroll = v[6], p->maxreg = v[7];
 }
 
 static bool wyb_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -629,7 +631,7 @@ static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn
     struct wyb_plan p;
     wyb_plan_default(dev, problem, &p);
     v[0] = p.bk, v[1] = p.bv, v[2] = p.ty, v[3] = p.tx, v[4] = p.t_in_global, v[5] = p.vec;
-    v[6] = p.unroll;
+    v[6] = p.unroll, v[7] = p.maxreg;
 }
 
 static const struct gdn_tune_param wyb_params[] = {
@@ -640,6 +642,7 @@ static const struct gdn_tune_param wyb_params[] = {
     {"T_IN_GLOBAL", 0, 2, {0, 1}},
     {"VEC", 0, 2, {0, 1}},
     GDN_GD_UNROLL_PARAM,
+    GDN_GD_MAXREG_PARAM,
 };
 const struct gdn_tune_space gdn__gd_wyb_space = {
     "gated_delta/wy_bwd", (int32_t)GDN_ARRAY_SIZE(wyb_params), wyb_params, wyb_space_valid,
@@ -656,14 +659,17 @@ static gdn_status wyb_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
                                {"TX", p->tx},
                                {"T_IN_GLOBAL", p->t_in_global},
                                {"VEC", p->vec},
+                               {NULL, 0} /* GDN_MAXREG */,
                                UNROLL_SLOT};
     struct launch_geom *g   = &p->g;
+    size_t              n   = GDN_ARRAY_SIZE(d) - 2;
     if (!wyb_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: illegal tile sizes");
+    n += gdn__gd_maxreg_define(p->maxreg, d + n);
     g->lmem                     = wyb_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
+    if (!format_defines(d, n, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "wy_bwd plan: defines too long");
     return geom_check(ctx, "wy_bwd", g);
 }

@@ -118,6 +118,14 @@ size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d)
     return 1;
 }
 
+size_t gdn__gd_maxreg_define(int32_t maxreg, struct gdn_define *d)
+{
+    if (!maxreg)
+        return 0;
+    d->name = "GDN_MAXREG", d->value = maxreg;
+    return 1;
+}
+
 bool gdn__gd_cp_async(const struct gdn_device *dev)
 {
     return (dev->info.flags & GDN_DEVICE_FLAG_GPU) &&

@@ -125,6 +125,13 @@ bool gdn__gd_loop_limit_ok(const struct gdn_device *dev, const struct gdn_gd_sha
  * without it keep the options, hence the cached programs, of before):
  * the number of defines written, 0 or 1. */
 size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d);
+/* MAXREG, the tuning parameter of the stages whose registers bound the
+ * work-groups per compute unit: the register cap GDN_MAXREG (applied where
+ * program binaries are PTX, lib/runtime/runtime.h), 0 for none. 168 and 128
+ * let three and four groups of 128 work-items share 64 Ki registers. */
+#define GDN_GD_MAXREG_PARAM {"MAXREG", 0, 3, {0, 128, 168}}
+/* Its define GDN_MAXREG into d (a nonzero cap only): 0 or 1 defines. */
+size_t gdn__gd_maxreg_define(int32_t maxreg, struct gdn_define *d);
 /* Whether the device runs GDN_CP16 (cl/include/gdn_tile.clh) as PTX cp.async:
  * an NVIDIA GPU of compute capability 8.0 or more (GDN_DEVICE_FLAG_INLINE_PTX).
  * The one feature test of the stages' forms that copy tiles ahead (kkt_solve,
