@@ -79,7 +79,10 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * 168 registers (from 223; 36 bytes of spills) 1.106-1.108 ms against
      * 1.162-1.169; 128 (344 bytes of spills) 1.232-1.233. The same caps on
      * dqkwg (255 registers, 1.63 ms) spill 1.6 and 3.8 KB: 2.47 and 7.77 ms;
-     * its 16 x 16 plan, 2.05 ms, 1.91 at 128 registers. */
+     * at 168 with UNROLL=0 or 4 (1.72, 1.64 ms uncapped), 2.17 and 2.57; its
+     * VEC=1 form with V tiles of 16 or 32, 2.67 and 1.95 ms uncapped, 2.87
+     * and 2.68 at 168; its 16 x 16 plan, 2.05 ms, 1.91 at 128 registers.
+     * kkt_solve (128 registers, four groups) at 96 or 80: no change. */
     {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=16 TX=8 T_IN_GLOBAL=0 "
                                                      "UNROLL=8 MAXREG=168"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:

@@ -740,6 +740,11 @@ static void sched_space_defaults(int32_t *v, const void *problem, const struct g
      * 6.736-6.740 ms against 6.377-6.382 (kernel times while they overlap:
      * the two forward scans 1.43 ms against 1.25, the reverse scan 1.87
      * against 0.92).
+     * With the reverse scan capped at 128 registers (MAXREG's .maxnreg; 24
+     * bytes of spills), so that two groups of each scan fit a compute unit's
+     * registers together: 6.360-6.445 ms against 6.326-6.334 unforked (the
+     * reverse scan 1.57 ms while they overlap, the forward scans 1.47), so
+     * the two scans share a limit of the compute unit other than registers.
      * So GPUs fork while the forward scan has at most one group per compute
      * unit (B = 4 above has two; one queue saves the dv_local buffer). On
      * CPUs (PoCL, B = 1, T = 4096, H = 2) the two schedules are within noise
