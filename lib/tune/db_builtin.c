@@ -82,7 +82,10 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * at 168 with UNROLL=0 or 4 (1.72, 1.64 ms uncapped), 2.17 and 2.57; its
      * VEC=1 form with V tiles of 16 or 32, 2.67 and 1.95 ms uncapped, 2.87
      * and 2.68 at 168; its 16 x 16 plan, 2.05 ms, 1.91 at 128 registers.
-     * kkt_solve (128 registers, four groups) at 96 or 80: no change. */
+     * kkt_solve (128 registers, four groups) at 96 or 80: no change.
+     * Other wy_bwd plans under caps: UNROLL=4 or 0 at 168, 1.181 and
+     * 1.165-1.169 ms; 16 x 4 work-items over tiles of 16, 1.37 ms uncapped,
+     * 2.16-2.17 at 128; 8 x 8 over tiles of 32, 1.70 uncapped. */
     {"sm_90",  "gated_delta/wy_bwd",    "K128.V128", "VEC=1 BK=32 BV=32 TY=16 TX=8 T_IN_GLOBAL=0 "
                                                      "UNROLL=8 MAXREG=168"},
     /* bench_gated_delta with GDN_TUNE sweeps of 8 plans at B=4, T=4096, H=16:

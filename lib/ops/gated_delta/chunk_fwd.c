@@ -1108,6 +1108,18 @@ static gdn_status scratch(gdn_context *ctx, size_t a, size_t b, size_t c, cl_mem
     return gdn__scratch_acquire(ctx, bytes, out);
 }
 
+/* One queue, stage after stage. Overlapping the scan with the other stages
+ * (other heads' kkt_solve and wy_fwd, or out_fwd, on a second queue) would
+ * pay only if they ran beside it at little cost. A probe on the H200 (B = 4,
+ * T = 4096, H = 16, K = V = 128, forward wall, two alternated runs; the scan
+ * launched first on the side queue after a clFinish, 1.609-1.629 ms with
+ * nothing beside it) ran a second copy of some stage beside the scan: wy_fwd
+ * (0.22 ms alone) added 0.17-0.24 ms, kkt_solve and wy_fwd (0.42) 0.33-0.36,
+ * out_fwd (0.49) 0.38-0.44; launched before the scan, wy_fwd added all of
+ * its time. The kernels did run at once (summed kernel times 0.5-0.9 ms
+ * above the wall time), but slowed each other nearly as much as running
+ * one after the other: splitting the heads into a pipeline of two halves
+ * would save a few hundredths of a ms at most. */
 gdn_status gdn__gd_chunk_forward(struct gdn_gated_delta_tape *tp, gdn_tensor *o, gdn_tensor *ht)
 {
     gdn_context               *ctx = tp->ctx;
