@@ -663,7 +663,10 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
      * so two of its groups of V tiles of 32 leave half a compute unit's
      * registers idle): 0.717-0.718 ms with 4 x 16 work-items, 0.732-0.737
      * with 4 x 32, 0.803-0.811 with 4 x 16 and BK = 16;
-     * fwd+bwd, both scans: 1.244-1.249 against 1.416-1.421). It loses where
+     * fwd+bwd, both scans: 1.244-1.249 against 1.416-1.421; later, V
+     * tiles of 64 at BK = 16 for larger micro-tiles, 8 x 16 and 16 x 8
+     * work-items: 2.50-2.55 ms, 16 x 16: 0.678-0.680, against 0.625-0.627).
+     * It loses where
      * groups are few: B = 1, T = 16384 (0.48 groups of V tiles of 32 per
      * compute unit), fwd+bwd, both scans: 4.12 ms (V tiles of 32) and 5.20
      * (16) against 3.19 for the forms below; B = 2, T = 8192 (0.97 per
