@@ -408,6 +408,50 @@ START_TEST(random_plans_of_gated_delta_spaces)
 }
 END_TEST
 
+/* wy_bwd's register cap (MAXREG) is a choice only where binaries are PTX
+ * (NVIDIA's driver, cl_nv_device_attribute_query): elsewhere every cap
+ * builds the same program, so the space holds MAXREG=0 alone. */
+START_TEST(maxreg_only_on_nvidia_driver)
+{
+    const struct gdn_tune_space *sp = &gdn__gd_wyb_space;
+    struct gdn_gd_shape          s;
+    int32_t                      v[GDN_TUNE_MAX_PARAMS], i, im = -1;
+    uint32_t                     seed;
+    bool                         capped = false;
+
+    memset(&s, 0, sizeof(s));
+    s.T = 4096, s.N = 1, s.H = s.HV = 1, s.NT = 64, s.max_len = 4096, s.K = s.V = 128;
+    for (i = 0; i < sp->n_params; i++)
+        if (!strcmp(sp->params[i].name, "MAXREG"))
+            im = i;
+    ck_assert_int_ge(im, 0);
+    ctx.dev.info.flags = GDN_DEVICE_FLAG_GPU;
+    for (i = 0; i < sp->n_params; i++)
+        v[i] = sp->params[i].def;
+    sp->defaults(v, &s, &ctx.dev);
+    ck_assert_int_eq(v[im], 0);
+    ck_assert(sp->valid(v, &s, &ctx.dev));
+    v[im] = 168;
+    ck_assert(!sp->valid(v, &s, &ctx.dev));
+    ctx.dev.info.flags |= GDN_DEVICE_FLAG_NV_ATTR;
+    ck_assert(sp->valid(v, &s, &ctx.dev));
+    /* the tuner's draws reach the caps there, and only there */
+    for (seed = 1; seed <= 32; seed++) {
+        size_t idx, cnt;
+        ck_assert(gdn__tune_random_pick(&ctx, sp, "K128.V128", &s, seed, v, &idx, &cnt));
+        capped = capped || v[im] != 0;
+    }
+    ck_assert(capped);
+    ctx.dev.info.flags = GDN_DEVICE_FLAG_GPU;
+    for (seed = 1; seed <= 32; seed++) {
+        size_t idx, cnt;
+        ck_assert(gdn__tune_random_pick(&ctx, sp, "K128.V128", &s, seed, v, &idx, &cnt));
+        ck_assert_int_eq(v[im], 0);
+    }
+    ctx.dev.info.flags = 0;
+}
+END_TEST
+
 int main(void)
 {
     Suite   *s  = suite_create("tune_db");
@@ -423,6 +467,7 @@ int main(void)
     tcase_add_test(tc, parse_and_format);
     tcase_add_test(tc, random_plans_are_legal_and_seeded);
     tcase_add_test(tc, random_plans_of_gated_delta_spaces);
+    tcase_add_test(tc, maxreg_only_on_nvidia_driver);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

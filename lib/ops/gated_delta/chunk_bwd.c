@@ -623,7 +623,7 @@ static bool wyb_space_valid(const int32_t *v, const void *problem, const struct 
     struct wyb_plan            p;
     wyb_plan_from(v, &p);
     return wyb_plan_ok(&p, s) && wg_fits(dev, p.ty, p.tx) && lmem_fits(dev, wyb_lmem(&p)) &&
-           gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1);
+           gdn__gd_loop_limit_ok(dev, s, p.ty * p.tx, -1) && gdn__gd_maxreg_ok(dev, p.maxreg);
 }
 
 static void wyb_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)

@@ -126,6 +126,11 @@ size_t gdn__gd_maxreg_define(int32_t maxreg, struct gdn_define *d)
     return 1;
 }
 
+bool gdn__gd_maxreg_ok(const struct gdn_device *dev, int32_t maxreg)
+{
+    return !maxreg || (dev->info.flags & GDN_DEVICE_FLAG_NV_ATTR);
+}
+
 bool gdn__gd_cp_async(const struct gdn_device *dev)
 {
     return (dev->info.flags & GDN_DEVICE_FLAG_GPU) &&

@@ -132,6 +132,11 @@ size_t gdn__gd_unroll_define(int32_t unroll, struct gdn_define *d);
 #define GDN_GD_MAXREG_PARAM {"MAXREG", 0, 3, {0, 128, 168}}
 /* Its define GDN_MAXREG into d (a nonzero cap only): 0 or 1 defines. */
 size_t gdn__gd_maxreg_define(int32_t maxreg, struct gdn_define *d);
+/* Whether a space may hold this cap on dev: 0 always, others only on
+ * NVIDIA's driver (cl_nv_device_attribute_query), whose binaries are PTX;
+ * elsewhere every cap builds the same program, which the tuner need not
+ * time three times. (The rebuild still tests the binary itself.) */
+bool gdn__gd_maxreg_ok(const struct gdn_device *dev, int32_t maxreg);
 /* Whether the device runs GDN_CP16 (cl/include/gdn_tile.clh) as PTX cp.async:
  * an NVIDIA GPU of compute capability 8.0 or more (GDN_DEVICE_FLAG_INLINE_PTX).
  * The one feature test of the stages' forms that copy tiles ahead (kkt_solve,
