@@ -614,7 +614,7 @@ static void cap_registers(gdn_context *ctx, const char *path, const char *option
         clGetProgramInfo(*prog, CL_PROGRAM_BINARIES, sizeof(bin), &bin, NULL) != CL_SUCCESS)
         why = "no program binary";
     else if (!gdn__ptx_cap_registers((const char *)bin, size, maxreg, &capped, &capped_size))
-        why = "the program binary is not PTX";
+        why = "the program binary is not PTX text, or no memory";
     if (!why) {
         const unsigned char *cb = (const unsigned char *)capped;
         cl_int               err, bin_status = CL_SUCCESS;
