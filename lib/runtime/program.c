@@ -244,6 +244,19 @@ static char *build_log(gdn_context *ctx, cl_program prog)
     return log;
 }
 
+/* At GDN_LOG=debug, a built program's build log (warnings, and the register
+ * reports of -cl-nv-verbose), when it has one. */
+static void debug_build_log(gdn_context *ctx, const char *path, cl_program prog)
+{
+    char *log;
+    if (ctx->log_level < GDN_LOG_LEVEL_DEBUG)
+        return;
+    log = build_log(ctx, prog);
+    if (log && log[0])
+        gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
+    gdn__free(log);
+}
+
 /* ---------------------------------------------------------------- disk cache */
 
 static void cache_key(const gdn_context *ctx, const char *text, size_t size, const char *options,
@@ -359,12 +372,7 @@ static cl_program cache_load(gdn_context *ctx, const char *path, const char *key
         remove(file);
     } else {
         gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: loaded from disk cache %s", path, file);
-        if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* register reports */
-            char *log = build_log(ctx, prog);
-            if (log && log[0])
-                gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
-            gdn__free(log);
-        }
+        debug_build_log(ctx, path, prog);
     }
     gdn__free(data);
     gdn__free(file);
@@ -513,12 +521,7 @@ static gdn_status build_from_source(gdn_context *ctx, const char *path, const ch
     ctx->stats.builds_from_source++;
     gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: built from source in %.1f ms (%s)", path,
              1e3 * (gdn__now() - t0), options);
-    if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* warnings, register reports */
-        char *log = build_log(ctx, prog);
-        if (log && log[0])
-            gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
-        gdn__free(log);
-    }
+    debug_build_log(ctx, path, prog);
     *out = prog;
     return GDN_STATUS_OK;
 }
@@ -632,12 +635,7 @@ static void cap_registers(gdn_context *ctx, const char *path, const char *option
             *prog = p2;
             gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: rebuilt with .maxnreg %d", path,
                      maxreg);
-            if (ctx->log_level >= GDN_LOG_LEVEL_DEBUG) { /* register reports */
-                char *log = build_log(ctx, p2);
-                if (log && log[0])
-                    gdn__log(ctx, GDN_LOG_LEVEL_DEBUG, "program %s: build log:\n%s", path, log);
-                gdn__free(log);
-            }
+            debug_build_log(ctx, path, p2);
         }
     }
     if (why)
@@ -660,6 +658,7 @@ gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *opti
     char                      key[65] = "";
     cl_program                prog = NULL;
     gdn_status                st;
+    int                       maxreg;
 
     *out = NULL;
     if (!options)
@@ -691,8 +690,8 @@ gdn_status gdn__program_get(gdn_context *ctx, const char *path, const char *opti
         st = build_from_source(ctx, path, text, size, opts.data, &prog);
         if (st)
             goto out;
-        if (gdn__maxreg_option(opts.data))
-            cap_registers(ctx, path, opts.data, gdn__maxreg_option(opts.data), &prog);
+        if ((maxreg = gdn__maxreg_option(opts.data)) != 0)
+            cap_registers(ctx, path, opts.data, maxreg, &prog);
         if (ctx->cache_dir)
             cache_store(ctx, path, key, prog);
     }
