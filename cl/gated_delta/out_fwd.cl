@@ -36,14 +36,17 @@
  * Tuning macros (#ifndef defaults; set by the out_fwd plan in
  * lib/ops/gated_delta/chunk_fwd.c through the tuning lookup):
  *   K, V  head dims, multiples of 16 in [16, 256] (required)
- *   BK    K slice: 16 or 32 (8 or 16 with VEC=2), dividing K (default 16)
+ *   BK    K slice: 16 or 32 (8 or 16 with VEC=2 or 3), dividing K (default 16)
  *   BV    V tile: 16, 32, 64 or 128, dividing V (default 16)
  *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BV (16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
  *   VEC   1 or 2: the float4 forms below, for GPUs (2: row-major operands,
- *         copied ahead); 0 (default): the two forms above
- *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2 only; the host sets it on
+ *         copied ahead); 3: VEC=2's copies with the products on warp tiles
+ *         (GDN_TC); 0 (default): the two forms above
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2 and 3; the host sets it on
  *         NVIDIA compute capability >= 8.0), 0 (default): its plain twin
+ *   GDN_TC  1: VEC=3's products are 3xTF32 mma.sync (the host sets it where
+ *         it sets GDN_ASYNC), 0 (default): their plain twin
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)
@@ -94,9 +97,9 @@
 #define P2  (CH * LDS + CH * BV)
 #define SCRATCH (P1 > P2 ? P1 : P2)
 
-#if (K % BK) != 0 || (V % BV) != 0 || ((BK % 16) != 0 && !(VEC == 2 && BK == 8)) ||            \
+#if (K % BK) != 0 || (V % BV) != 0 || ((BK % 16) != 0 && !(VEC >= 2 && BK == 8)) ||           \
     (BV % 16) != 0 || BK > 64
-#error "out_fwd: BK / BV must be multiples of 16 (BK 8 too with VEC=2) dividing K / V (BK <= 64)"
+#error "out_fwd: BK / BV must be multiples of 16 (BK 8 too with VEC=2, 3) dividing K / V (BK <= 64)"
 #endif
 #if (16 % LX) != 0 || (16 % LY) != 0 || LY < 4 || (BV % LX) != 0
 #error "out_fwd: LX must divide 16 and BV, LY must be 4, 8 or 16"
@@ -390,6 +393,169 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
         GDN_TILE_MMA4R_STEP(acco, TMS, TNO, a4, VL, BV, 4 * tx, 4 * LX, kk);
     }
     OUT_STORE4();
+}
+#elif VEC == 3
+/*
+ * VEC=3: the products on GDN_TC's warp tiles (cl/include/gdn_tile.clh:
+ * 3xTF32 mma.sync on NVIDIA's tensor cores with GDN_TC=1, its plain twin
+ * elsewhere), 16 x 16 work-items = eight SIMD groups of 32. Group w owns
+ * rows r0 = 16 (w % 4) ... r0 + 15 of the chunk, the 8-column tiles 4 (w /
+ * 4) ... of S that its rows need (tiles past its last row or past L are
+ * never formed: the group of rows 0-15 forms one or two, that of rows 48-63
+ * up to four) and half of the V tile for o (BV / 2 columns: BV / 16 tiles).
+ * Phase 1 copies q, k (64 x BK, rows padded to BK + 4) and h (BK x BV, rows
+ * padded to BV + 8, so every fragment read is free of bank conflicts) a
+ * slice ahead into two slots, as VEC=2: S += q k^T, o += q h, eight k per
+ * step. Phase 2: S masked (select before exp2) into SR (64 x 68,
+ * row-major) while the first 32 rows of v_new are copied; o += S v_new over
+ * those rows, then over the next 32 (which rows 32-63 need). The group of
+ * rows r0 reads S columns below 8 ceil(min(r0 + 16, L) / 8) only: those are
+ * formed by it and its twin group of the other V half. q, k and v_new rows
+ * past L repeat row L - 1 (finite, reaching only products the mask zeroes or
+ * rows never stored). Local memory: 4 * max(2 (2 * 64 (BK + 4) + BK (BV +
+ * 8)), 64 * 68 + 32 (BV + 8)) bytes, 37 KiB at BK = 16, BV = 128.
+ */
+#define LDQ3  (BK + 4)  /* row stride of the q and k slices */
+#define LDH3  (BV + 8)  /* row stride of h and v_new */
+#define LDS3  (CH + 4)  /* row stride of S */
+#define SLOT3 (2 * CH * LDQ3 + BK * LDH3)
+#define NO3   (BV / 16) /* 8-column tiles of o per group */
+#define TP1   (2 * SLOT3)
+#define TP2   (CH * LDS3 + 32 * LDH3)
+#define TSCR  (TP1 > TP2 ? TP1 : TP2)
+#if WG != 256 || (BK != 8 && BK != 16) || (BV % 16) != 0 || BV > 128
+#error "out_fwd: VEC=3 needs 16 x 16 work-items, BK = 8 or 16 and BV = 16, 32, 64 or 128"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_out_fwd(OUT_FWD_PARAMS)
+{
+    __local float4 LM4[TSCR / 4]; /* float4: aligned for the copies */
+    __local float *LM = (__local float *)LM4;
+    __local float *SR = LM, *VL = LM + CH * LDS3;
+    OUT_INDICES();
+    const __global float *qc = q + (first * H + kh) * K; /* the chunk's first rows */
+    const __global float *kc = k + (first * H + kh) * K;
+    const __global float *hc = h + hbase;
+    const int             w = lid >> 5, r0 = 16 * (w & 3), vh = w >> 2;
+    const int             nc = min(2 * (w & 3) + 2, (L + 7) / 8); /* tiles of S the rows need */
+    const int             j0 = 4 * vh, n0 = vh * (BV / 2);
+    float                 accs[4][4], acco[NO3][4], af[GDN_TC_AN], bf[GDN_TC_BN];
+
+    GDN_TILE_ZERO(accs, 4, 4);
+    GDN_TILE_ZERO(acco, NO3, 4);
+
+/* Slice s (columns s BK ... of q and k, rows s BK ... of h) into slot b. */
+#define OUT_COPY_SLICE3(s, b)                                                                      \
+    do {                                                                                           \
+        __local float *d_ = LM + (b) * SLOT3;                                                      \
+        const int      k0_ = (s) * BK;                                                             \
+        for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
+            const int o_ = min(r_, L - 1) * (H * K) + k0_ + c_;                                    \
+            GDN_CP16(d_ + r_ * LDQ3 + c_, qc + o_);                                                \
+            GDN_CP16(d_ + CH * LDQ3 + r_ * LDQ3 + c_, kc + o_);                                    \
+        }                                                                                          \
+        for (int e_ = lid; e_ < BK * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(d_ + 2 * CH * LDQ3 + r_ * LDH3 + c_, hc + ((k0_ + r_) * V + c_));             \
+        }                                                                                          \
+    } while (0)
+/* Rows r1 ... r1 + 31 of the v_new tile into VL. */
+#define OUT_COPY_VNEW3(r1)                                                                         \
+    do {                                                                                           \
+        for (int e_ = lid; e_ < 32 * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(VL + r_ * LDH3 + c_,                                                          \
+                     v_new + ((first + min((r1) + r_, L - 1)) * HV + hv) * V + v0 + c_);           \
+        }                                                                                          \
+    } while (0)
+
+    OUT_COPY_SLICE3(0, 0);
+    for (int s = 0; s < K / BK; s++) {
+        __local const float *QS = LM + (s & 1) * SLOT3, *KS = QS + CH * LDQ3;
+        __local const float *HS = KS + CH * LDQ3;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+        if (s + 1 < K / BK)
+            OUT_COPY_SLICE3(s + 1, (s + 1) & 1);
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            GDN_TC_LOAD_A(af, QS, LDQ3, r0, kk);
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                if (j0 + j < nc) {
+                    GDN_TC_LOAD_BT(bf, KS, LDQ3, kk, 8 * (j0 + j));
+                    GDN_TC_MMA(accs[j], af, bf);
+                }
+#pragma unroll
+            for (int j = 0; j < NO3; j++) {
+                GDN_TC_LOAD_B(bf, HS, LDH3, kk, n0 + 8 * j);
+                GDN_TC_MMA(acco[j], af, bf);
+            }
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* the slots are free: phase 2 reuses them */
+
+    /* Phase 2: v_new rows 0-31 copied while o is scaled by exp2(G_i) and S
+     * masked into SR. */
+    OUT_COPY_VNEW3(0);
+    for (int e = 0; e < 4; e += 2) {
+        const int   i  = r0 + GDN_TC_ROW(e);
+        const float gi = i < L ? G[(first + i) * HV + hv] : 0.0f;
+        const float ei = exp2(gi);
+        for (int j = 0; j < NO3; j++)
+            acco[j][e] *= ei, acco[j][e + 1] *= ei;
+        for (int j = 0; j < 4; j++)
+            if (j0 + j < nc)
+                for (int f = e; f < e + 2; f++) {
+                    const int   c  = 8 * (j0 + j) + GDN_TC_COL(f);
+                    const bool  m  = c <= i && i < L;
+                    const float gc = c < L ? G[(first + c) * HV + hv] : 0.0f;
+                    const float x  = select(0.0f, gi - gc, (int)m);
+                    SR[i * LDS3 + c] = select(0.0f, accs[j][f] * exp2(x), (int)m);
+                }
+    }
+    GDN_CP_WAIT();
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* o += S v_new: S columns 0-31 (tiles j < min(nc, 4)), then 32-63 */
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        if (j < nc) {
+            GDN_TC_LOAD_A(af, SR, LDS3, r0, 8 * j);
+#pragma unroll
+            for (int n = 0; n < NO3; n++) {
+                GDN_TC_LOAD_B(bf, VL, LDH3, 8 * j, n0 + 8 * n);
+                GDN_TC_MMA(acco[n], af, bf);
+            }
+        }
+    /* (Also when L <= 32, where no group needs them: PoCL 3.1 skipped the
+     * last tile of this loop when the barriers sat inside an if (L > 32).) */
+    barrier(CLK_LOCAL_MEM_FENCE);
+    OUT_COPY_VNEW3(32);
+    GDN_CP_WAIT();
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int j = 4; j < 8; j++)
+        if (j < nc) {
+            GDN_TC_LOAD_A(af, SR, LDS3, r0, 8 * j);
+#pragma unroll
+            for (int n = 0; n < NO3; n++) {
+                GDN_TC_LOAD_B(bf, VL, LDH3, 8 * (j - 4), n0 + 8 * n);
+                GDN_TC_MMA(acco[n], af, bf);
+            }
+        }
+#undef OUT_COPY_SLICE3
+#undef OUT_COPY_VNEW3
+    /* o rows r0 + ROW(e) < L, columns n0 + 8 n + COL(e), times scale */
+    for (int e = 0; e < 4; e += 2) {
+        const int i = r0 + GDN_TC_ROW(e);
+        if (i < L)
+            for (int n = 0; n < NO3; n++)
+                *(__global float2 *)(o + ((first + i) * HV + hv) * V + v0 + n0 + 8 * n +
+                                     GDN_TC_COL(e)) =
+                    scale * (float2)(acco[n][e], acco[n][e + 1]);
+    }
 }
 #else /* VEC */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))

@@ -102,8 +102,12 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * 0.507-0.508; 16 x 8, 0.533 (BK=16), 0.551-0.553 (BK=8); 8 x 16,
      * 0.581-0.582 (BK=16), 0.613-0.614 (BK=8); V tiles of 64: 0.598-0.600
      * (16 x 8), 0.647-0.649 (16 x 16), 0.835-0.836 (8 x 8).
-     * (UNROLL has no loop to act on in VEC=2.) */
-    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=2 BK=16 BV=128 LX=16 LY=16"},
+     * (UNROLL has no loop to act on in VEC=2.) Then the products on the
+     * tensor cores (VEC=3, chunk_fwd.c's default there): 0.395-0.399 ms,
+     * capped at 80 registers (99 -> 80, no spills; three groups of 256 per
+     * compute unit instead of two) 0.365-0.366, at 64 (152 bytes of
+     * spills) 0.359-0.360. */
+    {"sm_90",  "gated_delta/out_fwd",   "K128.V128", "VEC=3 BK=16 BV=128 LX=16 LY=16 MAXREG=80"},
     /* the same sweeps (11 to 14 plans each) of the backward stages, fwd+bwd
      * at B=4, T=4096, H=16: dqkwg 4.54 -> 4.09 ms, wy_bwd 2.54 -> 2.33 ms,
      * dv_local 0.54 -> 0.47 ms (state_bwd: its GPU default, chunk_bwd.c).

@@ -396,7 +396,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2], p.vec = vals[3];
-        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
+        p.async  = p.vec >= 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = kkt_plan_check(ctx, &p, s)))
@@ -933,15 +933,24 @@ struct gd_out_plan {
     int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
                     (LX, LY in {4, 8, 16}, BV a multiple of 4 LX); 2 = the
                     same products on row-major operands copied a slice ahead
-                    (BK 8 or 16, BV a multiple of 4 LX) */
+                    (BK 8 or 16, BV a multiple of 4 LX); 3 = VEC=2's copies
+                    with the products on warp tiles of 16 x 8 (GDN_TC; BK 8
+                    or 16, LX = LY = 16) */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
-    bool    async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1), set
-                       from gdn__gd_cp_async */
+    int32_t maxreg; /* MAXREG: GDN_MAXREG (gated_delta.h), 0 for none */
+    bool    async;  /* not tuned: VEC=2's and 3's copies are cp.async
+                       (GDN_ASYNC=1) and VEC=3's products 3xTF32 mma.sync
+                       (GDN_TC=1), set from gdn__gd_cp_async */
 };
 
 static size_t out_plan_local(const struct gd_out_plan *p)
 {
     size_t p1, p2;
+    if (p->vec == 3) { /* two slots of q, k (ld BK + 4), h (ld BV + 8); then S, 32 rows of v_new */
+        p1 = 2 * (2 * (size_t)CH * (size_t)(p->bk + 4) + (size_t)p->bk * (size_t)(p->bv + 8));
+        p2 = (size_t)CH * (CH + 4) + 32 * (size_t)(p->bv + 8);
+        return sizeof(float) * (p1 > p2 ? p1 : p2);
+    }
     if (p->vec == 2) { /* two slots of q, k (ld BK + 4) and h; then S (64 x 64) + v_new */
         p1 = 2 * (2 * (size_t)CH * (size_t)(p->bk + 4) + (size_t)p->bk * (size_t)p->bv);
         p2 = (size_t)CH * CH + (size_t)CH * (size_t)p->bv;
@@ -965,15 +974,27 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
     int32_t cap;
 
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    p->maxreg = 0;
     p->async  = false;
-    /* GPUs with cp.async (GDN_DEVICE_FLAG_INLINE_PTX): the form whose copies
-     * run a slice ahead, 16 x 16 work-items, V tiles of 128 (H200, K = V =
-     * 128, B = 4, T = 4096, H = 16: 0.487-0.489 ms against 0.559-0.561 for
-     * the VEC=1 plan below, three alternated runs; B = 1, T = 16384: 0.489
-     * against 0.559-0.561). Its plain twin was slower than VEC=1 there (16 x
-     * 8 work-items: 0.619 against 0.533 with cp.async and 0.560 for VEC=1). */
+    /* GPUs with cp.async and mma.sync (GDN_DEVICE_FLAG_INLINE_PTX): the
+     * products on the tensor cores (VEC=3, 3xTF32), slices of 16, V tiles of
+     * 128 (H200, K = V = 128, B = 4, T = 4096, H = 16: 0.395-0.399 ms, and
+     * 0.365-0.366 capped at 80 registers, the sm_90 row; against 0.490-0.491
+     * for VEC=2; slices of 8, 0.934-0.937; V tiles of 64, 0.528-0.529; two
+     * alternated runs each). Next, the form whose copies run a slice ahead
+     * (VEC=2), 16 x 16 work-items, V tiles of 128 (same shape: 0.487-0.489 ms
+     * against 0.559-0.561 for the VEC=1 plan below, three alternated runs;
+     * B = 1, T = 16384: 0.489 against 0.559-0.561). Its plain twin was slower
+     * than VEC=1 there (16 x 8 work-items: 0.619 against 0.533 with cp.async
+     * and 0.560 for VEC=1). */
     if (gdn__gd_cp_async(dev)) {
-        p->vec = 2, p->lx = p->ly = 16, p->bk = 16;
+        p->vec = 3, p->lx = p->ly = 16, p->bk = 16;
+        for (cap = 128; cap >= 16; cap /= 2) {
+            p->bv = tile_for(s->V, cap);
+            if (out_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), out_plan_local(p)))
+                return;
+        }
+        p->vec = 2;
         for (cap = 128; cap >= 64; cap /= 2) {
             p->bv = tile_for(s->V, cap);
             if (out_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), out_plan_local(p)))
@@ -1007,14 +1028,15 @@ static void out_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 
 static bool out_plan_ok(const struct gd_out_plan *p, const struct gdn_gd_shape *s)
 {
-    if ((p->vec == 2 ? p->bk != 8 && p->bk != 16 : p->bk % 16 || p->bk > 32) || s->K % p->bk ||
+    if ((p->vec >= 2 ? p->bk != 8 && p->bk != 16 : p->bk % 16 || p->bk > 32) || s->K % p->bk ||
         p->bv % 16 || p->bv > 128 || s->V % p->bv || p->lx < 1 || p->ly < 4 || 16 % p->lx ||
         16 % p->ly || p->bv % p->lx)
         return false;
     /* VEC=1: 64 / LY, 64 / LX and BV / LX multiples of 4; VEC=2: BV / LX (the
      * kernel's #error) */
     return p->vec == 0 || (p->vec == 1 && p->lx >= 4 && p->bv % (4 * p->lx) == 0) ||
-           (p->vec == 2 && p->bv % (4 * p->lx) == 0);
+           (p->vec == 2 && p->bv % (4 * p->lx) == 0) ||
+           (p->vec == 3 && p->lx == 16 && p->ly == 16);
 }
 
 static gdn_status out_plan_check(gdn_context *ctx, const struct gd_out_plan *p,
@@ -1029,14 +1051,18 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
                                struct gdn_define *d)
 {
     size_t n = tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
-    return n + gdn__gd_async_define(p->async, d + n);
+    n += gdn__gd_async_define(p->async, d + n);
+    if (p->async && p->vec == 3)
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    return n + gdn__gd_maxreg_define(p->maxreg, d + n);
 }
 
 static bool out_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5], false};
+    const struct gd_out_plan p = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], false};
     return out_plan_ok(&p, problem) &&
-           space_fits(dev, problem, (size_t)(p.lx * p.ly), out_plan_local(&p), -1);
+           space_fits(dev, problem, (size_t)(p.lx * p.ly), out_plan_local(&p), -1) &&
+           gdn__gd_maxreg_ok(dev, p.maxreg);
 }
 
 static void out_space_defaults(int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -1044,6 +1070,7 @@ static void out_space_defaults(int32_t *v, const void *problem, const struct gdn
     struct gd_out_plan p;
     out_plan_default(dev, problem, &p);
     v[0] = p.bk, v[1] = p.bv, v[2] = p.lx, v[3] = p.ly, v[4] = p.vec, v[5] = p.unroll;
+    v[6] = p.maxreg;
 }
 
 static const struct gdn_tune_param out_params[] = {
@@ -1051,8 +1078,9 @@ static const struct gdn_tune_param out_params[] = {
     {"BV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
-    {"VEC", 0, 3, {0, 1, 2}},
+    {"VEC", 0, 4, {0, 1, 2, 3}},
     GDN_GD_UNROLL_PARAM,
+    {"MAXREG", 0, 3, {0, 64, 80}}, /* four and three groups of 256 per 64 Ki registers */
 };
 const struct gdn_tune_space gdn__gd_out_space = {
     "gated_delta/out_fwd", (int32_t)GDN_ARRAY_SIZE(out_params), out_params, out_space_valid,
@@ -1063,7 +1091,7 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_out_plan         p;
-    struct gdn_define          defs[10];
+    struct gdn_define          defs[12];
     size_t                     nd, global[2], local[2] = {OUT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -1076,8 +1104,8 @@ gdn_status gdn__gd_out_fwd(struct gdn_gated_delta_tape *tp, cl_mem h, cl_mem v_n
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_out_space, s, vals);
         p.bk = vals[0], p.bv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
-        p.unroll = vals[5];
-        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
+        p.unroll = vals[5], p.maxreg = vals[6];
+        p.async  = p.vec >= 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = out_plan_check(ctx, &p, s)))
