@@ -47,9 +47,12 @@
  *         gated_delta_state_fwd_rs below (same function, other schedules)
  *   RSVEC, SPLITK  with REGSTATE: RSVEC=1 its float4 form (tuning value
  *         PREFETCH=3; with SPLITK=1, PREFETCH=4), RSVEC=2 its form with
- *         slices copied two ahead (PREFETCH=5)
- *   GDN_ASYNC  1: GDN_CP16 is cp.async (RSVEC=2 only; the host sets it on
+ *         slices copied two ahead (PREFETCH=5), RSVEC=3 those copies with
+ *         the products on warp tiles (PREFETCH=6)
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (RSVEC=2 and 3; the host sets it on
  *         NVIDIA compute capability >= 8.0), 0 (default): its plain twin
+ *   GDN_TC  1: RSVEC=3's products are 3xTF32 mma.sync (the host sets it
+ *         where it sets GDN_ASYNC), 0 (default): their plain twin
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)
@@ -477,7 +480,7 @@ void gated_delta_state_fwd_pf(STATE_FWD_PARAMS)
         RS_LOAD_G(f_, l_);                                                                         \
     } while (0)
 
-#if defined(REGSTATE) && !(defined(RSVEC) && RSVEC == 2)
+#if defined(REGSTATE) && !(defined(RSVEC) && RSVEC >= 2)
 /*
  * gated_delta_state_fwd_rs - the same function as gated_delta_state_fwd,
  * with the running state in registers: work-item (tx, ty) owns the state
@@ -984,3 +987,221 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
     RS_WINDOW_STORE_S();
 }
 #endif /* REGSTATE, RSVEC == 2 */
+
+#if defined(REGSTATE) && defined(RSVEC) && RSVEC == 3
+/*
+ * gated_delta_state_fwd_rs, RSVEC=3 (PREFETCH=6 in the tuning space): the
+ * scan on GDN_TC's warp tiles (cl/include/gdn_tile.clh: 3xTF32 mma.sync
+ * on NVIDIA's tensor cores with GDN_TC=1, its plain twin elsewhere), in
+ * the transposed frame. SIMD group wp of the work-group (LX LY = 2 BV
+ * work-items: one group of 32 per 16 value columns) owns columns m0 = 16
+ * wp ... m0 + 15 of the V tile and keeps Hs^T [16 x K] for them in
+ * registers (ST: K / 8 accumulator tiles) for the whole scan. Each chunk:
+ *   Vn^T = u^T - Hs^T w^T over K / BK slices of w (64 x BK): Hs^T's own
+ *     accumulator tiles are the A operand (GDN_TC_A_FROM_C), w slices the
+ *     transposed B (GDN_TC_LOAD_BTP); Vn^T lands in 8 tiles (64 chunk rows).
+ *   Hs^T = exp2(gl) Hs^T + Vd^T K_c over K / BK slices of BI = 64 BK / K
+ *     rows of k (all K columns): the decayed Vn^T tiles are the A operand,
+ *     k rows the row-major B (GDN_TC_LOAD_BP).
+ * So the state and Vn never leave registers, and the groups of a
+ * work-group share only the staged w and k slices, copied two ahead into
+ * three slots as in RSVEC=2 (one barrier per slice). Rows past the chunk
+ * repeat its last row, as in the forms above (their Vn is masked to 0
+ * before the update and never stored). Needs K <= 128 (ST is K / 2
+ * registers), BK a multiple of 8 dividing K with K / BK dividing 64 and
+ * BI a multiple of 8, LX LY = 2 BV. Local memory: 4 * (3 max(64 (BK + 8),
+ * BI (K + 4)) + 64 + 32 BV) bytes (32.5 KiB at K = 128, BV = 64, BK = 32;
+ * the last term is the twin's exchange buffer).
+ */
+#define NW3   (BV / 16) /* SIMD groups, 16 value columns each */
+#define NKT   (K / 8)   /* 8-column tiles of Hs^T */
+#define NSL   (K / BK)  /* slices of w (and of k) per chunk */
+#define BI    (CH / NSL) /* rows of k per slice */
+#define NSC   (2 * NSL)
+#define NGS   ((CH + WG - 1) / WG)
+#define LDW3  (BK + 8)  /* row stride of a w slice */
+#define LDK3  (K + 4)   /* row stride of a k slice */
+#define SLOT3 (CH * LDW3 > BI * LDK3 ? CH * LDW3 : BI * LDK3)
+#if WG != 2 * BV || (BK % 8) != 0 || (K % BK) != 0 || (CH % NSL) != 0 || (BI % 8) != 0 ||       \
+    K > 128
+#error "state_fwd_rs: RSVEC=3 needs LX LY = 2 BV, 8 | BK | K, (K / BK) | 64, 8 | BI, K <= 128"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
+{
+    __local float4 SL4[3 * SLOT3 / 4]; /* three slots of w or k slices */
+    __local float  Gs[CH];
+    __local float  XC[NW3 * 128]; /* the twin's exchange of accumulator tiles */
+    __local float *SL = (__local float *)SL4;
+    SCAN_INDICES();
+    const int wp = lid >> 5, m0 = 16 * wp;
+    __local float *XW = XC + 128 * wp;
+    float          ST[NKT][4], VT[8][4], UT[8][4], gr[NGS], af[GDN_TC_AN], bf[GDN_TC_BN];
+    int            cur = 0; /* the slot of the slice multiplied next */
+
+    if (cb > 0 && cb >= nc)
+        return; /* this sequence was finished by an earlier window */
+    (void)XW;
+
+    /* The state entering chunk cb: h0 (or 0) for the first window, else h[cb]. */
+    {
+        const ulong hb = ((ulong)(c0 + cb) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        for (int j = 0; j < NKT; j++)
+            for (int e = 0; e < 4; e++) {
+                const ulong o = (ulong)(8 * j + GDN_TC_COL(e)) * V + (ulong)(m0 + GDN_TC_ROW(e));
+                ST[j][e]      = cb > 0 ? h[hb + o] : has_h0 ? h0[sbase + o] : 0.0f;
+            }
+    }
+
+/* Slice sl of chunk cc into slot b (rows past the chunk: its last row).
+ * Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
+ * api.c), added to a pointer to the chunk's first row. */
+#define TC_COPY(cc, sl, b)                                                                         \
+    do {                                                                                           \
+        const int      f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                               \
+        __local float *d_ = SL + (b) * SLOT3;                                                      \
+        if ((sl) < NSL) {                                                                          \
+            const __global float *s_ = w + ((f_ * HV + hv) * K + (sl) * BK);                       \
+            for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                     \
+                const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                       \
+                GDN_CP16(d_ + r_ * LDW3 + c_, s_ + (min(r_, l_ - 1) * (HV * K) + c_));             \
+            }                                                                                      \
+        } else {                                                                                   \
+            const int             r0_ = ((sl) - NSL) * BI;                                         \
+            const __global float *s_ = k + (f_ * H + kh) * K;                                      \
+            for (int e_ = lid; e_ < BI * (K / 4); e_ += WG) {                                      \
+                const int r_ = e_ / (K / 4), c_ = 4 * (e_ - r_ * (K / 4));                         \
+                GDN_CP16(d_ + r_ * LDK3 + c_, s_ + (min(r0_ + r_, l_ - 1) * (H * K) + c_));        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+/* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
+ * the slot after the next), then a commit, also when nothing is left. */
+#define TC_AHEAD(cc, p)                                                                            \
+    do {                                                                                           \
+        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
+        if ((p) + 2 < NSC)                                                                         \
+            TC_COPY(cc, (p) + 2, b_);                                                              \
+        else if ((cc) + 1 < c_end)                                                                 \
+            TC_COPY((cc) + 1, (p) + 2 - NSC, b_);                                                  \
+        GDN_CP_COMMIT();                                                                           \
+    } while (0)
+/* Chunk cc's u^T in the layout of Vn^T (rows past the chunk 0) and its
+ * gates (0 past the chunk) into UT and gr. */
+#define TC_LOAD_UG(cc)                                                                             \
+    do {                                                                                           \
+        const int f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                                    \
+        for (int j_ = 0; j_ < 8; j_++)                                                             \
+            for (int e_ = 0; e_ < 4; e_++) {                                                       \
+                const int i_ = 8 * j_ + GDN_TC_COL(e_);                                            \
+                UT[j_][e_]   = i_ < l_ ? u[((f_ + i_) * HV + hv) * V + v0 + m0 + GDN_TC_ROW(e_)]  \
+                                       : 0.0f;                                                     \
+            }                                                                                      \
+        for (int p_ = 0; p_ < NGS; p_++) {                                                         \
+            const int r_ = lid + p_ * WG;                                                          \
+            gr[p_]       = r_ < l_ ? G[(f_ + r_) * HV + hv] : 0.0f;                                \
+        }                                                                                          \
+    } while (0)
+
+    if (cb < c_end) {
+        TC_COPY(cb, 0, 0);
+        GDN_CP_COMMIT();
+        TC_COPY(cb, 1, 1); /* w slice 1, or k slice 0 */
+        GDN_CP_COMMIT();
+        TC_LOAD_UG(cb);
+    }
+    for (int c = cb; c < c_end; c++) {
+        const int   first = bos + c * CH;
+        const int   L = min(CH, eos - first);
+        const ulong hbase =
+            ((ulong)(c0 + c) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V + (ulong)v0;
+
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk's readers of Gs are done */
+        for (int j = 0; j < NKT; j++) /* h[c] = the state entering the chunk */
+            for (int e = 0; e < 4; e++)
+                h[hbase + (ulong)(8 * j + GDN_TC_COL(e)) * V + (ulong)(m0 + GDN_TC_ROW(e))] =
+                    ST[j][e];
+        for (int p = 0; p < NGS; p++)
+            if (lid + p * WG < CH)
+                Gs[lid + p * WG] = gr[p];
+
+        /* Vn^T = u^T - Hs^T w^T, one BK-column slice of w at a time */
+        GDN_TILE_ZERO(VT, 8, 4);
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            __local const float *WS = SL + cur * SLOT3;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
+            TC_AHEAD(c, s);
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 8) {
+                GDN_TC_A_FROM_C(af, ST[(s * BK + kk) / 8], XW);
+#pragma unroll
+                for (int jn = 0; jn < 8; jn++) {
+                    GDN_TC_LOAD_BTP(bf, WS, LDW3, kk, 8 * jn);
+                    GDN_TC_MMA(VT[jn], af, bf);
+                }
+            }
+            GDN_SLOT3_NEXT(cur);
+        }
+        {   /* v_new (rows < L); the decayed Vn^T (0 past L) replaces VT */
+            const float gl = Gs[L - 1];
+            for (int j = 0; j < 8; j++)
+                for (int e = 0; e < 4; e++) {
+                    const int   i  = 8 * j + GDN_TC_COL(e);
+                    const bool  ok = i < L;
+                    const float vn = UT[j][e] - VT[j][e];
+                    if (ok)
+                        v_new[((first + i) * HV + hv) * V + v0 + m0 + GDN_TC_ROW(e)] = vn;
+                    VT[j][e] = select(0.0f, vn * exp2(select(0.0f, gl - Gs[i], (int)ok)), (int)ok);
+                }
+            for (int j = 0; j < NKT; j++)
+                for (int e = 0; e < 4; e++)
+                    ST[j][e] *= exp2(gl);
+        }
+        if (c + 1 < c_end)
+            TC_LOAD_UG(c + 1);
+
+        /* Hs^T += Vd^T K_c, one BI-row slice of k (all K columns) at a time */
+#pragma unroll
+        for (int s = 0; s < NSL; s++) {
+            __local const float *KS = SL + cur * SLOT3;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* k slice s is in */
+            TC_AHEAD(c, NSL + s);
+#pragma unroll
+            for (int kk = 0; kk < BI; kk += 8) {
+                GDN_TC_A_FROM_C(af, VT[(s * BI + kk) / 8], XW);
+#pragma unroll
+                for (int jn = 0; jn < NKT; jn++) {
+                    GDN_TC_LOAD_BP(bf, KS, LDK3, kk, 8 * jn);
+                    GDN_TC_MMA(ST[jn], af, bf);
+                }
+            }
+            GDN_SLOT3_NEXT(cur);
+        }
+    }
+#undef TC_COPY
+#undef TC_AHEAD
+#undef TC_LOAD_UG
+
+    /* After the window: the state into h[c_end] when the sequence goes on,
+     * else into ht. */
+    {
+        const ulong hb = ((ulong)(c0 + c_end) * (ulong)HV + (ulong)hv) * (ulong)K * (ulong)V +
+                         (ulong)v0;
+        if (c_end < nc || has_ht)
+            for (int j = 0; j < NKT; j++)
+                for (int e = 0; e < 4; e++) {
+                    const ulong o =
+                        (ulong)(8 * j + GDN_TC_COL(e)) * V + (ulong)(m0 + GDN_TC_ROW(e));
+                    if (c_end < nc)
+                        h[hb + o] = ST[j][e];
+                    else
+                        ht[sbase + o] = ST[j][e];
+                }
+    }
+}
+#endif /* REGSTATE, RSVEC == 3 */

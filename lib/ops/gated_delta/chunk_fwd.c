@@ -583,12 +583,16 @@ struct gd_state_plan {
                    with two halves of LX x LY work-items splitting the
                    state's rows (SPLITK); 5 = the state in registers with
                    row-major slices copied ahead into three slots (RSVEC=2,
-                   cp.async where gdn__gd_cp_async) */
+                   cp.async where gdn__gd_cp_async); 6 = those copies with
+                   the products on warp tiles in the transposed frame
+                   (RSVEC=3, GDN_TC; LX = BV / 4, LY = 8: one SIMD group
+                   of 32 per 16 value columns; K <= 128) */
     int32_t chunks; /* CHUNKS (host side): chunks of each sequence per launch,
                        0 = the whole scan in one launch */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, as gd_wy_plan's */
-    bool    async;  /* (host side) GDN_ASYNC: the copies of PREFETCH=5 are cp.async,
-                       from gdn__gd_cp_async */
+    bool    async;  /* (host side) GDN_ASYNC: the copies of PREFETCH=5 and 6 are
+                       cp.async, and 6's products 3xTF32 mma.sync (GDN_TC), from
+                       gdn__gd_cp_async */
 };
 
 /* Work-items per group: LX x LY, twice that for the split form. */
@@ -600,6 +604,12 @@ static size_t state_plan_wg(const struct gd_state_plan *p)
 static size_t state_plan_local(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
     size_t staged;
+    if (p->pf == 6) { /* three slots of a w or k slice, gates, the twin's exchange buffer */
+        const size_t wsl = (size_t)CH * (size_t)(p->bk + 8);
+        const size_t ksl = (size_t)CH * (size_t)p->bk / (size_t)s->K * (size_t)(s->K + 4);
+        staged = wsl > ksl ? wsl : ksl;
+        return sizeof(float) * (3 * staged + CH + 8 * (size_t)p->bv);
+    }
     if (p->pf == 5) { /* three slots of a w or k slice, the state tile / decayed Vn, gates */
         const size_t wsl = (size_t)CH * (size_t)(p->bk + 4);
         const size_t ksl = (size_t)CH * (size_t)p->bk; /* 64 BK / K rows of K */
@@ -683,6 +693,14 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
         const int64_t groups = (int64_t)s->N * s->HV * (s->V / tile_for(s->V, 32));
         const int64_t cu     = (int64_t)dev->info.compute_units;
         if (gdn__gd_cp_async(dev) && groups * 2 >= cu * 3) {
+            /* The products on the tensor cores (PREFETCH=6), V tiles of 64 (4
+             * SIMD groups), BK = 32: 0.493-0.499 ms per scan against
+             * 0.626-0.629 (same shape, two alternated runs); V tiles of 32,
+             * 0.539; of 16, 0.652-0.653; BK = 16, 0.638. 218 registers. */
+            p->pf = 6, p->bv = tile_for(s->V, 64), p->lx = p->bv / 4, p->ly = 8;
+            for (p->bk = 32; p->bk >= 16; p->bk /= 2)
+                if (state_plan_ok(p, s) && fits(dev, state_plan_wg(p), state_plan_local(p, s)))
+                    return;
             p->pf = 5, p->bv = tile_for(s->V, 32), p->lx = p->bv / 4, p->ly = 16;
             for (p->bk = 32; p->bk >= 16; p->bk /= 2)
                 if (state_plan_ok(p, s) && fits(dev, state_plan_wg(p), state_plan_local(p, s)))
@@ -726,6 +744,10 @@ static void state_plan_default(const struct gdn_device *dev, const struct gdn_gd
 
 static bool state_plan_ok(const struct gd_state_plan *p, const struct gdn_gd_shape *s)
 {
+    if (p->pf == 6) /* the warp tiles: see state_fwd.cl, RSVEC=3 */
+        return p->bv % 16 == 0 && p->bv <= 64 && s->V % p->bv == 0 && p->lx == p->bv / 4 &&
+               p->ly == 8 && p->bk % 8 == 0 && s->K % p->bk == 0 && s->K <= 128 &&
+               CH % (s->K / p->bk) == 0 && (CH / (s->K / p->bk)) % 8 == 0;
     if (p->bv % 16 || s->V % p->bv || p->bk % 16 || s->K % p->bk || p->lx < 1 ||
         p->bv % p->lx || p->ly < 1 || CH % p->ly || p->bk % p->ly)
         return false;
@@ -779,7 +801,7 @@ static void state_space_defaults(int32_t *v, const void *problem, const struct g
 }
 
 static const struct gdn_tune_param state_params[] = {
-    {"PREFETCH", 0, 6, {0, 1, 2, 3, 4, 5}},
+    {"PREFETCH", 0, 7, {0, 1, 2, 3, 4, 5, 6}},
     {"BV", 16, 3, {16, 32, 64}},
     {"BK", 16, 3, {16, 32, 64}},
     {"LX", 4, 5, {1, 2, 4, 8, 16}},
@@ -808,13 +830,15 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
     }
     if (p->pf >= 3) {
         d[n].name    = "RSVEC";
-        d[n++].value = p->pf == 5 ? 2 : 1;
+        d[n++].value = p->pf == 6 ? 3 : p->pf == 5 ? 2 : 1;
     }
     if (p->pf == 4) {
         d[n].name    = "SPLITK";
         d[n++].value = 1;
     }
     n += gdn__gd_async_define(p->async, d + n);
+    if (p->async && p->pf == 6)
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
     return n + gdn__gd_unroll_define(p->unroll, d + n);
 }
 
@@ -874,7 +898,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_state_space, s, vals);
         state_plan_from(vals, &p);
-        p.async = p.pf == 5 && gdn__gd_cp_async(&ctx->dev);
+        p.async = p.pf >= 5 && gdn__gd_cp_async(&ctx->dev);
     }
     if ((st = state_plan_check(ctx, &p, s)))
         return st;
