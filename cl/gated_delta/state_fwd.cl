@@ -1012,6 +1012,13 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
  * BI a multiple of 8, LX LY = 2 BV. Local memory: 4 * (3 max(64 (BK + 8),
  * BI (K + 4)) + 64 + 32 BV) bytes (32.5 KiB at K = 128, BV = 64, BK = 32;
  * the last term is the twin's exchange buffer).
+ * (H200, B = 4, T = 4096, H = 16: 0.493-0.499 ms per scan, 218 registers.
+ * Two SIMD groups per 16 value columns, each forming Vn^T over half of K
+ * and updating its half of the state, the halves of Vn^T summed through
+ * local memory (two more barriers per chunk; 204 registers): 0.500-0.502
+ * ms with V tiles of 64, 0.565-0.568 with 32, against 0.500-0.509 in the
+ * same run, so half the products per group on the sequential path did not
+ * pay; not kept.)
  */
 #define NW3   (BV / 16) /* SIMD groups, 16 value columns each */
 #define NKT   (K / 8)   /* 8-column tiles of Hs^T */
