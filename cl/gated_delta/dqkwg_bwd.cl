@@ -303,7 +303,7 @@ gated_delta_dqkwg(DQKWG_PARAMS)
 #undef KV
 #endif /* !VEC */
 
-#if VEC
+#if VEC == 1 || VEC == 2
 /*
  * VEC=1 (and 2, below): gated_delta_dqkwg_v, the same function with every local-memory
  * operand read as float4 (GDN_TILE_MMA4), for GPUs where the scalar
@@ -545,3 +545,262 @@ gated_delta_dqkwg_v(DQKWG_PARAMS)
             }
 }
 #endif /* VEC */
+
+
+#if VEC == 3
+/*
+ * VEC=3: gated_delta_dqkwg_v with every product on GDN_TC's warp tiles
+ * (cl/include/gdn_tile.clh: 3xTF32 mma.sync on NVIDIA's tensor cores with
+ * GDN_TC=1, its plain twin elsewhere). 16 x 16 work-items = eight SIMD
+ * groups of 32; group wp owns rows r0 = 16 (wp % 4) ... r0 + 15 and the
+ * column half hh = wp / 4 (columns 32 hh ... of ds, q k^T and of the K
+ * tile of dq, dk, dw): four 8-column tiles of each, of which ds and q k^T
+ * form only those its rows need (as out_fwd's VEC=3). q k^T first, from q
+ * and k tiles staged in local memory. The V loop copies do, v_new, dv2 and
+ * h, dh (64 x 8 each, rows padded to 12) two tiles ahead into three slots
+ * (GDN_CP16, one barrier per tile); per tile the group forms ds += do
+ * v_new^T, dq += do h^T, dw += dv2 h^T (one B fragment of h^T for both)
+ * and dk += v_new dh^T. The accumulators then take the scalar kernel's
+ * layout for DQKWG_GATES (row RV(a) = r0 + g + 8 a, column CC(b) = 32 hh +
+ * 8 (b / 2) + 2 t + b % 2 of lane (g, t)); ds goes to local memory for
+ * dq += ds k (rows of ds up to the group's last row) and dk += ds^T q
+ * (rows of ds from the group's first row; GDN_TC_LOAD_AT). Operand rows
+ * past L repeat row L - 1 (finite; they reach only rows never stored and
+ * entries the mask zeroes, and the gates scale those rows of dq and dk to
+ * 0). Needs TY = TX = 16, BK = 64, BVT = 8. Local memory: max(3 * 5 * 64 *
+ * 12, 2 * 64 * 68, 64 * 40 + 256) + 64 floats (45 KiB).
+ */
+#if TY != 16 || TX != 16 || BK != 64 || BVT != 8
+#    error "dqkwg_bwd.cl: VEC=3 needs 16 x 16 work-items, BK = 64 and BVT = 8"
+#endif
+#define LDT3  (BVT + 4) /* row stride of the V loop's tiles */
+#define TILE3 (CH * LDT3)
+#define SLOT3 (5 * TILE3) /* do, v_new, dv2, h, dh */
+#define LDQ3  (BK + 4)    /* row stride of the q, k and ds tiles */
+#define DSZ3  MAX2(3 * SLOT3, MAX2(2 * CH * LDQ3, CH * 40 + WG))
+#undef TM
+#undef TNC
+#undef TNK
+#define TM  2 /* the accumulators' rows and columns per work-item, as DQKWG_GATES reads them */
+#define TNC 8
+#define TNK 8
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_dqkwg_v(DQKWG_PARAMS)
+{
+    __local float4 sX4[(DSZ3 + 3) / 4];
+    __local float  sG[CH];
+    __local float *sX = (__local float *)sX4;
+    DQKWG_INDICES();
+    const int wp = tid >> 5, rb = wp & 3, r0 = 16 * rb, hh = wp >> 2;
+    const int nc = min(2 * rb + 2, (L + 7) / 8); /* 8-column tiles of ds the rows need */
+    float     qkT[4][4], dsT[4][4], dqT[4][4], dkT[4][4], dwT[4][4];
+    float     af[GDN_TC_AN], af2[GDN_TC_AN], bf[GDN_TC_BN];
+    float     dgl = 0.0f;
+    (void)tx, (void)ty;
+
+    for (int r = tid; r < CH; r += WG)
+        sG[r] = r < L ? G[(ulong)(t0 + r) * HV + hv] : 0.0f;
+    GDN_TILE_ZERO(qkT, 4, 4);
+    GDN_TILE_ZERO(dsT, 4, 4);
+    GDN_TILE_ZERO(dqT, 4, 4);
+    GDN_TILE_ZERO(dkT, 4, 4);
+    GDN_TILE_ZERO(dwT, 4, 4);
+
+/* Rows (clamped to L - 1) of the chunk's q or k tile of this K tile into dst
+ * (64 x LDQ3). */
+#define DQ3_STAGE_QK(dst, src)                                                                     \
+    do {                                                                                           \
+        for (int e_ = tid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int   r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                         \
+            const ulong o_ = ((ulong)(t0 + min(r_, L - 1)) * H + hk) * K_DIM + k0 + c_;            \
+            GDN_ST4L(GDN_LD4G((src) + o_), (dst) + r_ * LDQ3 + c_);                                \
+        }                                                                                          \
+    } while (0)
+
+    /* q k^T of this K tile */
+    {
+        __local float *sQ = sX, *sK = sX + CH * LDQ3;
+        DQ3_STAGE_QK(sQ, q);
+        DQ3_STAGE_QK(sK, k);
+        barrier(CLK_LOCAL_MEM_FENCE);
+GDN_TC_UNROLL
+        for (int kk = 0; kk < BK; kk += 8) {
+            GDN_TC_LOAD_A(af, sQ, LDQ3, r0, kk);
+GDN_TC_UNROLL
+            for (int jt = 0; jt < 4; jt++)
+                if (4 * hh + jt < nc) {
+                    GDN_TC_LOAD_BT(bf, sK, LDQ3, kk, 8 * (4 * hh + jt));
+                    GDN_TC_MMA(qkT[jt], af, bf);
+                }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* the slots below reuse sQ, sK */
+    }
+
+/* V tile vt (columns vt BVT ...) of do, v_new, dv2 (rows clamped to L - 1)
+ * and of h, dh (this K tile's rows) into slot b. */
+#define DQ3_COPY(vt, b)                                                                            \
+    do {                                                                                           \
+        __local float *d_  = sX + (b) * SLOT3;                                                     \
+        const int      v0_ = (vt) * BVT;                                                           \
+        for (int e_ = tid; e_ < CH * (BVT / 4); e_ += WG) {                                        \
+            const int   r_ = e_ / (BVT / 4), c_ = 4 * (e_ - r_ * (BVT / 4));                       \
+            const ulong o_ = ((ulong)(t0 + min(r_, L - 1)) * HV + hv) * V_DIM + v0_ + c_;          \
+            const ulong s_ = st_base + (ulong)r_ * V_DIM + v0_ + c_;                               \
+            GDN_CP16(d_ + r_ * LDT3 + c_, do_ + o_);                                               \
+            GDN_CP16(d_ + TILE3 + r_ * LDT3 + c_, vnew + o_);                                      \
+            GDN_CP16(d_ + 2 * TILE3 + r_ * LDT3 + c_, dv2 + o_);                                   \
+            GDN_CP16(d_ + 3 * TILE3 + r_ * LDT3 + c_, h + s_);                                     \
+            GDN_CP16(d_ + 4 * TILE3 + r_ * LDT3 + c_, dh + s_);                                    \
+        }                                                                                          \
+    } while (0)
+
+    {
+        int cur = 0; /* the slot of the tile multiplied next */
+        DQ3_COPY(0, 0);
+        GDN_CP_COMMIT();
+        if (V_DIM / BVT > 1)
+            DQ3_COPY(1, 1);
+        GDN_CP_COMMIT();
+        for (int vt = 0; vt < V_DIM / BVT; vt++) {
+            __local const float *S_ = sX + cur * SLOT3;
+            GDN_CP_WAIT1();
+            barrier(CLK_LOCAL_MEM_FENCE); /* tile vt is in; tile vt - 1's readers are done */
+            if (vt + 2 < V_DIM / BVT)
+                DQ3_COPY(vt + 2, GDN_SLOT3_AHEAD(cur));
+            GDN_CP_COMMIT();
+            /* ds += do v_new^T; dq += do h^T; dw += dv2 h^T */
+            GDN_TC_LOAD_A(af, S_, LDT3, r0, 0);
+            GDN_TC_LOAD_A(af2, S_ + 2 * TILE3, LDT3, r0, 0);
+GDN_TC_UNROLL
+            for (int jt = 0; jt < 4; jt++)
+                if (4 * hh + jt < nc) {
+                    GDN_TC_LOAD_BT(bf, S_ + TILE3, LDT3, 0, 8 * (4 * hh + jt));
+                    GDN_TC_MMA(dsT[jt], af, bf);
+                }
+GDN_TC_UNROLL
+            for (int jt = 0; jt < 4; jt++) {
+                GDN_TC_LOAD_BT(bf, S_ + 3 * TILE3, LDT3, 0, 32 * hh + 8 * jt);
+                GDN_TC_MMA(dqT[jt], af, bf);
+                GDN_TC_MMA(dwT[jt], af2, bf);
+            }
+            /* dk += v_new dh^T */
+            GDN_TC_LOAD_A(af, S_ + TILE3, LDT3, r0, 0);
+GDN_TC_UNROLL
+            for (int jt = 0; jt < 4; jt++) {
+                GDN_TC_LOAD_BT(bf, S_ + 4 * TILE3, LDT3, 0, 32 * hh + 8 * jt);
+                GDN_TC_MMA(dkT[jt], af, bf);
+            }
+            /* <h, dh> over this tile */
+            for (int e = tid; e < BK * BVT; e += WG) {
+                const int r = e / BVT, cc = e - r * BVT;
+                const int o = r * LDT3 + cc;
+                dgl         = fma(S_[3 * TILE3 + o], S_[4 * TILE3 + o], dgl);
+            }
+            GDN_SLOT3_NEXT(cur);
+        }
+    }
+#undef DQ3_COPY
+
+    /* The scalar kernel's layout: element (a, b) is tile b / 2's element
+     * 2 a + b % 2. */
+#define RV(a)    (r0 + GDN_TC_ROW(2 * (a)))
+#define CC(b)    (32 * hh + 8 * ((b) >> 1) + GDN_TC_COL(b))
+#define QV(a, b) qreg[a][b]
+#define KV(a, b) kreg[a][b]
+    float ds[2][8], dq[2][8], dk[2][8], qk[2][8], qreg[2][8], kreg[2][8];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 8; b++) {
+            const int   e = 2 * a + (b & 1);
+            const ulong o = ((ulong)(t0 + min(RV(a), L - 1)) * H + hk) * K_DIM + k0 + CC(b);
+            ds[a][b]      = dsT[b >> 1][e];
+            dq[a][b]      = dqT[b >> 1][e];
+            dk[a][b]      = dkT[b >> 1][e];
+            qk[a][b]      = qkT[b >> 1][e];
+            qreg[a][b]    = q[o];
+            kreg[a][b]    = k[o];
+        }
+    DQKWG_GATES();
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 8; b++) {
+            dqT[b >> 1][2 * a + (b & 1)] = dq[a][b];
+            dkT[b >> 1][2 * a + (b & 1)] = dk[a][b];
+        }
+
+    /* Intra-chunk products: dq += ds k, dk += ds^T q. */
+    {
+        __local float *SR = sX, *sT = sX + CH * LDQ3;
+        barrier(CLK_LOCAL_MEM_FENCE); /* the V loop's slots are dead */
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 8; b++)
+                SR[RV(a) * LDQ3 + CC(b)] = ds[a][b];
+        DQ3_STAGE_QK(sT, k);
+        barrier(CLK_LOCAL_MEM_FENCE);
+GDN_TC_UNROLL
+        for (int jj = 0; jj < 8; jj++)
+            if (jj < nc) { /* ds_ij = 0 for j past row r0 + 15 or past L */
+                GDN_TC_LOAD_A(af, SR, LDQ3, r0, 8 * jj);
+GDN_TC_UNROLL
+                for (int jt = 0; jt < 4; jt++) {
+                    GDN_TC_LOAD_B(bf, sT, LDQ3, 8 * jj, 32 * hh + 8 * jt);
+                    GDN_TC_MMA(dqT[jt], af, bf);
+                }
+            }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        DQ3_STAGE_QK(sT, q);
+        barrier(CLK_LOCAL_MEM_FENCE);
+GDN_TC_UNROLL
+        for (int jj = 0; jj < 8; jj++)
+            if (jj >= 2 * rb && jj < (L + 7) / 8) { /* ds_ij = 0 for i before row r0 or past L */
+                GDN_TC_LOAD_AT(af, SR, LDQ3, r0, 8 * jj);
+GDN_TC_UNROLL
+                for (int jt = 0; jt < 4; jt++) {
+                    GDN_TC_LOAD_B(bf, sT, LDQ3, 8 * jj, 32 * hh + 8 * jt);
+                    GDN_TC_MMA(dkT[jt], af, bf);
+                }
+            }
+    }
+#undef DQ3_STAGE_QK
+
+    /* dG: row sums over the 8 lanes of a row (column half, t), column sums
+     * over the 32 of a column (row block, g), dgl over all, in a fixed order
+     * (deterministic). */
+    {
+        __local float *rrow = sX, *rcol = sX + CH * 8, *sdgl = sX + CH * 40;
+        const int      g = GDN_TC_LANE() >> 2, t = GDN_TC_LANE() & 3;
+        barrier(CLK_LOCAL_MEM_FENCE); /* SR and sT are dead */
+        for (int a = 0; a < 2; a++)
+            rrow[RV(a) * 8 + 4 * hh + t] = rowp[a];
+        for (int b = 0; b < 8; b++)
+            rcol[CC(b) * 32 + 8 * rb + g] = colp[b];
+        sdgl[tid] = dgl;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int r = tid; r < L; r += WG) {
+            float sum = 0.0f;
+            for (int x = 0; x < 8; x++)
+                sum += rrow[r * 8 + x];
+            for (int y = 0; y < 32; y++)
+                sum -= rcol[r * 32 + y];
+            if (r == L - 1)
+                for (int x = 0; x < WG; x++)
+                    sum += sdgl[x];
+            dGp[((ulong)ik * T + t0 + r) * HV + hv] = sum;
+        }
+    }
+    for (int jt = 0; jt < 4; jt++)
+        for (int e = 0; e < 4; e++) {
+            const int i = r0 + GDN_TC_ROW(e);
+            if (i < L) {
+                const ulong o = ((ulong)(t0 + i) * HV + hv) * K_DIM + k0 + 32 * hh + 8 * jt +
+                                GDN_TC_COL(e);
+                dqh[o] = dqT[jt][e];
+                dkh[o] = dkT[jt][e];
+                dw[o]  = -dwT[jt][e];
+            }
+        }
+}
+#undef RV
+#undef CC
+#undef QV
+#undef KV
+#endif /* VEC == 3 */

@@ -1136,16 +1136,16 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 
         /* Vn^T = u^T - Hs^T w^T, one BK-column slice of w at a time */
         GDN_TILE_ZERO(VT, 8, 4);
-#pragma unroll
+GDN_TC_UNROLL
         for (int s = 0; s < NSL; s++) {
             __local const float *WS = SL + cur * SLOT3;
             GDN_CP_WAIT1();
             barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; slice s - 1's readers are done */
             TC_AHEAD(c, s);
-#pragma unroll
+GDN_TC_UNROLL
             for (int kk = 0; kk < BK; kk += 8) {
                 GDN_TC_A_FROM_C(af, ST[(s * BK + kk) / 8], XW);
-#pragma unroll
+GDN_TC_UNROLL
                 for (int jn = 0; jn < 8; jn++) {
                     GDN_TC_LOAD_BTP(bf, WS, LDW3, kk, 8 * jn);
                     GDN_TC_MMA(VT[jn], af, bf);
@@ -1172,16 +1172,16 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             TC_LOAD_UG(c + 1);
 
         /* Hs^T += Vd^T K_c, one BI-row slice of k (all K columns) at a time */
-#pragma unroll
+GDN_TC_UNROLL
         for (int s = 0; s < NSL; s++) {
             __local const float *KS = SL + cur * SLOT3;
             GDN_CP_WAIT1();
             barrier(CLK_LOCAL_MEM_FENCE); /* k slice s is in */
             TC_AHEAD(c, NSL + s);
-#pragma unroll
+GDN_TC_UNROLL
             for (int kk = 0; kk < BI; kk += 8) {
                 GDN_TC_A_FROM_C(af, VT[(s * BI + kk) / 8], XW);
-#pragma unroll
+GDN_TC_UNROLL
                 for (int jn = 0; jn < NKT; jn++) {
                     GDN_TC_LOAD_BP(bf, KS, LDK3, kk, 8 * jn);
                     GDN_TC_MMA(ST[jn], af, bf);

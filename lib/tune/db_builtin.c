@@ -120,8 +120,11 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * work-items (6 plans), its GPU default; no row. dqkwg with those
      * stagings and q, k read once: 1.71 ms, this row still the best of 7.
      * Later, V tiles of 8 (outside the tuning space, fewer prefetch
-     * registers): 1.835-1.838 ms against 1.632-1.634, still 255 registers. */
-    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8"},
+     * registers): 1.835-1.838 ms against 1.632-1.634, still 255 registers.
+     * Then the products on the tensor cores (VEC=3, chunk_bwd.c's default
+     * where cp.async is): 1.395-1.400 ms against 1.631 for the VEC=2 plan
+     * "VEC=2 BK=64 BVT=16 TY=8 TX=16 UNROLL=8" this row held. */
+    {"sm_90",  "gated_delta/dqkwg",     "K128.V128", "VEC=3 BK=64 BVT=8 TY=16 TX=16"},
     /* dv_local: its GPU default (chunk_bwd.c) at UNROLL=8 against 0, B = 4,
      * T = 4096, H = 16, fwd+bwd, two runs each: 0.306-0.310 ms against
      * 0.319-0.321 (no gain before 488c06a's float4 global accesses). */

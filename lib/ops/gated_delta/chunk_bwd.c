@@ -433,7 +433,9 @@ static const char *sbwd_entry(const struct sbwd_plan *p)
 /* B5: dqkwg_bwd.cl */
 struct dqkwg_plan {
     int                bk, bvt, ty, tx;
-    int                vec;    /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched) */
+    int                vec;    /* VEC: gated_delta_dqkwg_v, float4 operand reads (2: prefetched;
+                                  3: the products on warp tiles, GDN_TC, TY = TX = 16, BK =
+                                  64, BVT = 8) */
     int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
     struct launch_geom g;
 };
@@ -441,6 +443,9 @@ struct dqkwg_plan {
 static size_t dqkwg_lmem(int bk, int bvt, int ty, int tx, int vec)
 {
     size_t a, b, c = (size_t)CH * (tx + ty) + (size_t)ty * tx;
+    if (vec == 3) /* three slots of five 64 x BVT tiles (ld BVT + 4); q, k tiles (ld BK + 4) */
+        return ((max_sz(15 * (size_t)CH * (size_t)(bvt + 4), 2 * (size_t)CH * (size_t)(bk + 4)) +
+                 3) / 4 * 4 + CH) * 4;
     if (vec) {
         const size_t lda = CH + 4, ldb = (size_t)bk + 4;
         a = max_sz((size_t)bvt * (3 * lda + 2 * ldb), (size_t)bk * 2 * lda);
@@ -460,6 +465,8 @@ static bool dqkwg_plan_ok(const struct dqkwg_plan *p, const struct gdn_gd_shape 
     const int wg = p->ty * p->tx;
     if (s->K % p->bk || s->V % p->bvt || p->bk % p->tx || CH % p->ty || CH % p->tx)
         return false;
+    if (p->vec == 3)
+        return p->ty == 16 && p->tx == 16 && p->bk == 64 && p->bvt == 8;
     return !p->vec ||
            ((CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 && (p->bk / p->tx) % 4 == 0 &&
             p->bvt % 4 == 0 &&
@@ -470,6 +477,16 @@ static void dqkwg_plan_default(const struct gdn_device *dev, const struct gdn_gd
                                struct dqkwg_plan *p)
 {
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    /* GPUs with cp.async and mma.sync: the products on the tensor cores
+     * (VEC=3; H200, K = V = 128, B = 4, T = 4096, H = 16: 1.395-1.400 ms
+     * against 1.631 for the VEC=2 row in lib/tune/db_builtin.c, two
+     * alternated runs; 128 registers, 45 KiB; capped at 80 or 64 registers
+     * it spills, 1.73-1.75 and 2.39 ms). */
+    if (gdn__gd_cp_async(dev) && s->K % 64 == 0 && s->V % 8 == 0) {
+        p->vec = 3, p->ty = p->tx = 16, p->bk = 64, p->bvt = 8;
+        if (lmem_fits(dev, dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, 3)))
+            return;
+    }
     /* GPUs: the float4 variant, 16 x 16 work-items over K tiles of 64
      * (4 x 4 micro-tiles of every product; H200, K = V = 128, B = 4, T =
      * 4096, H = 16: 3.40 ms against 4.06 for the scalar kernel's best plan).
@@ -518,10 +535,10 @@ static void dqkwg_space_defaults(int32_t *v, const void *problem, const struct g
 
 static const struct gdn_tune_param dqkwg_params[] = {
     {"BK", 16, 3, {16, 32, 64}},
-    {"BVT", 16, 3, {16, 32, 64}},
+    {"BVT", 16, 4, {8, 16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
-    {"VEC", 0, 3, {0, 1, 2}},
+    {"VEC", 0, 4, {0, 1, 2, 3}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_dqkwg_space = {
@@ -533,15 +550,21 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
 {
     struct gdn_define   d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
                                {"BVT", p->bvt}, {"TY", p->ty},   {"TX", p->tx},
-                               {"VEC", p->vec}, UNROLL_SLOT};
+                               {"VEC", p->vec}, {NULL, 0} /* GDN_ASYNC */,
+                               {NULL, 0} /* GDN_TC */, UNROLL_SLOT};
     struct launch_geom *g   = &p->g;
+    size_t              n   = GDN_ARRAY_SIZE(d) - 3;
     if (!dqkwg_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: illegal tile sizes");
+    if (p->vec == 3 && gdn__gd_cp_async(&ctx->dev)) { /* cp.async copies, 3xTF32 products */
+        n += gdn__gd_async_define(true, d + n);
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    }
     g->lmem = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->K / p->bk);
     g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
-    if (!format_defines(d, GDN_ARRAY_SIZE(d) - 1, p->unroll, g))
+    if (!format_defines(d, n, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: defines too long");
     return geom_check(ctx, "dqkwg", g);
 }
