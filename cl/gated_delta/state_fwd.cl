@@ -813,6 +813,44 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 }
 #endif /* REGSTATE */
 
+/* The copied forms (RSVEC = 2, 3), which define NSL, BI and NSC (slices of
+ * w and of k per chunk, rows of k per slice, slices per chunk): slice sl of
+ * chunk cc into slot b of SL, slots sz floats apart; a w slice (sl < NSL)
+ * is 64 x BK with rows ldw apart, a k slice BI x K with rows ldk apart (rows
+ * past the chunk: its last row). Offsets into the token-major tensors are
+ * int (T HV max(K, V) < 2^31, api.c), added to a pointer to the chunk's
+ * first row. SCAN_COPY_AHEAD, at slice p of chunk cc (slot cur): the copy
+ * of the slice two ahead (into the slot after the next), then a commit, also
+ * when nothing is left. */
+#define SCAN_COPY_SLICE(cc, sl, b, sz, ldw, ldk)                                                   \
+    do {                                                                                           \
+        const int      f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                               \
+        __local float *d_ = SL + (b) * (sz);                                                       \
+        if ((sl) < NSL) {                                                                          \
+            const __global float *s_ = w + ((f_ * HV + hv) * K + (sl) * BK);                       \
+            for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                     \
+                const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                       \
+                GDN_CP16(d_ + r_ * (ldw) + c_, s_ + (min(r_, l_ - 1) * (HV * K) + c_));            \
+            }                                                                                      \
+        } else {                                                                                   \
+            const int             r0_ = ((sl) - NSL) * BI;                                         \
+            const __global float *s_ = k + (f_ * H + kh) * K;                                      \
+            for (int e_ = lid; e_ < BI * (K / 4); e_ += WG) {                                      \
+                const int r_ = e_ / (K / 4), c_ = 4 * (e_ - r_ * (K / 4));                         \
+                GDN_CP16(d_ + r_ * (ldk) + c_, s_ + (min(r0_ + r_, l_ - 1) * (H * K) + c_));       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+#define SCAN_COPY_AHEAD(cc, p, sz, ldw, ldk)                                                       \
+    do {                                                                                           \
+        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
+        if ((p) + 2 < NSC)                                                                         \
+            SCAN_COPY_SLICE(cc, (p) + 2, b_, sz, ldw, ldk);                                        \
+        else if ((cc) + 1 < c_end)                                                                 \
+            SCAN_COPY_SLICE((cc) + 1, (p) + 2 - NSC, b_, sz, ldw, ldk);                            \
+        GDN_CP_COMMIT();                                                                           \
+    } while (0)
+
 #if defined(REGSTATE) && defined(RSVEC) && RSVEC == 2
 /*
  * gated_delta_state_fwd_rs, RSVEC=2 (PREFETCH=5 in the tuning space): the
@@ -885,39 +923,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
 
     RS_WINDOW_LOAD_S();
 
-/* Slice sl of chunk cc into slot b (rows past the chunk: its last row).
- * Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
- * api.c), added to a pointer to the chunk's first row. */
-#define RS2_COPY(cc, sl, b)                                                                        \
-    do {                                                                                           \
-        const int      f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                               \
-        __local float *d_ = SL + (b) * SLOT2;                                                      \
-        if ((sl) < NSL) {                                                                          \
-            const __global float *s_ = w + ((f_ * HV + hv) * K + (sl) * BK);                       \
-            for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                     \
-                const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                       \
-                GDN_CP16(d_ + r_ * LDW2 + c_, s_ + (min(r_, l_ - 1) * (HV * K) + c_));             \
-            }                                                                                      \
-        } else {                                                                                   \
-            const int             r0_ = ((sl) - NSL) * BI;                                         \
-            const __global float *s_ = k + (f_ * H + kh) * K;                                      \
-            for (int e_ = lid; e_ < BI * (K / 4); e_ += WG) {                                      \
-                const int r_ = e_ / (K / 4), c_ = 4 * (e_ - r_ * (K / 4));                         \
-                GDN_CP16(d_ + r_ * K + c_, s_ + (min(r0_ + r_, l_ - 1) * (H * K) + c_));           \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-/* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
- * the slot after the next), then a commit, also when nothing is left. */
-#define RS2_AHEAD(cc, p)                                                                           \
-    do {                                                                                           \
-        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
-        if ((p) + 2 < NSC)                                                                         \
-            RS2_COPY(cc, (p) + 2, b_);                                                             \
-        else if ((cc) + 1 < c_end)                                                                 \
-            RS2_COPY((cc) + 1, (p) + 2 - NSC, b_);                                                 \
-        GDN_CP_COMMIT();                                                                           \
-    } while (0)
+#define RS2_COPY(cc, sl, b) SCAN_COPY_SLICE(cc, sl, b, SLOT2, LDW2, K)
+#define RS2_AHEAD(cc, p)    SCAN_COPY_AHEAD(cc, p, SLOT2, LDW2, K)
 
     if (cb < c_end) {
         RS2_COPY(cb, 0, 0);
@@ -1062,39 +1069,8 @@ void gated_delta_state_fwd_rs(STATE_FWD_PARAMS)
             }
     }
 
-/* Slice sl of chunk cc into slot b (rows past the chunk: its last row).
- * Offsets into the token-major tensors are int (T HV max(K, V) < 2^31,
- * api.c), added to a pointer to the chunk's first row. */
-#define TC_COPY(cc, sl, b)                                                                         \
-    do {                                                                                           \
-        const int      f_ = bos + (cc) * CH, l_ = min(CH, eos - f_);                               \
-        __local float *d_ = SL + (b) * SLOT3;                                                      \
-        if ((sl) < NSL) {                                                                          \
-            const __global float *s_ = w + ((f_ * HV + hv) * K + (sl) * BK);                       \
-            for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                     \
-                const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                       \
-                GDN_CP16(d_ + r_ * LDW3 + c_, s_ + (min(r_, l_ - 1) * (HV * K) + c_));             \
-            }                                                                                      \
-        } else {                                                                                   \
-            const int             r0_ = ((sl) - NSL) * BI;                                         \
-            const __global float *s_ = k + (f_ * H + kh) * K;                                      \
-            for (int e_ = lid; e_ < BI * (K / 4); e_ += WG) {                                      \
-                const int r_ = e_ / (K / 4), c_ = 4 * (e_ - r_ * (K / 4));                         \
-                GDN_CP16(d_ + r_ * LDK3 + c_, s_ + (min(r0_ + r_, l_ - 1) * (H * K) + c_));        \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-/* At slice p of chunk cc (slot cur): the copy of the slice two ahead (into
- * the slot after the next), then a commit, also when nothing is left. */
-#define TC_AHEAD(cc, p)                                                                            \
-    do {                                                                                           \
-        const int b_ = GDN_SLOT3_AHEAD(cur);                                                       \
-        if ((p) + 2 < NSC)                                                                         \
-            TC_COPY(cc, (p) + 2, b_);                                                              \
-        else if ((cc) + 1 < c_end)                                                                 \
-            TC_COPY((cc) + 1, (p) + 2 - NSC, b_);                                                  \
-        GDN_CP_COMMIT();                                                                           \
-    } while (0)
+#define TC_COPY(cc, sl, b) SCAN_COPY_SLICE(cc, sl, b, SLOT3, LDW3, LDK3)
+#define TC_AHEAD(cc, p)    SCAN_COPY_AHEAD(cc, p, SLOT3, LDW3, LDK3)
 /* Chunk cc's u^T in the layout of Vn^T (rows past the chunk 0) and its
  * gates (0 past the chunk) into UT and gr. */
 #define TC_LOAD_UG(cc)                                                                             \
