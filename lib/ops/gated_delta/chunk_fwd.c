@@ -396,7 +396,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2], p.vec = vals[3];
-        p.async  = p.vec >= 2 && gdn__gd_cp_async(&ctx->dev);
+        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = kkt_plan_check(ctx, &p, s)))
@@ -885,7 +885,7 @@ gdn_status gdn__gd_state_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_state_plan       p;
-    struct gdn_define          defs[10];
+    struct gdn_define          defs[12]; /* state_plan_defines writes up to 11 */
     size_t                     nd, global[2], local[2];
     cl_kernel                  k;
     gdn_status                 st;
