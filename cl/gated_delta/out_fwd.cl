@@ -164,6 +164,25 @@
         }                                                                                          \
     } while (0)
 
+/* The copied forms (VEC = 2, 3): slice s (columns s BK ... of q and k, rows
+ * s BK ... of h) into slot b of LM, slots sz floats apart: q and k rows
+ * (rows past L: row L - 1) ldq apart, then h rows ldh apart. */
+#define OUT_COPY_SLICE_(s, b, sz, ldq, ldh)                                                        \
+    do {                                                                                           \
+        __local float *d_ = LM + (b) * (sz);                                                       \
+        const int      k0_ = (s) * BK;                                                             \
+        for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
+            const int o_ = min(r_, L - 1) * (H * K) + k0_ + c_;                                    \
+            GDN_CP16(d_ + r_ * (ldq) + c_, qc + o_);                                               \
+            GDN_CP16(d_ + CH * (ldq) + r_ * (ldq) + c_, kc + o_);                                  \
+        }                                                                                          \
+        for (int e_ = lid; e_ < BK * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(d_ + 2 * CH * (ldq) + r_ * (ldh) + c_, hc + ((k0_ + r_) * V + c_));           \
+        }                                                                                          \
+    } while (0)
+
 #if VEC == 1
 /*
  * VEC=1: every product reads its operands from local memory as float4
@@ -334,22 +353,7 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
     GDN_TILE_ZERO(accs, TMS, TNS);
     GDN_TILE_ZERO(acco, TMS, TNO);
 
-/* Slice s (columns s BK ... of q and k, rows s BK ... of h) into slot b. */
-#define OUT_COPY_SLICE(s, b)                                                                       \
-    do {                                                                                           \
-        __local float *d_ = LM + (b) * SLOT;                                                       \
-        const int      k0_ = (s) * BK;                                                             \
-        for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                         \
-            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
-            const int o_ = min(r_, L - 1) * (H * K) + k0_ + c_;                                    \
-            GDN_CP16(d_ + r_ * LDQ2 + c_, qc + o_);                                                \
-            GDN_CP16(d_ + CH * LDQ2 + r_ * LDQ2 + c_, kc + o_);                                    \
-        }                                                                                          \
-        for (int e_ = lid; e_ < BK * (BV / 4); e_ += WG) {                                         \
-            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
-            GDN_CP16(d_ + 2 * CH * LDQ2 + r_ * BV + c_, hc + ((k0_ + r_) * V + c_));               \
-        }                                                                                          \
-    } while (0)
+#define OUT_COPY_SLICE(s, b) OUT_COPY_SLICE_(s, b, SLOT, LDQ2, BV)
 
     OUT_COPY_SLICE(0, 0);
     for (int s = 0; s < K / BK; s++) {
@@ -445,22 +449,7 @@ void gated_delta_out_fwd(OUT_FWD_PARAMS)
     GDN_TILE_ZERO(accs, 4, 4);
     GDN_TILE_ZERO(acco, NO3, 4);
 
-/* Slice s (columns s BK ... of q and k, rows s BK ... of h) into slot b. */
-#define OUT_COPY_SLICE3(s, b)                                                                      \
-    do {                                                                                           \
-        __local float *d_ = LM + (b) * SLOT3;                                                      \
-        const int      k0_ = (s) * BK;                                                             \
-        for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                         \
-            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
-            const int o_ = min(r_, L - 1) * (H * K) + k0_ + c_;                                    \
-            GDN_CP16(d_ + r_ * LDQ3 + c_, qc + o_);                                                \
-            GDN_CP16(d_ + CH * LDQ3 + r_ * LDQ3 + c_, kc + o_);                                    \
-        }                                                                                          \
-        for (int e_ = lid; e_ < BK * (BV / 4); e_ += WG) {                                         \
-            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
-            GDN_CP16(d_ + 2 * CH * LDQ3 + r_ * LDH3 + c_, hc + ((k0_ + r_) * V + c_));             \
-        }                                                                                          \
-    } while (0)
+#define OUT_COPY_SLICE3(s, b) OUT_COPY_SLICE_(s, b, SLOT3, LDQ3, LDH3)
 /* Rows r1 ... r1 + 31 of the v_new tile into VL. */
 #define OUT_COPY_VNEW3(r1)                                                                         \
     do {                                                                                           \
