@@ -38,8 +38,12 @@
  *   LX    work-items along columns: 1, 2, 4, 8 or 16, dividing BNK and BNV
  *         (default 16)
  *   LY    work-items along rows: 4, 8 or 16 (default 16)
- *   VEC   1: the float4 form (WY_TILE4 below), for GPUs; 0 (default): the
- *         two forms above
+ *   VEC   1: the float4 form (WY_TILE4 below), for GPUs; 3: the products
+ *         on warp tiles (below; BNK = BNV = 32, LX = LY = 16); 0 (default):
+ *         the two forms above
+ *   GDN_ASYNC, GDN_TC  VEC=3: cp.async copies and 3xTF32 mma.sync (the host
+ *         sets both on NVIDIA compute capability >= 8.0), 0 (default): their
+ *         plain twins
  *   GDN_TILE_UNROLL  the unroll factor of the float4 products' loops over k
  *                    (tuning parameter UNROLL; 0, the default: the
  *                    compiler's choice; cl/include/gdn_tile.clh)
@@ -167,7 +171,7 @@
 #ifndef VEC
 #define VEC 0
 #endif
-#if VEC
+#if VEC == 1
 /*
  * VEC=1: the product reads its operands from local memory as float4
  * (GDN_TILE_MMA4): Ai is staged transposed (AT[j 64 + i] = Ai_ij, k-major A)
@@ -217,14 +221,131 @@
 #define WY_SCL_W(r) (b[WY_AT(r)] * exp2(G[WY_AT(r)]))
 #define WY_SCL_U(r) (b[WY_AT(r)])
 #endif
+#if VEC == 3
+/*
+ * VEC=3: the products on GDN_TC's warp tiles (cl/include/gdn_tile.clh:
+ * 3xTF32 mma.sync on NVIDIA's tensor cores with GDN_TC=1, its plain twin
+ * elsewhere), 16 x 16 work-items = eight SIMD groups of 32. The row scales
+ * go into Ai's columns instead of the operand rows (Ai diag(s) X = (Ai
+ * diag(s)) X), so the operand slices are plain copies: k and v in slices of
+ * 32 columns (64 x 32, rows padded to 40 so the B fragments are free of bank
+ * conflicts; rows past L repeat row L - 1, which meet only Ai's zero
+ * columns) copied a slice ahead into two slots (GDN_CP16: cp.async on
+ * NVIDIA). The V slices come first, against AL = Ai diag(b) (rows past L
+ * zero, ld 68); then AL's columns are multiplied by exp2(G) in place for the
+ * K slices (w's scale b exp2(G), rounded as (Ai b) exp2(G)). Group w owns
+ * the 8 columns 8 (w / 2) ... of each slice for two row blocks of 16 whose
+ * products are the same length together (Ai is lower triangular: rows
+ * 16 p ... need k < 16 (p + 1)): blocks 0 and 3 for even w, 1 and 2 for odd
+ * w; the k steps also stop at L. Each slice's results go from the
+ * accumulators straight to w or u. Local memory: 4 * (64 * 68 + 2 * 64 * 40
+ * + 128) bytes (37.5 KiB).
+ */
+#define BN3   32         /* columns per slice */
+#define LDA3  (CH + 4)   /* row stride of AL */
+#define LDX3  (BN3 + 8)  /* row stride of a slice */
+#define SLOT3 (CH * LDX3)
+#define NSV3  (V / BN3)  /* slices of v, then K / BN3 of k */
+#if WG != 256 || BNK != BN3 || BNV != BN3
+#error "wy_fwd: VEC=3 needs 16 x 16 work-items and BNK = BNV = 32"
+#endif
+#endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gated_delta_wy_fwd(__global const float *k, __global const float *v,
                         __global const float *b, __global const float *G,
                         __global const float *Ai, __global const int4 *chunks,
                         __global float *w, __global float *u, int H, int HV)
+#if VEC == 3
 {
-#if VEC /* float4 arrays: aligned for the MMA4 reads; Ai transposed, ld 64 */
+    __local float4 LM4[(CH * LDA3 + 2 * SLOT3) / 4]; /* float4: aligned for the copies */
+    __local float *AL = (__local float *)LM4, *XS = AL + CH * LDA3;
+    __local float4 bs4[CH / 4], es4[CH / 4]; /* b and exp2(G) per row, 0 past L */
+    __local float *bs = (__local float *)bs4, *es = (__local float *)es4;
+    const int      lid = (int)get_local_id(0);
+    const int      c = (int)get_group_id(0), hv = (int)get_group_id(1);
+    const int      kh = hv / (HV / H);
+    const int4     ch = chunks[c];
+    const int      first = ch.y, L = ch.z;
+    const int      g = lid >> 5, pa = g & 1, pb = 3 - pa, n0 = 8 * (g >> 1);
+    /* k steps of 8 of the two row blocks: to the block's end and to L */
+    const int      na = min(2 * pa + 2, (L + 7) / 8), nb = min(2 * pb + 2, (L + 7) / 8);
+    const __global float *kc = k + (first * H + kh) * K, *vc = v + (first * HV + hv) * V;
+    float          acc[2][4], af[GDN_TC_AN], bf[GDN_TC_BN];
+
+/* Slice s (v's columns BN3 s ..., then k's) into slot b_. */
+#define WY_COPY3(s, b_)                                                                            \
+    do {                                                                                           \
+        const bool            iv_ = (s) < NSV3;                                                    \
+        const __global float *src_ = iv_ ? vc + (s) * BN3 : kc + ((s) - NSV3) * BN3;               \
+        const int             ld_ = iv_ ? HV * V : H * K;                                          \
+        for (int e_ = lid; e_ < CH * (BN3 / 4); e_ += WG) {                                        \
+            const int r_ = e_ / (BN3 / 4), c_ = 4 * (e_ - r_ * (BN3 / 4));                         \
+            GDN_CP16(XS + (b_) * SLOT3 + r_ * LDX3 + c_, src_ + (min(r_, L - 1) * ld_ + c_));       \
+        }                                                                                          \
+    } while (0)
+
+    WY_COPY3(0, 0);
+    for (int r = lid; r < CH; r += WG) {
+        const bool  ok = r < L;
+        const ulong at = (ulong)(first + (ok ? r : 0)) * (ulong)HV + (ulong)hv;
+        bs[r]          = ok ? b[at] : 0.0f;
+        es[r]          = ok ? exp2(G[at]) : 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int e = lid; e < CH * (CH / 4); e += WG) { /* AL = Ai diag(b), rows past L zero */
+        const int r = e / (CH / 4), cc = 4 * (e - r * (CH / 4));
+        float4    x = (float4)0.0f;
+        if (r < L)
+            x = GDN_LD4G(Ai + ((ulong)(first + r) * (ulong)HV + (ulong)hv) * CH + (ulong)cc);
+        GDN_ST4L(x * GDN_LD4L(bs + cc), AL + r * LDA3 + cc);
+    }
+    for (int s = 0; s < NSV3 + K / BN3; s++) {
+        __local const float *X = XS + (s & 1) * SLOT3;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+        if (s == NSV3) { /* w's scale: AL = Ai diag(b exp2(G)) */
+            for (int e = lid; e < CH * (CH / 4); e += WG) {
+                const int r = e / (CH / 4), cc = 4 * (e - r * (CH / 4));
+                GDN_ST4L(GDN_LD4L(AL + r * LDA3 + cc) * GDN_LD4L(es + cc), AL + r * LDA3 + cc);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        if (s + 1 < NSV3 + K / BN3)
+            WY_COPY3(s + 1, (s + 1) & 1);
+        GDN_TILE_ZERO(acc, 2, 4);
+        /* (A fixed trip count: PoCL 3.1 ran this loop to the odd groups'
+         * nb in every group when nb was its bound, for some K and V.) */
+        for (int ks = 0; ks < CH / 8; ks++)
+            if (ks < nb) {
+                GDN_TC_LOAD_B(bf, X, LDX3, 8 * ks, n0);
+                if (ks < na) {
+                    GDN_TC_LOAD_A(af, AL, LDA3, 16 * pa, 8 * ks);
+                    GDN_TC_MMA(acc[0], af, bf);
+                }
+                GDN_TC_LOAD_A(af, AL, LDA3, 16 * pb, 8 * ks);
+                GDN_TC_MMA(acc[1], af, bf);
+            }
+        {
+            const bool      iv = s < NSV3;
+            const int       D = iv ? V : K, c0 = BN3 * (iv ? s : s - NSV3) + n0;
+            __global float *dst = iv ? u : w;
+#pragma unroll
+            for (int q = 0; q < 2; q++)
+#pragma unroll
+                for (int e = 0; e < 4; e += 2) {
+                    const int i = 16 * (q ? pb : pa) + GDN_TC_ROW(e);
+                    if (i < L)
+                        *(__global float2 *)(dst + ((first + i) * HV + hv) * D + c0 +
+                                             GDN_TC_COL(e)) = (float2)(acc[q][e], acc[q][e + 1]);
+                }
+        }
+    }
+#undef WY_COPY3
+}
+#else /* VEC != 3 */
+{
+#if VEC == 1 /* float4 arrays: aligned for the MMA4 reads; Ai transposed, ld 64 */
     __local float4 AL4[CH * CH / 4], XL4[CH * BNMAX / 4];
     __local float *AL = (__local float *)AL4, *XL = (__local float *)XL4;
 #else
@@ -249,7 +370,7 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         bw[r]          = bv * exp2(gv);
     }
 #endif
-#if VEC
+#if VEC == 1
     /* Ai transposed */
     GDN_TILE_STAGE_T(AL, CH, Ai + ((ulong)first * (ulong)HV + (ulong)hv) * CH, (ulong)HV * CH, CH,
                      CH, L, lid, WG);
@@ -277,3 +398,4 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     WY_TILE(BNV, v, hv, HV, V, bu, u);
 #endif
 }
+#endif /* VEC */

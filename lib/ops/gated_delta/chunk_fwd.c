@@ -430,14 +430,21 @@ struct gd_wy_plan {
     int32_t lx;  /* LX: work-items along columns (4, 8, 16; divides BNK, BNV) */
     int32_t ly;  /* LY: work-items along rows (4, 8, 16) */
     int32_t vec; /* VEC: 1 = float4 operands, contiguous rows per work-item
-                    (LX >= 4, BNK and BNV multiples of 4 LX) */
+                    (LX >= 4, BNK and BNV multiples of 4 LX); 3 = the products
+                    on warp tiles of 16 x 8 (GDN_TC), slices copied a slice
+                    ahead (BNK = BNV = 32, LX = LY = 16) */
     int32_t unroll; /* UNROLL: GDN_TILE_UNROLL, the unroll factor of the loops
                        over k of the float4 products (0: the compiler's) */
+    bool    async;  /* not tuned: VEC=3's copies are cp.async (GDN_ASYNC=1) and
+                       its products 3xTF32 mma.sync (GDN_TC=1), set from
+                       gdn__gd_cp_async */
 };
 
 static size_t wy_plan_local(const struct gd_wy_plan *p)
 {
     size_t bn = (size_t)(p->bnk > p->bnv ? p->bnk : p->bnv);
+    if (p->vec == 3) /* Ai diag(s) (ld 68), two slots of 64 x 32 (ld 40), b and exp2(G) */
+        return sizeof(float) * ((size_t)CH * (CH + 4) + 2 * (size_t)CH * 40 + 2 * CH);
     if (p->vec) /* Ai transposed (ld 64) + the operand tile; row scales from global memory */
         return sizeof(float) * ((size_t)CH * CH + (size_t)CH * bn);
     return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)CH * bn + 2 * CH);
@@ -451,6 +458,14 @@ static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_sh
     int32_t cap;
 
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
+    p->async  = false;
+    /* GPUs with cp.async and mma.sync (GDN_DEVICE_FLAG_INLINE_PTX): the
+     * products on the tensor cores (VEC=3, 3xTF32). */
+    if (gdn__gd_cp_async(dev)) {
+        p->vec = 3, p->lx = p->ly = 16, p->bnk = p->bnv = 32;
+        if (wy_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), wy_plan_local(p)))
+            return;
+    }
     /* GPUs: the float4 form, 16 x 16 work-items over whole 128-wide tiles
      * (H200, K = V = 128, B = 4, T = 4096, H = 16: 0.31 ms against 0.55 for
      * the scalar form's default; sweep of 7 plans with GDN_TUNE). */
@@ -479,8 +494,10 @@ static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
              s->V % p->bnv || p->lx < 1 || p->ly < 1 || CH % p->ly || p->bnk % p->lx ||
              p->bnv % p->lx || (p->lx == 1 && (16 % p->ly || p->ly < 4)) ||
              /* VEC: 64 / LY, BNK / LX and BNV / LX multiples of 4 (the kernel's #error) */
-             (p->vec != 0 && (p->vec != 1 || p->lx < 4 || (CH / p->ly) % 4 ||
-                              p->bnk % (4 * p->lx) || p->bnv % (4 * p->lx))));
+             (p->vec == 1 && (p->lx < 4 || (CH / p->ly) % 4 || p->bnk % (4 * p->lx) ||
+                              p->bnv % (4 * p->lx))) ||
+             (p->vec == 3 && (p->lx != 16 || p->ly != 16 || p->bnk != 32 || p->bnv != 32)) ||
+             (p->vec != 0 && p->vec != 1 && p->vec != 3));
 }
 
 static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
@@ -494,12 +511,17 @@ static gdn_status wy_plan_check(gdn_context *ctx, const struct gd_wy_plan *p,
 static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_shape *s,
                               struct gdn_define *d)
 {
-    return tile_plan_defines("BNK", p->bnk, "BNV", p->bnv, p->lx, p->ly, p->vec, p->unroll, s, d);
+    size_t n =
+        tile_plan_defines("BNK", p->bnk, "BNV", p->bnv, p->lx, p->ly, p->vec, p->unroll, s, d);
+    n += gdn__gd_async_define(p->async, d + n);
+    if (p->async)
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    return n;
 }
 
 static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
 {
-    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    const struct gd_wy_plan p = {v[0], v[1], v[2], v[3], v[4], v[5], false};
     return wy_plan_ok(&p, problem) &&
            space_fits(dev, problem, (size_t)(p.lx * p.ly), wy_plan_local(&p), -1);
 }
@@ -516,7 +538,7 @@ static const struct gdn_tune_param wy_params[] = {
     {"BNV", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
-    {"VEC", 0, 2, {0, 1}},
+    {"VEC", 0, 3, {0, 1, 3}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_wy_space = {
@@ -528,7 +550,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_wy_plan          p;
-    struct gdn_define          defs[8];
+    struct gdn_define          defs[10];
     size_t                     nd, global[2], local[2] = {WY_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -542,6 +564,7 @@ gdn_status gdn__gd_wy_fwd(struct gdn_gated_delta_tape *tp, cl_mem w, cl_mem u)
         gdn__gd_stage_lookup(ctx, &gdn__gd_wy_space, s, vals);
         p.bnk = vals[0], p.bnv = vals[1], p.lx = vals[2], p.ly = vals[3], p.vec = vals[4];
         p.unroll = vals[5];
+        p.async  = p.vec == 3 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = wy_plan_check(ctx, &p, s)))
