@@ -48,9 +48,12 @@
  *   LX  work-items along Gram columns: 1, 2, 4, 8 or 16 (default 16)
  *   LY  work-items along Gram rows: 4, 8 or 16 (default 16)
  *   VEC 2: the GPU form's Gram from row-major slices copied ahead (below);
- *       0 (default): as above
- *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2 only; the host sets it on
+ *       3: the same copies, the Gram on warp tiles (below); 0 (default): as
+ *       above
+ *   GDN_ASYNC  1: GDN_CP16 is cp.async (VEC=2, 3; the host sets it on
  *       NVIDIA compute capability >= 8.0), 0 (default): its plain twin
+ *   GDN_TC  1: VEC=3's products are 3xTF32 mma.sync (set with GDN_ASYNC),
+ *       0 (default): their plain twin
  */
 #include "gdn_common.clh"
 #include "gdn_tile.clh"
@@ -89,6 +92,9 @@
 #if VEC == 2 && (BK != 16 || LX == 1)
 #error "kkt_solve: VEC=2 needs BK = 16 and LX > 1"
 #endif
+#if VEC == 3 && (BK != 16 || LX != 16 || LY < 8)
+#error "kkt_solve: VEC=3 needs BK = 16, LX = 16 and LY = 8 or 16"
+#endif
 /*
  * VEC=2 (the GPU form only): the Gram matrix from key slices staged
  * row-major and copied by GDN_CP16 (cp.async on NVIDIA, a plain load and
@@ -103,6 +109,15 @@
  * past L repeat row L - 1 (the mask zeroes what they reach); int offsets
  * (T HV max(K, V) < 2^31, api.c). Needs BK = 16 (two slots of 64 x 20
  * floats fit in AL).
+ *
+ * VEC=3: VEC=2's copies with the Gram products on GDN_TC's warp tiles
+ * (cl/include/gdn_tile.clh: 3xTF32 mma.sync on NVIDIA's tensor cores with
+ * GDN_TC=1, its plain twin elsewhere): KKT_NW = LX LY / 32 SIMD groups (4 or
+ * 8); group w forms the 16 x 8 tiles of row block p = w % 4 whose columns
+ * lie below the block's end and below L (tiles w / 4, w / 4 + KKT_NW / 4, ...
+ * of the 2 p + 2 at or left of the diagonal); row blocks at or past L form
+ * none. AL is zeroed before the mask writes the formed tiles, so the upper
+ * blocks and the columns past L hold the zeros the inverse needs.
  */
 #if VEC == 2
 #define KKT_ROW(a) (TMG * ty + (a))
@@ -124,7 +139,7 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
                            __global const float *G, __global const int4 *chunks,
                            __global float *Ai, int H, int HV)
 {
-#if VEC == 2
+#if VEC >= 2
     __local float4 AL4[(CH * LDA + 3) / 4]; /* A, then Ai in place; first the key slots */
     __local float *AL = (__local float *)AL4;
 #else
@@ -138,7 +153,13 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     const int     kh = hv / (HV / H);
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
-#if LX == 1
+#if VEC == 3
+#define KKT_NW  (WG / 32)      /* SIMD groups */
+#define KKT_TPW (32 / KKT_NW)  /* tiles per group, at most */
+    const int     wq = lid >> 5, pq = wq & 3, jq = wq >> 2;
+    const int     njq = min(2 * pq + 2, (L + 7) / 8); /* tiles the rows need */
+    float         acc[KKT_TPW][4], af[GDN_TC_AN], bf[GDN_TC_BN];
+#elif LX == 1
     float16       acc[TMG][4];
 #else
     float         acc[TMG][TNG];
@@ -153,18 +174,22 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 
     /* Gram matrix K_c K_c^T over slices of BK key columns, lower blocks
      * only: row i = ty + LY a needs the columns of blocks 0 .. BLK(a). */
-#if LX == 1
+#if VEC == 3
+    GDN_TILE_ZERO(acc, KKT_TPW, 4);
+#elif LX == 1
     for (int a = 0; a < TMG; a++)
         for (int v = 0; v < 4; v++)
             acc[a][v] = (float16)0.0f;
 #else
     GDN_TILE_ZERO(acc, TMG, TNG);
 #endif
-#if VEC == 2
+#if VEC >= 2
     {
         const __global float *kc = k + (first * H + kh) * K;
+#if VEC == 2
         const int             rend = TMG * ty + TMG;
         const int             ne = min(TNG, (min(rend, L) + LX - 1) / LX); /* column strides */
+#endif
 #define KKT_COPY(s_, b_)                                                                           \
     for (int e_ = lid; e_ < CH * (BK / 4); e_ += WG) {                                             \
         const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                               \
@@ -178,17 +203,31 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
             barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
             if (s + 1 < K / BK)
                 KKT_COPY(s + 1, (s + 1) & 1);
+#if VEC == 3
+            if (16 * pq < L)
+#pragma unroll
+                for (int kk = 0; kk < BK; kk += 8) {
+                    GDN_TC_LOAD_A(af, KS, BK + 4, 16 * pq, kk);
+#pragma unroll
+                    for (int e = 0; e < KKT_TPW; e++)
+                        if (jq + (KKT_NW / 4) * e < njq) {
+                            GDN_TC_LOAD_BT(bf, KS, BK + 4, kk, 8 * (jq + (KKT_NW / 4) * e));
+                            GDN_TC_MMA(acc[e], af, bf);
+                        }
+                }
+#else
 #pragma unroll
             for (int kk = 0; kk < BK; kk += 4) {
                 float4 a4[TMG];
                 GDN_TILE_LOAD4R(a4, TMG, KS, BK + 4, TMG * ty, kk);
                 GDN_TILE_DOT4_STEP(acc, TMG, TNG, a4, KS, BK + 4, tx, LX, 0, ne, kk);
             }
+#endif
         }
 #undef KKT_COPY
         barrier(CLK_LOCAL_MEM_FENCE); /* the slots' readers are done: the mask writes AL */
     }
-#else
+#else /* VEC < 2 */
     for (int k0 = 0; k0 < K; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
 #if LX == 1
@@ -258,10 +297,25 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
         }
 #endif
     }
-#endif /* VEC == 2 */
+#endif /* VEC >= 2 */
 
     /* Gate, beta and the strict-lower mask (mask first, then exp2). */
-#if LX == 1
+#if VEC == 3
+    for (int e = lid; e < CH * LDA; e += WG)
+        AL[e] = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (16 * pq < L)
+#pragma unroll
+        for (int e = 0; e < KKT_TPW; e++)
+            if (jq + (KKT_NW / 4) * e < njq)
+                for (int f = 0; f < 4; f++) {
+                    const int   i = 16 * pq + GDN_TC_ROW(f);
+                    const int   j = 8 * (jq + (KKT_NW / 4) * e) + GDN_TC_COL(f);
+                    const bool  m = j < i && i < L;
+                    const float x = select(0.0f, Gs[i] - Gs[j], (int)m);
+                    AL[i * LDA + j] = select(0.0f, bs[i] * acc[e][f] * exp2(x), (int)m);
+                }
+#elif LX == 1
     for (int a = 0; a < WI_TRIP(TMG); a++) {
         const int   i = ty + LY * a;
         const float gi = Gs[i], bi = bs[i];

@@ -225,29 +225,32 @@
 /*
  * VEC=3: the products on GDN_TC's warp tiles (cl/include/gdn_tile.clh:
  * 3xTF32 mma.sync on NVIDIA's tensor cores with GDN_TC=1, its plain twin
- * elsewhere), 16 x 16 work-items = eight SIMD groups of 32. The row scales
- * go into Ai's columns instead of the operand rows (Ai diag(s) X = (Ai
- * diag(s)) X), so the operand slices are plain copies: k and v in slices of
- * 32 columns (64 x 32, rows padded to 40 so the B fragments are free of bank
- * conflicts; rows past L repeat row L - 1, which meet only Ai's zero
- * columns) copied a slice ahead into two slots (GDN_CP16: cp.async on
- * NVIDIA). The V slices come first, against AL = Ai diag(b) (rows past L
- * zero, ld 68); then AL's columns are multiplied by exp2(G) in place for the
- * K slices (w's scale b exp2(G), rounded as (Ai b) exp2(G)). Group w owns
- * the 8 columns 8 (w / 2) ... of each slice for two row blocks of 16 whose
- * products are the same length together (Ai is lower triangular: rows
- * 16 p ... need k < 16 (p + 1)): blocks 0 and 3 for even w, 1 and 2 for odd
- * w; the k steps also stop at L. Each slice's results go from the
- * accumulators straight to w or u. Local memory: 4 * (64 * 68 + 2 * 64 * 40
- * + 128) bytes (37.5 KiB).
+ * elsewhere), 16 x 8 or 16 x 16 work-items = four or eight SIMD groups of
+ * 32. The row scales go into Ai's columns instead of the operand rows
+ * (Ai diag(s) X = (Ai diag(s)) X), so the operand slices are plain copies:
+ * k and v in slices of 32 columns (64 x 32, rows padded to 40 so the B
+ * fragments are free of bank conflicts; rows past L repeat row L - 1, which
+ * meet only Ai's zero columns) copied a slice ahead into two slots
+ * (GDN_CP16: cp.async on NVIDIA). The V slices come first, against
+ * AL = Ai diag(b) (rows past L zero, ld 68); then AL's columns are
+ * multiplied by exp2(G) in place for the K slices (w's scale b exp2(G),
+ * rounded as (Ai b) exp2(G)). Group w owns NTW3 8-column tiles of each
+ * slice, from column 8 NTW3 (w / 2) (two tiles with four groups, one with
+ * eight: a group loads each A fragment once for its tiles), in two row
+ * blocks of 16 whose products are the same length together (Ai is lower
+ * triangular: rows 16 p ... need k < 16 (p + 1)): blocks 0 and 3 for even w,
+ * 1 and 2 for odd w; the k steps also stop at L. Each slice's results go
+ * from the accumulators straight to w or u. Local memory: 4 * (64 * 68 +
+ * 2 * 64 * 40 + 128) bytes (37.5 KiB).
  */
 #define BN3   32         /* columns per slice */
 #define LDA3  (CH + 4)   /* row stride of AL */
 #define LDX3  (BN3 + 8)  /* row stride of a slice */
 #define SLOT3 (CH * LDX3)
 #define NSV3  (V / BN3)  /* slices of v, then K / BN3 of k */
-#if WG != 256 || BNK != BN3 || BNV != BN3
-#error "wy_fwd: VEC=3 needs 16 x 16 work-items and BNK = BNV = 32"
+#define NTW3  (8 * 32 / WG) /* 8-column tiles of a slice per SIMD group: 2 or 1 */
+#if LX != 16 || (LY != 8 && LY != 16) || BNK != BN3 || BNV != BN3
+#error "wy_fwd: VEC=3 needs 16 x 8 or 16 x 16 work-items and BNK = BNV = 32"
 #endif
 #endif
 
@@ -267,11 +270,11 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
     const int      kh = hv / (HV / H);
     const int4     ch = chunks[c];
     const int      first = ch.y, L = ch.z;
-    const int      g = lid >> 5, pa = g & 1, pb = 3 - pa, n0 = 8 * (g >> 1);
+    const int      g = lid >> 5, pa = g & 1, pb = 3 - pa, n0 = 8 * NTW3 * (g >> 1);
     /* k steps of 8 of the two row blocks: to the block's end and to L */
     const int      na = min(2 * pa + 2, (L + 7) / 8), nb = min(2 * pb + 2, (L + 7) / 8);
     const __global float *kc = k + (first * H + kh) * K, *vc = v + (first * HV + hv) * V;
-    float          acc[2][4], af[GDN_TC_AN], bf[GDN_TC_BN];
+    float          acc[2][NTW3][4], af[GDN_TC_AN], bf[NTW3][GDN_TC_BN];
 
 /* Slice s (v's columns BN3 s ..., then k's) into slot b_. */
 #define WY_COPY3(s, b_)                                                                            \
@@ -313,18 +316,25 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
         }
         if (s + 1 < NSV3 + K / BN3)
             WY_COPY3(s + 1, (s + 1) & 1);
-        GDN_TILE_ZERO(acc, 2, 4);
+        GDN_TILE_ZERO(acc[0], NTW3, 4);
+        GDN_TILE_ZERO(acc[1], NTW3, 4);
         /* (A fixed trip count: PoCL 3.1 ran this loop to the odd groups'
          * nb in every group when nb was its bound, for some K and V.) */
         for (int ks = 0; ks < CH / 8; ks++)
             if (ks < nb) {
-                GDN_TC_LOAD_B(bf, X, LDX3, 8 * ks, n0);
+#pragma unroll
+                for (int j = 0; j < NTW3; j++)
+                    GDN_TC_LOAD_B(bf[j], X, LDX3, 8 * ks, n0 + 8 * j);
                 if (ks < na) {
                     GDN_TC_LOAD_A(af, AL, LDA3, 16 * pa, 8 * ks);
-                    GDN_TC_MMA(acc[0], af, bf);
+#pragma unroll
+                    for (int j = 0; j < NTW3; j++)
+                        GDN_TC_MMA(acc[0][j], af, bf[j]);
                 }
                 GDN_TC_LOAD_A(af, AL, LDA3, 16 * pb, 8 * ks);
-                GDN_TC_MMA(acc[1], af, bf);
+#pragma unroll
+                for (int j = 0; j < NTW3; j++)
+                    GDN_TC_MMA(acc[1][j], af, bf[j]);
             }
         {
             const bool      iv = s < NSV3;
@@ -336,8 +346,11 @@ void gated_delta_wy_fwd(__global const float *k, __global const float *v,
                 for (int e = 0; e < 4; e += 2) {
                     const int i = 16 * (q ? pb : pa) + GDN_TC_ROW(e);
                     if (i < L)
-                        *(__global float2 *)(dst + ((first + i) * HV + hv) * D + c0 +
-                                             GDN_TC_COL(e)) = (float2)(acc[q][e], acc[q][e + 1]);
+#pragma unroll
+                        for (int j = 0; j < NTW3; j++)
+                            *(__global float2 *)(dst + ((first + i) * HV + hv) * D + c0 + 8 * j +
+                                                 GDN_TC_COL(e)) =
+                                (float2)(acc[q][j][e], acc[q][j][e + 1]);
                 }
         }
     }

@@ -287,9 +287,12 @@ struct gd_kkt_plan {
     int32_t lx; /* LX: work-items along columns (4, 8, 16) */
     int32_t ly; /* LY: work-items along rows (4, 8, 16) */
     int32_t vec; /* VEC: 2 = the Gram from row-major key slices copied a slice
-                    ahead (BK 16, LX > 1), 0 = staged transposed */
-    bool    async; /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1), set
-                      from gdn__gd_cp_async */
+                    ahead (BK 16, LX > 1), 3 = the same with the Gram on warp
+                    tiles of 16 x 8 (GDN_TC; BK 16, LX 16, LY 8 or 16), 0 =
+                    staged transposed */
+    bool    async; /* not tuned: VEC=2's and 3's copies are cp.async
+                      (GDN_ASYNC=1) and VEC=3's products 3xTF32 mma.sync
+                      (GDN_TC=1), set from gdn__gd_cp_async */
 };
 
 static size_t kkt_plan_local(const struct gd_kkt_plan *p)
@@ -303,7 +306,12 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
                              struct gd_kkt_plan *p)
 {
     p->async = false;
-    /* GPUs with cp.async (GDN_DEVICE_FLAG_INLINE_PTX): the Gram from key
+    /* GPUs with cp.async and mma.sync (GDN_DEVICE_FLAG_INLINE_PTX): the Gram
+     * on the tensor cores (VEC=3, 3xTF32), 16 x 8 work-items = four SIMD
+     * groups (H200, K = V = 128, B = 4, T = 4096, H = 16, two alternated
+     * runs: 0.165-0.168 ms against 0.197-0.203 for VEC=2; 16 x 16, 0.197-0.199;
+     * the grid with the heads fastest instead of the chunks, 0.187-0.195).
+     * Before it, VEC=2: the Gram from key
      * slices copied ahead, 16 x 8 work-items (H200, K = V = 128, B = 4, T =
      * 4096, H = 16, three alternated runs: 0.211-0.217 ms against 0.236-0.238
      * for the sm_90 row before, BK=32 16 x 8 without it; 16 x 16, 0.224-0.225;
@@ -314,7 +322,7 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * tiles of 64 and 128, 16 x 8 and 16 x 16 work-items): nothing gained,
      * so the stages stay apart. */
     if (gdn__gd_cp_async(dev)) {
-        p->vec = 2, p->bk = 16, p->lx = 16, p->ly = 8;
+        p->vec = 3, p->bk = 16, p->lx = 16, p->ly = 8;
         if (kkt_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), kkt_plan_local(p)))
             return;
     }
@@ -329,7 +337,8 @@ static bool kkt_plan_ok(const struct gd_kkt_plan *p, const struct gdn_gd_shape *
 {
     return (p->bk == 16 || p->bk == 32 || p->bk == 64 || p->bk == 128) && s->K % p->bk == 0 &&
            p->lx >= 1 && p->ly >= 4 && 16 % p->lx == 0 && 16 % p->ly == 0 &&
-           (p->vec == 0 || (p->vec == 2 && p->bk == 16 && p->lx > 1));
+           (p->vec == 0 || (p->vec == 2 && p->bk == 16 && p->lx > 1) ||
+            (p->vec == 3 && p->bk == 16 && p->lx == 16 && p->ly >= 8));
 }
 
 static gdn_status kkt_plan_check(gdn_context *ctx, const struct gd_kkt_plan *p,
@@ -351,7 +360,10 @@ static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_
     n = 4;
     if (p->vec) /* (VEC=0 keeps the options, hence the cached programs, of before) */
         d[n].name = "VEC", d[n++].value = p->vec;
-    return n + gdn__gd_async_define(p->async, d + n);
+    n += gdn__gd_async_define(p->async, d + n);
+    if (p->async && p->vec == 3)
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    return n;
 }
 
 static bool kkt_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -372,7 +384,7 @@ static const struct gdn_tune_param kkt_params[] = {
     {"BK", 16, 4, {16, 32, 64, 128}},
     {"LX", 16, 5, {1, 2, 4, 8, 16}},
     {"LY", 16, 3, {4, 8, 16}},
-    {"VEC", 0, 2, {0, 2}},
+    {"VEC", 0, 3, {0, 2, 3}},
 };
 const struct gdn_tune_space gdn__gd_kkt_space = {
     "gated_delta/kkt_solve", (int32_t)GDN_ARRAY_SIZE(kkt_params), kkt_params, kkt_space_valid,
@@ -383,7 +395,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
     gdn_context               *ctx = tp->ctx;
     const struct gdn_gd_shape *s   = &tp->s;
     struct gd_kkt_plan         p;
-    struct gdn_define          defs[6];
+    struct gdn_define          defs[8];
     size_t                     nd, global[2], local[2] = {KKT_WG, 1};
     cl_kernel                  k;
     gdn_status                 st;
@@ -396,7 +408,7 @@ gdn_status gdn__gd_kkt_solve(struct gdn_gated_delta_tape *tp)
         int32_t vals[GDN_TUNE_MAX_PARAMS];
         gdn__gd_stage_lookup(ctx, &gdn__gd_kkt_space, s, vals);
         p.bk = vals[0], p.lx = vals[1], p.ly = vals[2], p.vec = vals[3];
-        p.async  = p.vec == 2 && gdn__gd_cp_async(&ctx->dev);
+        p.async  = p.vec >= 2 && gdn__gd_cp_async(&ctx->dev);
         local[0] = (size_t)(p.lx * p.ly);
     }
     if ((st = kkt_plan_check(ctx, &p, s)))
@@ -460,9 +472,16 @@ static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_sh
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     p->async  = false;
     /* GPUs with cp.async and mma.sync (GDN_DEVICE_FLAG_INLINE_PTX): the
-     * products on the tensor cores (VEC=3, 3xTF32). */
+     * products on the tensor cores (VEC=3, 3xTF32), 16 x 8 work-items = four
+     * SIMD groups of two 8-column tiles each (H200, K = V = 128, B = 4, T =
+     * 4096, H = 16, two alternated runs: 0.195-0.196 ms against 0.220-0.223
+     * for 16 x 16, one tile per group, and 0.223 for the VEC=1 plan below;
+     * 16 x 16 with slices copied two ahead into three slots, 0.223-0.224;
+     * the grid with the heads fastest, no change). Probes of the 16 x 16
+     * form: 0.184 ms without the products, 0.212 without the stores, 0.100
+     * with neither (its reads alone: 335 MB, 3.3 TB/s). */
     if (gdn__gd_cp_async(dev)) {
-        p->vec = 3, p->lx = p->ly = 16, p->bnk = p->bnv = 32;
+        p->vec = 3, p->lx = 16, p->ly = 8, p->bnk = p->bnv = 32;
         if (wy_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), wy_plan_local(p)))
             return;
     }
@@ -496,7 +515,8 @@ static bool wy_plan_ok(const struct gd_wy_plan *p, const struct gdn_gd_shape *s)
              /* VEC: 64 / LY, BNK / LX and BNV / LX multiples of 4 (the kernel's #error) */
              (p->vec == 1 && (p->lx < 4 || (CH / p->ly) % 4 || p->bnk % (4 * p->lx) ||
                               p->bnv % (4 * p->lx))) ||
-             (p->vec == 3 && (p->lx != 16 || p->ly != 16 || p->bnk != 32 || p->bnv != 32)) ||
+             (p->vec == 3 &&
+              (p->lx != 16 || (p->ly != 8 && p->ly != 16) || p->bnk != 32 || p->bnv != 32)) ||
              (p->vec != 0 && p->vec != 1 && p->vec != 3));
 }
 
