@@ -95,6 +95,9 @@
 #if VEC == 3 && (BK != 16 || LX != 16 || LY < 8)
 #error "kkt_solve: VEC=3 needs BK = 16, LX = 16 and LY = 8 or 16"
 #endif
+#define KKT_NW  (WG / 32)      /* VEC=3: SIMD groups */
+#define KKT_TPW (32 / KKT_NW)  /* VEC=3: Gram tiles per group, at most */
+#define KKT_LDX 40             /* VEC=3: row stride of the merges' X in KL */
 /*
  * VEC=2 (the GPU form only): the Gram matrix from key slices staged
  * row-major and copied by GDN_CP16 (cp.async on NVIDIA, a plain load and
@@ -117,7 +120,10 @@
  * lie below the block's end and below L (tiles w / 4, w / 4 + KKT_NW / 4, ...
  * of the 2 p + 2 at or left of the diagonal); row blocks at or past L form
  * none. AL is zeroed before the mask writes the formed tiles, so the upper
- * blocks and the columns past L hold the zeros the inverse needs.
+ * blocks and the columns past L hold the zeros the inverse needs. The
+ * merges after the diagonal substitution run on warp tiles too, in two
+ * levels of pairs instead of three block rows (below). Local memory: 4 *
+ * (64 * 65 + 32 * 40 + 128) bytes (22.2 KiB).
  */
 #if VEC == 2
 #define KKT_ROW(a) (TMG * ty + (a))
@@ -145,7 +151,11 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
 #else
     __local float AL[CH * LDA];       /* A, then Ai in place */
 #endif
+#if VEC == 3 /* the merges' X: 32 x KKT_LDX */
+    __local float KL[BK * LDT > 32 * KKT_LDX ? BK * LDT : 32 * KKT_LDX];
+#else
     __local float KL[BK * LDT];       /* key slice K_c^T; later the solve scratch */
+#endif
     __local float Gs[CH], bs[CH];
     const int     lid = (int)get_local_id(0);
     const int     tx = lid % LX, ty = lid / LX;
@@ -154,8 +164,6 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     const int4    ch = chunks[c];
     const int     first = ch.y, L = ch.z;
 #if VEC == 3
-#define KKT_NW  (WG / 32)      /* SIMD groups */
-#define KKT_TPW (32 / KKT_NW)  /* tiles per group, at most */
     const int     wq = lid >> 5, pq = wq & 3, jq = wq >> 2;
     const int     njq = min(2 * pq + 2, (L + 7) / 8); /* tiles the rows need */
     float         acc[KKT_TPW][4], af[GDN_TC_AN], bf[GDN_TC_BN];
@@ -368,7 +376,69 @@ void gated_delta_kkt_solve(__global const float *k, __global const float *b,
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Block rows 1..3: X_pq = A_p,[q,p) Ai_[q,p),q ; Ai_pq = -Ai_pp X_pq. */
-#if LX == 1
+#if VEC == 3
+    /* On warp tiles, in two levels of the block inverse
+     *   [P 0; Q R]^-1 = [P^-1 0; -R^-1 Q P^-1  R^-1]:
+     * the pairs of 16 x 16 blocks (0, 1) and (2, 3) side by side, then the
+     * 32 x 32 halves. Each level: X = Q P^-1 into KL, then -R^-1 X over Q in
+     * AL (Q is read only by X, R^-1 and X only by the second product).
+     * Tiles and k steps past what a product needs are skipped by conditions
+     * inside fixed trip counts (see wy_fwd.cl VEC=3 on PoCL). */
+    for (int t0 = 0; t0 < 4; t0 += KKT_NW) { /* level 1, X: pair P, 8-column tile n */
+        const int t = t0 + wq, P = t >> 1, n = t & 1;
+        if (t < 4) {
+            float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int ks = 0; ks < 2; ks++) {
+                GDN_TC_LOAD_A(af, AL, LDA, 32 * P + 16, 32 * P + 8 * ks);
+                GDN_TC_LOAD_B(bf, AL, LDA, 32 * P + 8 * ks, 32 * P + 8 * n);
+                GDN_TC_MMA(x, af, bf);
+            }
+            for (int e = 0; e < 4; e++)
+                KL[(16 * P + GDN_TC_ROW(e)) * KKT_LDX + 8 * n + GDN_TC_COL(e)] = x[e];
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t0 = 0; t0 < 4; t0 += KKT_NW) { /* level 1: Ai_ba = -Ai_bb X */
+        const int t = t0 + wq, P = t >> 1, n = t & 1;
+        if (t < 4) {
+            float y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int ks = 0; ks < 2; ks++) {
+                GDN_TC_LOAD_A(af, AL, LDA, 32 * P + 16, 32 * P + 16 + 8 * ks);
+                GDN_TC_LOAD_B(bf, KL + 16 * P * KKT_LDX, KKT_LDX, 8 * ks, 8 * n);
+                GDN_TC_MMA(y, af, bf);
+            }
+            for (int e = 0; e < 4; e++)
+                AL[(32 * P + 16 + GDN_TC_ROW(e)) * LDA + 32 * P + 8 * n + GDN_TC_COL(e)] = -y[e];
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t0 = 0; t0 < 8; t0 += KKT_NW) { /* level 2, X: row block rb, tile j */
+        const int t = t0 + wq, rb = t >> 2, j = t & 3;
+        float     x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int ks = 0; ks < 4; ks++)
+            if (ks >= j) { /* (Ai_[01][01] is lower triangular) */
+                GDN_TC_LOAD_A(af, AL, LDA, 32 + 16 * rb, 8 * ks);
+                GDN_TC_LOAD_B(bf, AL, LDA, 8 * ks, 8 * j);
+                GDN_TC_MMA(x, af, bf);
+            }
+        for (int e = 0; e < 4; e++)
+            KL[(16 * rb + GDN_TC_ROW(e)) * KKT_LDX + 8 * j + GDN_TC_COL(e)] = x[e];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t0 = 0; t0 < 8; t0 += KKT_NW) { /* level 2: Ai_[23][01] = -Ai_[23][23] X */
+        const int t = t0 + wq, rb = t >> 2, j = t & 3;
+        float     y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int ks = 0; ks < 4; ks++)
+            if (ks < 2 * rb + 2) {
+                GDN_TC_LOAD_A(af, AL, LDA, 32 + 16 * rb, 32 + 8 * ks);
+                GDN_TC_LOAD_B(bf, KL, KKT_LDX, 8 * ks, 8 * j);
+                GDN_TC_MMA(y, af, bf);
+            }
+        for (int e = 0; e < 4; e++)
+            AL[(32 + 16 * rb + GDN_TC_ROW(e)) * LDA + 8 * j + GDN_TC_COL(e)] = -y[e];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#elif LX == 1
     /* Row form: work-item ty owns rows ty + LY a2 of block row P (a2 <
      * 16 / LY); X (16 x 16P, in KL) and Ai_P,[0,P) are formed as float16
      * row segments, q-block by q-block, each summed over m in order. */

@@ -67,7 +67,8 @@ const struct gdn_tune_row gdn__tune_builtin[] = {
      * 0.224-0.225; 8 x 8, 0.259-0.260; 16 x 4, 0.242-0.244. Then the Gram on
      * the tensor cores (VEC=3, 3xTF32), two alternated runs: 16 x 8
      * work-items 0.165-0.168 ms against 0.197-0.203 for VEC=2; 16 x 16,
-     * 0.197-0.199 (chunk_fwd.c, kkt_plan_default). */
+     * 0.197-0.199; with its merges on warp tiles too, 0.144-0.145 (16 x 16,
+     * 0.150-0.151; chunk_fwd.c, kkt_plan_default). */
     {"sm_90",  "gated_delta/kkt_solve", "K128.V128", "BK=16 LX=16 LY=8 VEC=3"},
     /* wy_bwd's float4 form (VEC=1), its GPU default: 2.33 -> 2.04 ms (6 plans);
      * with coalesced, prefetched staging 16 x 4 work-items over tiles of 16:

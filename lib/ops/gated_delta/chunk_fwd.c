@@ -297,7 +297,10 @@ struct gd_kkt_plan {
 
 static size_t kkt_plan_local(const struct gd_kkt_plan *p)
 {
-    return sizeof(float) * ((size_t)CH * (CH + 1) + (size_t)p->bk * (CH + 1) + 2 * CH);
+    size_t kl = (size_t)p->bk * (CH + 1); /* the key slice, then the solve's scratch */
+    if (p->vec == 3 && kl < 32 * 40)      /* VEC=3: the merges' 32 x 40 */
+        kl = 32 * 40;
+    return sizeof(float) * ((size_t)CH * (CH + 1) + kl + 2 * CH);
 }
 
 static bool kkt_plan_ok(const struct gd_kkt_plan *p, const struct gdn_gd_shape *s);
@@ -311,6 +314,10 @@ static void kkt_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
      * groups (H200, K = V = 128, B = 4, T = 4096, H = 16, two alternated
      * runs: 0.165-0.168 ms against 0.197-0.203 for VEC=2; 16 x 16, 0.197-0.199;
      * the grid with the heads fastest instead of the chunks, 0.187-0.195).
+     * Probes of that form, parts left out: the merges 0.041 ms, the Gram
+     * 0.029, the diagonal substitution 0.009, all three 0.100 ms left. With
+     * the merges on warp tiles too (two levels of pairs): 0.144-0.145 ms
+     * (16 x 16: 0.150-0.151).
      * Before it, VEC=2: the Gram from key
      * slices copied ahead, 16 x 8 work-items (H200, K = V = 128, B = 4, T =
      * 4096, H = 16, three alternated runs: 0.211-0.217 ms against 0.236-0.238
