@@ -170,7 +170,160 @@ gated_delta_dv_local(DV_LOCAL_PARAMS)
 #define CC(b) (4 * tx + ((b) / 4) * 4 * TX + (b) % 4) /* column of accumulator column b */
 #define VSZ   (2 * BK * LDA > CH * (LDA + LDB) ? 2 * BK * LDA : CH * (LDA + LDB))
 
-#if VEC == 2
+#if VEC == 3
+/*
+ * VEC=3: VEC=2's copies with the products on GDN_TC's warp tiles
+ * (cl/include/gdn_tile.clh: 3xTF32 mma.sync on NVIDIA's tensor cores with
+ * GDN_TC=1, its plain twin elsewhere), TX = 16 and TY = 8 or 16: NW3 = four
+ * or eight SIMD groups. Akq = k q^T on 16 x 8 tiles: group w forms the
+ * tiles of row block p = w % 4 at or right of the diagonal (columns from
+ * 16 p) and below L, every (NW3 / 4)-th of them from tile 2 p + w / 4, over
+ * the k and q slices (64 x 16, rows padded to 20) copied a slice ahead into
+ * two slots; the masked tiles go to sS (64 x 68, row-major) over the dead
+ * slots. dv_local = Akq do over do tiles of 64 x BV (rows padded to BV + 8)
+ * in two slots, the first copied with the first slice, each next one while
+ * the current one is multiplied: group w owns columns 8 NT3 (w / 2) ... of
+ * the tile in two row blocks whose products are the same length together
+ * (rows of block p need Akq's columns from 16 p: blocks 0 and 3 for even w,
+ * 1 and 2 for odd w), each A fragment loaded once for its NT3 tiles; k
+ * steps stop at L. Rows past L of k, q and do repeat row L - 1 (finite,
+ * meeting only Akq's zeros and rows never stored). Local memory: 4 * (max(4
+ * * 64 * 20, 64 * 68) + 2 * 64 (BV + 8) + 64) bytes (40.3 KiB at BV = 32).
+ */
+#define LDQ3   (BK + 4)           /* row stride of the k and q slices */
+#define LDS3   (CH + 4)           /* row stride of sS */
+#define LDD3   (BV + 8)           /* row stride of a do tile */
+#define SLOTQ3 (2 * CH * LDQ3)    /* one slot: a k slice, then a q slice */
+#define R13    (2 * SLOTQ3 > CH * LDS3 ? 2 * SLOTQ3 : CH * LDS3)
+#define NW3    (WG / 32)          /* SIMD groups */
+#define TPW3   (32 / NW3)         /* Akq tiles per group, at most */
+#define NT3    (BV / 4 / NW3)     /* 8-column do tiles per row block per group */
+#if TX != 16 || (TY != 8 && TY != 16) || BK != 16 || BV % (4 * NW3) != 0
+#    error "dv_local_bwd.cl: VEC=3 needs TX = 16, TY = 8 or 16, BK = 16, BV a multiple of NW3 * 4"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gated_delta_dv_local_v(DV_LOCAL_PARAMS)
+{
+    __local float4 sX4[(R13 + 2 * CH * LDD3) / 4]; /* float4: aligned for the copies */
+    __local float  sG[CH];
+    __local float *sX = (__local float *)sX4, *sS = sX, *sD = sX + R13;
+
+    const int   tid = (int)get_local_id(0);
+    const int   c = (int)get_group_id(1), hv = (int)get_group_id(2);
+    const int4  e4 = chunks[c];
+    const int   t0 = e4.y, L = e4.z;
+    const int   hk = hv / (HV / H);
+    const int   w = tid >> 5, p1 = w & 3, j1 = w >> 2;                  /* Akq */
+    const int   pa = w & 1, pb = 3 - pa, n2 = 8 * NT3 * (w >> 1);       /* dv_local */
+    const int   nl = (L + 7) / 8; /* 8-wide tiles and k steps holding rows < L */
+    const __global float *kc = k + (t0 * H + hk) * K_DIM, *qc = q + (t0 * H + hk) * K_DIM;
+    const __global float *dc = do_ + (t0 * HV + hv) * V_DIM;
+    float       acc[TPW3][4], out[2][NT3][4], af[GDN_TC_AN], bf[NT3][GDN_TC_BN];
+
+/* Slice s of k and q into slot b; do tile t into do slot t & 1. */
+#define DVL3_COPY_KQ(s, b)                                                                         \
+    do {                                                                                           \
+        __local float *d_ = sX + (b) * SLOTQ3;                                                     \
+        for (int e_ = tid; e_ < CH * (BK / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BK / 4), c_ = 4 * (e_ - r_ * (BK / 4));                           \
+            const int o_ = min(r_, L - 1) * (H * K_DIM) + (s) * BK + c_;                           \
+            GDN_CP16(d_ + r_ * LDQ3 + c_, kc + o_);                                                \
+            GDN_CP16(d_ + CH * LDQ3 + r_ * LDQ3 + c_, qc + o_);                                    \
+        }                                                                                          \
+    } while (0)
+#define DVL3_COPY_DO(t)                                                                            \
+    do {                                                                                           \
+        __local float *d_ = sD + ((t) & 1) * CH * LDD3;                                            \
+        for (int e_ = tid; e_ < CH * (BV / 4); e_ += WG) {                                         \
+            const int r_ = e_ / (BV / 4), c_ = 4 * (e_ - r_ * (BV / 4));                           \
+            GDN_CP16(d_ + r_ * LDD3 + c_,                                                          \
+                     dc + (min(r_, L - 1) * (HV * V_DIM) + (t) * BV + c_));                        \
+        }                                                                                          \
+    } while (0)
+
+    for (int r = tid; r < CH; r += WG)
+        sG[r] = G[(t0 + min(r, L - 1)) * HV + hv];
+    DVL3_COPY_DO(0);
+    DVL3_COPY_KQ(0, 0);
+    GDN_TILE_ZERO(acc, TPW3, 4);
+    for (int s = 0; s < K_DIM / BK; s++) {
+        __local const float *sK = sX + (s & 1) * SLOTQ3, *sQ = sK + CH * LDQ3;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* slice s is in; the other slot's readers are done */
+        if (s + 1 < K_DIM / BK)
+            DVL3_COPY_KQ(s + 1, (s + 1) & 1);
+        if (16 * p1 < L)
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 8) {
+                GDN_TC_LOAD_A(af, sK, LDQ3, 16 * p1, kk);
+#pragma unroll
+                for (int e = 0; e < TPW3; e++) {
+                    const int j = 2 * p1 + j1 + (NW3 / 4) * e;
+                    if (j < nl) {
+                        GDN_TC_LOAD_BT(bf[0], sQ, LDQ3, kk, 8 * j);
+                        GDN_TC_MMA(acc[e], af, bf[0]);
+                    }
+                }
+            }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* the k, q slots are free: sS lies over them */
+    if (16 * p1 < L)
+#pragma unroll
+        for (int e = 0; e < TPW3; e++) {
+            const int j = 2 * p1 + j1 + (NW3 / 4) * e;
+            if (j < nl)
+                for (int f = 0; f < 4; f++) {
+                    const int  i = 16 * p1 + GDN_TC_ROW(f), jj = 8 * j + GDN_TC_COL(f);
+                    const bool on = i <= jj && jj < L;
+                    sS[i * LDS3 + jj] =
+                        on ? scale * acc[e][f] * exp2(on ? sG[jj] - sG[i] : 0.0f) : 0.0f;
+                }
+        }
+    for (int t = 0; t < V_DIM / BV; t++) {
+        __local const float *sDt = sD + (t & 1) * CH * LDD3;
+        GDN_CP_WAIT();
+        barrier(CLK_LOCAL_MEM_FENCE); /* sS and do tile t are in; tile t - 1's readers are done */
+        if (t + 1 < V_DIM / BV)
+            DVL3_COPY_DO(t + 1);
+        GDN_TILE_ZERO(out[0], NT3, 4);
+        GDN_TILE_ZERO(out[1], NT3, 4);
+        /* (Fixed trip counts, bounds as conditions: see wy_fwd.cl VEC=3.) */
+        for (int ks = 0; ks < CH / 8; ks++)
+            if (ks < nl) {
+#pragma unroll
+                for (int n = 0; n < NT3; n++)
+                    GDN_TC_LOAD_B(bf[n], sDt, LDD3, 8 * ks, n2 + 8 * n);
+                if (ks >= 2 * pa) {
+                    GDN_TC_LOAD_A(af, sS, LDS3, 16 * pa, 8 * ks);
+#pragma unroll
+                    for (int n = 0; n < NT3; n++)
+                        GDN_TC_MMA(out[0][n], af, bf[n]);
+                }
+                if (ks >= 2 * pb) {
+                    GDN_TC_LOAD_A(af, sS, LDS3, 16 * pb, 8 * ks);
+#pragma unroll
+                    for (int n = 0; n < NT3; n++)
+                        GDN_TC_MMA(out[1][n], af, bf[n]);
+                }
+            }
+#pragma unroll
+        for (int qb = 0; qb < 2; qb++)
+#pragma unroll
+            for (int e = 0; e < 4; e += 2) {
+                const int i = 16 * (qb ? pb : pa) + GDN_TC_ROW(e);
+                if (i < L)
+#pragma unroll
+                    for (int n = 0; n < NT3; n++)
+                        *(__global float2 *)(dvl + ((t0 + i) * HV + hv) * V_DIM + t * BV + n2 +
+                                             8 * n + GDN_TC_COL(e)) =
+                            (float2)(out[qb][n][e], out[qb][n][e + 1]);
+            }
+    }
+#undef DVL3_COPY_KQ
+#undef DVL3_COPY_DO
+}
+#elif VEC == 2
 /*
  * VEC=2: the same function with every operand staged row-major and copied
  * by GDN_CP16 (cp.async on NVIDIA, a plain load and store on other devices:

@@ -111,15 +111,22 @@ static bool format_defines(struct gdn_define *d, size_t n, int unroll, struct la
 struct dvl_plan {
     int                bk, bv, ty, tx;
     int                vec;    /* VEC: gated_delta_dv_local_v, float4 operand reads; 2: on
-                                  row-major operands copied a tile ahead */
+                                  row-major operands copied a tile ahead; 3: 2's copies,
+                                  the products on warp tiles of 16 x 8 (GDN_TC; BK 16,
+                                  TX 16, TY 8 or 16) */
     int                unroll; /* UNROLL: GDN_TILE_UNROLL (gated_delta.h) */
-    bool               async;  /* not tuned: VEC=2's copies are cp.async (GDN_ASYNC=1),
-                                  set from gdn__gd_cp_async */
+    bool               async;  /* not tuned: VEC=2's and 3's copies are cp.async
+                                  (GDN_ASYNC=1) and VEC=3's products 3xTF32 mma.sync
+                                  (GDN_TC=1), set from gdn__gd_cp_async */
     struct launch_geom g;
 };
 
 static size_t dvl_lmem(const struct dvl_plan *p)
 {
+    if (p->vec == 3) { /* k, q slots (ld BK + 4), then Akq (ld 68) over them; do slots, G */
+        const size_t r1 = max_sz((size_t)4 * CH * (p->bk + 4), (size_t)CH * (CH + 4));
+        return (r1 + (size_t)2 * CH * (p->bv + 8) + CH) * 4;
+    }
     if (p->vec == 2) { /* Akq and do slot 1, then do slot 0 past the k, q slots */
         const size_t d0 = max_sz((size_t)CH * (CH + p->bv), (size_t)4 * CH * (p->bk + 4));
         return (d0 + (size_t)CH * p->bv) * 4;
@@ -142,6 +149,9 @@ static bool dvl_plan_ok(const struct gdn_gd_shape *s, const struct dvl_plan *p)
         return (CH / p->ty) % 4 == 0 && (CH / p->tx) % 4 == 0 && (p->bv / p->tx) % 4 == 0;
     if (p->vec == 2) /* BK a multiple of 4 (float4 copies), BV/TX of 4 */
         return p->bk % 4 == 0 && (p->bv / p->tx) % 4 == 0;
+    if (p->vec == 3) /* TX 16, TY 8 or 16, BK 16, BV a multiple of 4 (TY TX / 32) */
+        return p->tx == 16 && (p->ty == 8 || p->ty == 16) && p->bk == 16 &&
+               p->bv % (p->ty * p->tx / 8) == 0;
     return p->vec == 0;
 }
 
@@ -150,11 +160,22 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
 {
     p->unroll = 0; /* the compiler's choice (sm_90 rows in lib/tune/db_builtin.c) */
     p->async  = false;
-    /* GPUs with cp.async (GDN_DEVICE_FLAG_INLINE_PTX): the form whose copies
+    /* GPUs with cp.async and mma.sync (GDN_DEVICE_FLAG_INLINE_PTX): the
+     * products on the tensor cores (VEC=3, 3xTF32), 8 x 16 work-items = four
+     * SIMD groups, V tiles of 32. H200 (K = V = 128, B = 4, T = 4096, H = 16),
+     * two alternated runs: 0.229-0.230 ms against 0.238 for VEC=2 below
+     * (16 x 16: 0.236-0.239; V tiles of 16: 0.253-0.254; 64 do not fit in
+     * 48 KiB). Next, the form whose copies
      * run a tile ahead, 8 x 16 work-items (TY x TX), slices of 16, V tiles
      * of 64. H200 (K = V = 128, B = 4, T = 4096, H = 16), three alternated
      * runs: 0.236-0.238 ms against 0.305-0.306 for the VEC=1 plan below
      * (16 x 16: 0.246-0.247; 16 x 8: 0.255; V tiles of 32, 0.266-0.267). */
+    if (gdn__gd_cp_async(dev)) {
+        p->vec = 3, p->ty = 8, p->tx = 16, p->bk = 16;
+        p->bv = pick_div(s->V, 32);
+        if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
+            return;
+    }
     if (gdn__gd_cp_async(dev)) {
         p->vec = 2, p->ty = 8, p->tx = 16, p->bk = 16;
         p->bv = pick_div(s->V, 64);
@@ -208,7 +229,7 @@ static const struct gdn_tune_param dvl_params[] = {
     {"BV", 16, 3, {16, 32, 64}},
     {"TY", 16, BWD_SIDES},
     {"TX", 16, BWD_SIDES},
-    {"VEC", 0, 3, {0, 1, 2}},
+    {"VEC", 0, 4, {0, 1, 2, 3}},
     GDN_GD_UNROLL_PARAM,
 };
 const struct gdn_tune_space gdn__gd_dvl_space = {
@@ -220,13 +241,16 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
 {
     struct gdn_define   d[] = {{"K_DIM", s->K}, {"V_DIM", s->V}, {"BK", p->bk},
                                {"BV", p->bv},   {"TY", p->ty},   {"TX", p->tx},
-                               {"VEC", p->vec}, {NULL, 0} /* GDN_ASYNC */, UNROLL_SLOT};
+                               {"VEC", p->vec}, {NULL, 0} /* GDN_ASYNC */,
+                               {NULL, 0} /* GDN_TC */, UNROLL_SLOT};
     struct launch_geom *g   = &p->g;
-    size_t              n   = GDN_ARRAY_SIZE(d) - 2;
+    size_t              n   = GDN_ARRAY_SIZE(d) - 3;
     if (!dvl_plan_ok(s, p))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
-    p->async = p->vec == 2 && gdn__gd_cp_async(&ctx->dev);
+    p->async = p->vec >= 2 && gdn__gd_cp_async(&ctx->dev);
     n += gdn__gd_async_define(p->async, d + n);
+    if (p->async && p->vec == 3)
+        d[n].name = "GDN_TC", d[n].value = 1, n++;
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
