@@ -1246,6 +1246,58 @@ static bool done_after_wait(cl_event ev)
     return status == CL_COMPLETE;
 }
 
+/* The device values of a cached int table. */
+static void expect_table(gdn_context *ctx, cl_mem m, const int32_t *want, size_t n)
+{
+    int32_t got[64];
+    ck_assert_uint_le(n, 64);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, 0, n * sizeof(int32_t), got, 0,
+                                         NULL, NULL),
+                     CL_SUCCESS);
+    ck_assert_int_eq(memcmp(got, want, n * sizeof(int32_t)), 0);
+}
+
+START_TEST(int_table_cache)
+{
+    /* gdn__int_table: the same values give the same buffer back (what a
+     * forward pass on one batch shape reuses); other values or lengths a
+     * new one; a table leaves the cache after GDN_INT_TABLES newer ones;
+     * a buffer released by the cache stays valid for its holder. */
+    gdn_context *ctx = gdn_test_ctx;
+    int32_t      a[5] = {0, 64, 128, 130, 200}, b[5] = {0, 64, 128, 131, 200}, t[8];
+    cl_mem       m1, m2, m3, m4, mk;
+    int          i;
+
+    CTX_OK(ctx, gdn__int_table(ctx, a, 5, &m1));
+    CTX_OK(ctx, gdn__int_table(ctx, a, 5, &m2));
+    ck_assert_ptr_eq(m1, m2);
+    CTX_OK(ctx, gdn__int_table(ctx, b, 5, &m3));
+    ck_assert_ptr_ne(m1, m3);
+    CTX_OK(ctx, gdn__int_table(ctx, a, 4, &m4));
+    ck_assert_ptr_ne(m1, m4);
+    expect_table(ctx, m1, a, 5);
+    expect_table(ctx, m3, b, 5);
+    expect_table(ctx, m4, a, 4);
+    for (i = 0; i < GDN_INT_TABLES; i++) { /* push a out */
+        cl_mem m;
+        int    j;
+        for (j = 0; j < 8; j++)
+            t[j] = 1000 * (i + 1) + j;
+        CTX_OK(ctx, gdn__int_table(ctx, t, 8, &m));
+        gdn__buffer_release(m);
+    }
+    CTX_OK(ctx, gdn__int_table(ctx, a, 5, &mk));
+    ck_assert_ptr_ne(m1, mk);
+    expect_table(ctx, mk, a, 5);
+    expect_table(ctx, m1, a, 5); /* still held by this test */
+    gdn__buffer_release(m1);
+    gdn__buffer_release(m2);
+    gdn__buffer_release(m3);
+    gdn__buffer_release(m4);
+    gdn__buffer_release(mk);
+}
+END_TEST
+
 START_TEST(fork_join_ordering)
 {
     /* gdn__fork_*: the side branch runs after everything enqueued on the
@@ -1670,6 +1722,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, interop_wrap_cl_mem);
     tcase_add_test(tc, interop_own_queue_ordering);
     tcase_add_test(tc, fork_join_ordering);
+    tcase_add_test(tc, int_table_cache);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("kernels");

@@ -183,6 +183,7 @@ static void context_free(gdn_context *ctx)
         gdn__free(sums);
     gdn__free(ctx->prof.recs);
     gdn__buffer_release(ctx->iota);
+    gdn__int_tables_clear(ctx);
     gdn__scratch_trim(ctx);
     gdn__program_cache_clear(ctx);
     if (ctx->side_queue) {

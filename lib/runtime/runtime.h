@@ -55,6 +55,9 @@ struct gdn_prof_rec {
     cl_event ev;
 };
 
+#define GDN_INT_TABLES    8       /* gdn__int_table: tables kept per context */
+#define GDN_INT_TABLE_MAX 65536   /* gdn__int_table: values of the largest kept */
+
 struct gdn_context {
     struct gdn_device dev;
     cl_context        cl_ctx;
@@ -97,6 +100,14 @@ struct gdn_context {
     /* int32 0, 1, 2, ... on the device (gdn__iota), grown on demand */
     cl_mem  iota;
     int32_t iota_n;
+
+    /* device copies of small host int tables (gdn__int_table), the most
+     * recent first */
+    struct {
+        int32_t *host; /* the table's values (the key) */
+        size_t   n;
+        cl_mem   mem;
+    } int_tables[GDN_INT_TABLES];
 
     /* per-kernel profiling (bench and tuner only; off by default) */
     struct {
@@ -171,6 +182,15 @@ void       gdn__scratch_trim(gdn_context *ctx);
  * entries), owned by ctx; used as the offsets of n one-token sequences so
  * decode steps allocate nothing. */
 gdn_status gdn__iota(gdn_context *ctx, int32_t n, cl_mem *out);
+/* A read-only device buffer holding src[0 .. n-1], for the caller to
+ * release: the buffer uploaded for the same values earlier, if the context
+ * still keeps it (the last GDN_INT_TABLES tables of at most
+ * GDN_INT_TABLE_MAX values), else a new upload. A forward pass uploads its
+ * chunk tables this way, so repeated calls on one batch shape upload
+ * nothing. */
+gdn_status gdn__int_table(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out);
+/* Release the context's cached tables. */
+void gdn__int_tables_clear(gdn_context *ctx);
 
 /* ---------------------------------------------------------------- programs */
 

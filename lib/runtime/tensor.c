@@ -330,6 +330,60 @@ gdn_status gdn__iota(gdn_context *ctx, int32_t n, cl_mem *out)
     return GDN_STATUS_OK;
 }
 
+gdn_status gdn__int_table(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
+{
+    const size_t nt = GDN_INT_TABLES;
+    size_t       i;
+    int32_t     *h;
+    cl_mem       m;
+    cl_int       err;
+
+    *out = NULL;
+    if (n == 0) { /* an empty table: one element, never read */
+        m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY, sizeof(int32_t), NULL, &err);
+        if (err != CL_SUCCESS)
+            return gdn__fail_cl(ctx, err, "uploading an index table");
+        *out = m;
+        return GDN_STATUS_OK;
+    }
+    for (i = 0; i < nt && ctx->int_tables[i].mem; i++)
+        if (ctx->int_tables[i].n == n &&
+            memcmp(ctx->int_tables[i].host, src, n * sizeof(int32_t)) == 0) {
+            clRetainMemObject(ctx->int_tables[i].mem);
+            *out = ctx->int_tables[i].mem;
+            return GDN_STATUS_OK;
+        }
+    m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, n * sizeof(int32_t),
+                       (void *)(uintptr_t)src, &err);
+    if (err != CL_SUCCESS)
+        return gdn__fail_cl(ctx, err, "uploading an index table");
+    *out = m;
+    if (n > GDN_INT_TABLE_MAX || !(h = gdn__malloc(n * sizeof(int32_t))))
+        return GDN_STATUS_OK; /* not kept: uploaded again next time */
+    memcpy(h, src, n * sizeof(int32_t));
+    /* Keep it first; the oldest (last) falls out. */
+    gdn__free(ctx->int_tables[nt - 1].host);
+    gdn__buffer_release(ctx->int_tables[nt - 1].mem);
+    memmove(&ctx->int_tables[1], &ctx->int_tables[0], (nt - 1) * sizeof(ctx->int_tables[0]));
+    clRetainMemObject(m);
+    ctx->int_tables[0].host = h;
+    ctx->int_tables[0].n    = n;
+    ctx->int_tables[0].mem  = m;
+    return GDN_STATUS_OK;
+}
+
+void gdn__int_tables_clear(gdn_context *ctx)
+{
+    size_t i;
+    for (i = 0; i < GDN_INT_TABLES; i++) {
+        gdn__free(ctx->int_tables[i].host);
+        gdn__buffer_release(ctx->int_tables[i].mem);
+        ctx->int_tables[i].host = NULL;
+        ctx->int_tables[i].n    = 0;
+        ctx->int_tables[i].mem  = NULL;
+    }
+}
+
 gdn_status gdn__scratch_acquire(gdn_context *ctx, size_t bytes, cl_mem *out)
 {
     int32_t    i, best = -1;

@@ -221,20 +221,6 @@ static void conv_bucket(const struct gdn_conv_shape *s, char *buf, size_t cap)
              (int)gdn__pow2_ceil_i32(s->C < 1 ? 1 : s->C > (1 << 16) ? (1 << 16) : s->C));
 }
 
-/* Upload a host int array (CL_MEM_COPY_HOST_PTR: copied at creation, no
- * wait on the queue). */
-static gdn_status upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
-{
-    cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                          n * sizeof(int32_t), (void *)(uintptr_t)src, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        return gdn__fail_cl(ctx, err, "conv: uploading index tables");
-    }
-    return GDN_STATUS_OK;
-}
-
 void gdn__conv_index_free(struct gdn_conv_index *ix)
 {
     gdn__buffer_release(ix->seq_off);
@@ -274,9 +260,9 @@ gdn_status gdn__conv_index_build(gdn_context *ctx, const struct gdn_conv_shape *
         } while (t0 < eos);
     }
     ix->nt = (int32_t)nt;
-    st     = upload_ints(ctx, s->offsets, (size_t)s->N + 1, &ix->seq_off);
+    st     = gdn__int_table(ctx, s->offsets, (size_t)s->N + 1, &ix->seq_off);
     if (!st)
-        st = upload_ints(ctx, tab, (size_t)nt * 4, &ix->chunks);
+        st = gdn__int_table(ctx, tab, (size_t)nt * 4, &ix->chunks);
     gdn__free(tab);
     if (st)
         gdn__conv_index_free(ix);

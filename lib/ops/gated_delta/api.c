@@ -44,20 +44,6 @@ static bool head_dim_ok(int64_t d)
     return d >= 16 && d <= 256 && d % 16 == 0;
 }
 
-/* Upload a host int array as a device buffer. CL_MEM_COPY_HOST_PTR copies
- * at creation, so the call does not wait for the queue. */
-static gdn_status upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
-{
-    cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                          n * sizeof(int32_t), (void *)(uintptr_t)src, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        return gdn__fail_cl(ctx, err, "gated_delta: uploading index tables");
-    }
-    return GDN_STATUS_OK;
-}
-
 /* The sequence offsets on the device. One-token sequences (decode steps)
  * share the context's iota buffer, so a step allocates nothing. */
 static gdn_status upload_seq_off(gdn_context *ctx, struct gdn_gated_delta_tape *tp)
@@ -75,7 +61,7 @@ static gdn_status upload_seq_off(gdn_context *ctx, struct gdn_gated_delta_tape *
         tp->idx.seq_off = iota;
         return GDN_STATUS_OK;
     }
-    return upload_ints(ctx, tp->idx.offsets, (size_t)tp->s.N + 1, &tp->idx.seq_off);
+    return gdn__int_table(ctx, tp->idx.offsets, (size_t)tp->s.N + 1, &tp->idx.seq_off);
 }
 
 /* Sequence offsets -> per-sequence chunk offsets and the chunk table (the
@@ -118,9 +104,9 @@ static gdn_status build_index(gdn_context *ctx, struct gdn_gated_delta_tape *tp,
     }
     st = upload_seq_off(ctx, tp);
     if (!st && chunk_tables)
-        st = upload_ints(ctx, chunk_off, (size_t)s->N + 1, &tp->idx.chunk_off);
+        st = gdn__int_table(ctx, chunk_off, (size_t)s->N + 1, &tp->idx.chunk_off);
     if (!st && chunk_tables)
-        st = upload_ints(ctx, chunks, (size_t)(total ? total : 1) * 4, &tp->idx.chunks);
+        st = gdn__int_table(ctx, chunks, (size_t)(total ? total : 1) * 4, &tp->idx.chunks);
     gdn__free(chunk_off);
     gdn__free(chunks);
     return st;

@@ -39,20 +39,6 @@ static bool dim_ok(int64_t d)
     return d >= 16 && d <= 256 && d % 16 == 0;
 }
 
-/* Upload a host int array as a device buffer (copied at creation, so the
- * call does not wait for the queue). */
-static gdn_status upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
-{
-    cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                          (n ? n : 1) * sizeof(int32_t), (void *)(uintptr_t)src, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        return gdn__fail_cl(ctx, err, "mamba2: uploading index tables");
-    }
-    return GDN_STATUS_OK;
-}
-
 /* Sequence offsets -> per-sequence chunk offsets and the chunk table. */
 static gdn_status build_index(gdn_context *ctx, struct gdn_mamba2_tape *tp)
 {
@@ -91,9 +77,9 @@ static gdn_status build_index(gdn_context *ctx, struct gdn_mamba2_tape *tp)
             e[3]           = c;
         }
     }
-    st = upload_ints(ctx, chunk_off, (size_t)s->N + 1, &tp->idx.chunk_off);
+    st = gdn__int_table(ctx, chunk_off, (size_t)s->N + 1, &tp->idx.chunk_off);
     if (!st)
-        st = upload_ints(ctx, chunks, (size_t)(total ? total : 1) * 4, &tp->idx.chunks);
+        st = gdn__int_table(ctx, chunks, (size_t)(total ? total : 1) * 4, &tp->idx.chunks);
     gdn__free(chunk_off);
     gdn__free(chunks);
     return st;

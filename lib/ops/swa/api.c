@@ -22,18 +22,6 @@ void gdn_swa_params_init(gdn_swa_params *params)
     params->rope_base = 10000.0f;
 }
 
-gdn_status gdn__swa_upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out)
-{
-    cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                          (n ? n : 1) * sizeof(int32_t), (void *)(uintptr_t)src, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        return gdn__fail_cl(ctx, err, "swa: uploading index tables");
-    }
-    return GDN_STATUS_OK;
-}
-
 static void index_free(struct gdn_swa_index *idx)
 {
     gdn__buffer_release(idx->seq_off);
@@ -102,9 +90,9 @@ static gdn_status build_index(gdn_context *ctx, const char *fn, const int32_t *s
     }
     s->W = s->window < (s->max_len > 0 ? s->max_len : 1) ? s->window
                                                            : (s->max_len > 0 ? s->max_len : 1);
-    gdn_status st = gdn__swa_upload_ints(ctx, idx->offsets, (size_t)s->N + 1, &idx->seq_off);
+    gdn_status st = gdn__int_table(ctx, idx->offsets, (size_t)s->N + 1, &idx->seq_off);
     if (!st && idx->pos_off)
-        st = gdn__swa_upload_ints(ctx, idx->pos_off, (size_t)s->N, &idx->pos_mem);
+        st = gdn__int_table(ctx, idx->pos_off, (size_t)s->N, &idx->pos_mem);
     return st;
 }
 

@@ -373,7 +373,7 @@ static gdn_status tile_table(gdn_context *ctx, const struct gdn_swa_shape *s,
         }
     }
     *count = c;
-    st     = gdn__swa_upload_ints(ctx, tab, (size_t)(total ? total : 1) * 4, out);
+    st     = gdn__int_table(ctx, tab, (size_t)(total ? total : 1) * 4, out);
     gdn__free(tab);
     return st;
 }

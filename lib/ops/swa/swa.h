@@ -67,10 +67,6 @@ static inline cl_mem gdn__swa_kmem(const struct gdn_swa_tape *tp)
     return tp->kr ? tp->kr : tp->k->mem;
 }
 
-/* ---- api.c ---- */
-/* Upload n host ints as a read-only device buffer. */
-gdn_status gdn__swa_upload_ints(gdn_context *ctx, const int32_t *src, size_t n, cl_mem *out);
-
 /* ---- rope.c ---- */
 /* y1 = R x1 (H1 heads) and y2 = R x2 (H2 heads, 0: none) over the T tokens
  * of the sequences in idx (sign +1), or R^T (sign -1). In place allowed. */
