@@ -175,9 +175,7 @@ static void dvl_plan_default(const struct gdn_device *dev, const struct gdn_gd_s
         p->bv = pick_div(s->V, 32);
         if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
             return;
-    }
-    if (gdn__gd_cp_async(dev)) {
-        p->vec = 2, p->ty = 8, p->tx = 16, p->bk = 16;
+        p->vec = 2;
         p->bv = pick_div(s->V, 64);
         if (dvl_plan_ok(s, p) && lmem_fits(dev, dvl_lmem(p)))
             return;
@@ -248,9 +246,7 @@ static gdn_status dvl_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *s
     if (!dvl_plan_ok(s, p))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dv_local plan: illegal tile sizes");
     p->async = p->vec >= 2 && gdn__gd_cp_async(&ctx->dev);
-    n += gdn__gd_async_define(p->async, d + n);
-    if (p->async && p->vec == 3)
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    n += gdn__gd_async_define(p->async, p->vec == 3, d + n);
     g->lmem = dvl_lmem(p);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0], g->global[1] = (size_t)s->NT, g->global[2] = (size_t)s->HV;
@@ -443,7 +439,7 @@ static gdn_status sbwd_plan_finish(gdn_context *ctx, const struct gdn_gd_shape *
     if (p->rs >= 2)
         d[nd++] = (struct gdn_define){"RSVEC", p->rs - 1};
     p->async = p->rs == 3 && gdn__gd_cp_async(&ctx->dev);
-    nd += gdn__gd_async_define(p->async, d + nd);
+    nd += gdn__gd_async_define(p->async, false, d + nd);
     if (!format_defines(d, nd, p->unroll, g))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "state_bwd plan: defines too long");
     return geom_check(ctx, "state_bwd", g);
@@ -580,10 +576,8 @@ static gdn_status dqkwg_plan_finish(gdn_context *ctx, const struct gdn_gd_shape 
     size_t              n   = GDN_ARRAY_SIZE(d) - 3;
     if (!dqkwg_plan_ok(p, s))
         return gdn__fail(ctx, GDN_STATUS_INTERNAL, "dqkwg plan: illegal tile sizes");
-    if (p->vec == 3 && gdn__gd_cp_async(&ctx->dev)) { /* cp.async copies, 3xTF32 products */
-        n += gdn__gd_async_define(true, d + n);
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
-    }
+    /* cp.async copies, 3xTF32 products */
+    n += gdn__gd_async_define(p->vec == 3 && gdn__gd_cp_async(&ctx->dev), true, d + n);
     g->lmem = dqkwg_lmem(p->bk, p->bvt, p->ty, p->tx, p->vec);
     g->local[0] = (size_t)(p->ty * p->tx), g->local[1] = g->local[2] = 1;
     g->global[0] = g->local[0] * (size_t)(s->K / p->bk);

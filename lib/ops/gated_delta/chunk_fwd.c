@@ -137,12 +137,15 @@ bool gdn__gd_cp_async(const struct gdn_device *dev)
            (dev->info.flags & GDN_DEVICE_FLAG_INLINE_PTX);
 }
 
-size_t gdn__gd_async_define(bool async, struct gdn_define *d)
+size_t gdn__gd_async_define(bool async, bool tc, struct gdn_define *d)
 {
     if (!async)
         return 0;
-    d->name = "GDN_ASYNC", d->value = 1;
-    return 1;
+    d[0].name = "GDN_ASYNC", d[0].value = 1;
+    if (!tc)
+        return 1;
+    d[1].name = "GDN_TC", d[1].value = 1;
+    return 2;
 }
 
 /* Largest tile in {64, 32, 16} (capped at cap) that divides d. */
@@ -367,10 +370,7 @@ static size_t kkt_plan_defines(const struct gd_kkt_plan *p, const struct gdn_gd_
     n = 4;
     if (p->vec) /* (VEC=0 keeps the options, hence the cached programs, of before) */
         d[n].name = "VEC", d[n++].value = p->vec;
-    n += gdn__gd_async_define(p->async, d + n);
-    if (p->async && p->vec == 3)
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
-    return n;
+    return n + gdn__gd_async_define(p->async, p->vec == 3, d + n);
 }
 
 static bool kkt_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -540,10 +540,7 @@ static size_t wy_plan_defines(const struct gd_wy_plan *p, const struct gdn_gd_sh
 {
     size_t n =
         tile_plan_defines("BNK", p->bnk, "BNV", p->bnv, p->lx, p->ly, p->vec, p->unroll, s, d);
-    n += gdn__gd_async_define(p->async, d + n);
-    if (p->async)
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
-    return n;
+    return n + gdn__gd_async_define(p->async, true, d + n); /* async: VEC=3 only */
 }
 
 static bool wy_space_valid(const int32_t *v, const void *problem, const struct gdn_device *dev)
@@ -886,9 +883,7 @@ static size_t state_plan_defines(const struct gd_state_plan *p, const struct gdn
         d[n].name    = "SPLITK";
         d[n++].value = 1;
     }
-    n += gdn__gd_async_define(p->async, d + n);
-    if (p->async && p->pf == 6)
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    n += gdn__gd_async_define(p->async, p->pf == 6, d + n);
     return n + gdn__gd_unroll_define(p->unroll, d + n);
 }
 
@@ -1125,9 +1120,7 @@ static size_t out_plan_defines(const struct gd_out_plan *p, const struct gdn_gd_
                                struct gdn_define *d)
 {
     size_t n = tile_plan_defines("BK", p->bk, "BV", p->bv, p->lx, p->ly, p->vec, p->unroll, s, d);
-    n += gdn__gd_async_define(p->async, d + n);
-    if (p->async && p->vec == 3)
-        d[n].name = "GDN_TC", d[n].value = 1, n++;
+    n += gdn__gd_async_define(p->async, p->vec == 3, d + n);
     return n + gdn__gd_maxreg_define(p->maxreg, d + n);
 }
 

@@ -142,9 +142,11 @@ bool gdn__gd_maxreg_ok(const struct gdn_device *dev, int32_t maxreg);
  * The one feature test of the stages' forms that copy tiles ahead (kkt_solve,
  * out_fwd and dv_local VEC=2): their GPU defaults there, and GDN_ASYNC=1. */
 bool gdn__gd_cp_async(const struct gdn_device *dev);
-/* A plan's async flag as the define GDN_ASYNC=1 into d (when set only, so the
- * twins keep their options): the number of defines written, 0 or 1. */
-size_t gdn__gd_async_define(bool async, struct gdn_define *d);
+/* A plan's async flag as the define GDN_ASYNC=1 into d, and with tc (a form
+ * whose products are on warp tiles) GDN_TC=1 after it: the tensor-core
+ * products go with cp.async, on the same devices. Written only when set, so
+ * the twins keep their options: the number of defines written, 0 to 2. */
+size_t gdn__gd_async_define(bool async, bool tc, struct gdn_define *d);
 /* The bucket of every tuned stage's rows: "K<K>.V<V>". */
 void gdn__gd_bucket(int32_t K, int32_t V, char *buf, size_t cap);
 /* gdn__tune_lookup of a stage for this problem (bucket from K, V). */
