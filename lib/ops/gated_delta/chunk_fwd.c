@@ -486,7 +486,7 @@ static void wy_plan_default(const struct gdn_device *dev, const struct gdn_gd_sh
      * 16 x 16 with slices copied two ahead into three slots, 0.223-0.224;
      * the grid with the heads fastest, no change). Probes of the 16 x 16
      * form: 0.184 ms without the products, 0.212 without the stores, 0.100
-     * with neither (its reads alone: 335 MB, 3.3 TB/s). */
+     * with neither (its reads, 335 MB by count, at 3.3 TB/s). */
     if (gdn__gd_cp_async(dev)) {
         p->vec = 3, p->lx = 16, p->ly = 8, p->bnk = p->bnv = 32;
         if (wy_plan_ok(p, s) && fits(dev, (size_t)(p->lx * p->ly), wy_plan_local(p)))
